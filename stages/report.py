@@ -1,0 +1,160 @@
+"""report: one markdown report over every model with metrics, with samples and plots.
+
+Outputs reports/report.md and reports/plots/*.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from stages.common import METRICS, PREPARED, REPORTS, SAMPLES, params, say, stage_main
+from textdiff.io import atomic_path, read_json, read_jsonl, write_text
+
+COLUMNS = [  # (header, metrics key, format)
+    ("gen_ppl", "gen_ppl", "{:.1f}"),
+    ("gen_ppl (per-sample mean)", "gen_ppl_sample_mean", "{:.1f}"),
+    ("entropy", "entropy", "{:.2f}"),
+    ("div", "div", "{:.3f}"),
+    ("mem", "mem", "{:.3f}"),
+    ("mauve", "mauve", "{:.3f}"),
+    ("held-out ppl", "heldout_ppl", "{:.1f}"),
+    ("samples/s", "samples_per_s", "{:.1f}"),
+    ("gen tokens/s", "tokens_per_s", "{:.0f}"),
+    ("train tokens/s", "train_tokens_per_s", "{:.0f}"),
+    ("MFU", "mfu_vs_cpu_peak", "{:.0%}"),
+]
+
+
+def fmt(value, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return pattern.format(value)
+
+
+def load_rows(models: list[str]) -> list[dict]:
+    rows = []
+    ref = METRICS / "eval" / "reference.json"
+    if ref.exists():
+        rows.append({**read_json(ref), "model": "real text (held-out)"})
+    for name in models:
+        path = METRICS / "eval" / f"{name}.json"
+        if path.exists():
+            extra = [METRICS / "train" / f"{name}.json", METRICS / "likelihood" / f"{name}.json"]
+            merged = read_json(path)
+            for f in extra:
+                if f.exists():
+                    merged.update(read_json(f))
+            rows.append(merged)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = "| model | " + " | ".join(h for h, _, _ in COLUMNS) + " |"
+    sep = "|---|" + "---:|" * len(COLUMNS)
+    body = ["| " + r["model"] + " | " + " | ".join(fmt(r.get(k), f) for _, k, f in COLUMNS) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def plot_quality(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for r in rows:
+        ax.scatter(r["gen_ppl"], r["mauve"], s=40)
+        ax.annotate(r["model"], (r["gen_ppl"], r["mauve"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("generative perplexity under the judge LM (log)")
+    ax.set_ylabel("MAUVE vs held-out text")
+    ax.set_title("Quality: lower-right is worse")
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def plot_losses(models: list[str], path: Path) -> bool:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    drawn = False
+    for name in models:
+        csv_path = METRICS / "train" / f"{name}_loss.csv"
+        if csv_path.exists():
+            with open(csv_path) as f:
+                pts = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+            if pts:
+                ax.plot(*zip(*pts), label=name)
+                drawn = True
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title("Training loss (each family's own loss)")
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return drawn
+
+
+def save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.tight_layout()
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def samples_section(models: list[str], k: int) -> str:
+    parts = []
+    sources = [("real text (held-out)", PREPARED / "valid.jsonl")] + [(m, SAMPLES / f"{m}.jsonl") for m in models]
+    for name, path in sources:
+        if path.exists() and k:
+            texts = [r["text"] for r in read_jsonl(path)][:k]
+            parts.append(f"### {name}\n\n" + "\n".join(f"{i + 1}. {t if t.strip() else '(empty)'}"
+                                                      for i, t in enumerate(texts)))
+    return "\n\n".join(parts)
+
+
+@stage_main("report")
+def main() -> None:
+    p = params()
+    rows = load_rows(p.models)
+    plots = REPORTS / "plots"
+    plot_quality(rows, plots / "quality.png")
+    plot_losses(p.models, plots / "loss.png")
+    stats = read_json(PREPARED / "stats.json")
+    lines = [
+        "# textdiff report",
+        "",
+        f"Corpus: `{p.data.source}`, splits {stats['splits']}. Seed {p.seed}. "
+        f"Judge LM for gen_ppl: `{p.evaluate.judge}`. MAUVE on MiniLM sentence features, "
+        f"n = {rows[0]['mauve_n'] if rows else '–'} per side.",
+        "",
+        "## Comparison",
+        "",
+        table(rows),
+        "",
+        "gen_ppl: exp(Σ NLL / Σ tokens) of the samples under the judge (token-weighted); entropy: mean per-sample "
+        "unigram entropy of judge tokens (nats); div: ∏ₙ₌₂..₄ unique/total word n-grams; mem: fraction of "
+        "generated word 4-grams found in the training split; held-out ppl: exact for AR (an upper bound for "
+        "diffusion families); MFU against the CPU's 185 GFLOP/s fp32 matmul peak.",
+        "",
+        "![quality](plots/quality.png)",
+        "",
+        "![training loss](plots/loss.png)",
+        "",
+        "## Samples",
+        "",
+        samples_section(p.models, p.report.samples_per_model),
+        "",
+    ]
+    write_text(REPORTS / "report.md", "\n".join(lines))
+    say("report", f"{len(rows)} rows -> {REPORTS / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""sample MODEL: generate texts with a trained model; record speed.
+
+Outputs samples/MODEL.jsonl and metrics/sample/MODEL.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from stages.common import METRICS, MODELS, SAMPLES, TOKENIZER, dump, params, say, stage_main
+from textdiff.data.tokenizer import load_tokenizer
+from textdiff.device import resolve_device
+from textdiff.families import get_family
+from textdiff.io import write_json, write_jsonl
+from textdiff.persist import load_model
+
+
+@stage_main("sample")
+def main(name: str) -> None:
+    p = params()
+    section = p.family(name)
+    device = resolve_device(p.device)
+    model, _ = load_model(MODELS / name, device)
+    texts, speed = get_family(name).sample_texts(model, load_tokenizer(TOKENIZER), section.sample,
+                                                 seed=p.seed, device=device)
+    write_jsonl(SAMPLES / f"{name}.jsonl", [{"text": t} for t in texts])
+    write_json(METRICS / "sample" / f"{name}.json", {**speed, "device": str(device), "params": dump(section.sample)})
+    say("sample", f"{name}: {len(texts)} samples, {speed['samples_per_s']:.1f} samples/s, "
+                  f"{speed['tokens_per_s']:.0f} tokens/s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    main(parser.parse_args().model)

@@ -1,0 +1,191 @@
+"""The one typed params schema.
+
+``params.yaml`` is loaded through :func:`load_params`. An unknown key, a wrong
+type or an impossible value raises :class:`ParamsError` whose message names the
+dotted key path (``ar.train.steps``) and what was expected, before any stage
+touches its outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ParamsError(ValueError):
+    """Invalid params: the message names the file, the key path and the problem."""
+
+
+class Section(BaseModel):
+    """Base of every params section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class DataParams(Section):
+    source: Literal["rotten_tomatoes", "huggingface", "files"] = "rotten_tomatoes"
+    hf_dataset: str | None = Field(None, description="dataset name for source=huggingface")
+    hf_config: str | None = None
+    hf_split: str = "train"
+    files: list[str] = Field(default_factory=list, description=".txt/.jsonl/.csv/.parquet paths")
+    text_column: str = "text"
+    label_column: str | None = Field("category", description="kept as the attribute label; null for none")
+    keep_labels: list[str] | None = Field(
+        None, description="keep only rows whose label is in this list (null keeps all)"
+    )
+    length_unit: Literal["words", "tokens"] = "words"
+    min_length: int = Field(3, ge=1)
+    max_length: int = Field(40, ge=1)
+    max_examples: int | None = Field(None, ge=10, description="cap on the corpus after cleaning")
+    valid_fraction: float = Field(0.05, gt=0, lt=1)
+    test_fraction: float = Field(0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataParams":
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) > max_length ({self.max_length})")
+        if self.valid_fraction + self.test_fraction >= 1:
+            raise ValueError("valid_fraction + test_fraction must leave training data (< 1)")
+        if self.source == "huggingface" and not self.hf_dataset:
+            raise ValueError("source=huggingface needs hf_dataset")
+        if self.source == "files" and not self.files:
+            raise ValueError("source=files needs at least one path in files")
+        return self
+
+
+class TokenizerParams(Section):
+    vocab_size: int = Field(4096, ge=300, description="BPE vocabulary incl. 256 bytes and specials")
+    min_frequency: int = Field(2, ge=1)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class BackboneParams(Section):
+    d_model: int = Field(192, ge=8)
+    n_layers: int = Field(4, ge=1)
+    n_heads: int = Field(6, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    seq_len: int = Field(64, ge=4, description="maximum tokens per sequence incl. BOS/EOS")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "BackboneParams":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        return self
+
+
+class TrainParams(Section):
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    max_minutes: float = Field(6.0, gt=0, description="wall-clock budget; training stops early past it")
+    checkpoint_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+
+
+class ARSampleParams(Section):
+    num_samples: int = Field(512, ge=1)
+    batch_size: int = Field(128, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    use_cache: bool = True
+
+
+class ARParams(Section):
+    model: BackboneParams = Field(default_factory=BackboneParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: ARSampleParams = Field(default_factory=ARSampleParams)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+class EvaluateParams(Section):
+    judge: str = Field("ar", description="'ar' (the pipeline's AR model) or a path to a HF causal LM")
+    num_references: int = Field(512, ge=2, description="held-out texts compared against by mauve")
+    mauve_scaling: float = Field(5.0, gt=0)
+    batch_size: int = Field(64, ge=1)
+
+
+class ReportParams(Section):
+    samples_per_model: int = Field(8, ge=0)
+
+
+class TrackingParams(Section):
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "textdiff"
+
+
+FAMILY_SECTIONS = ("ar",)
+
+
+class Params(Section):
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    models: list[str] = Field(default_factory=lambda: ["ar"], min_length=1)
+    data: DataParams = Field(default_factory=DataParams)
+    tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
+    ar: ARParams = Field(default_factory=ARParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    report: ReportParams = Field(default_factory=ReportParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+
+    @model_validator(mode="after")
+    def _check_models(self) -> "Params":
+        unknown = [m for m in self.models if m not in FAMILY_SECTIONS]
+        if unknown:
+            raise ValueError(f"models lists {unknown}; known families: {list(FAMILY_SECTIONS)}")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError("models lists a family twice")
+        if "ar" not in self.models:
+            raise ValueError("models must include 'ar': it is the baseline row and the pipeline's judge LM")
+        return self
+
+    def family(self, name: str) -> Section:
+        if name not in self.models:
+            raise ParamsError(f"model {name!r} is not enabled in params 'models' ({self.models})")
+        return getattr(self, name)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid params in {source}:"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see textdiff/config.py for the schema)"
+        got = e.get("input")
+        shown = "" if e["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {path}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"invalid params in {source}: expected a mapping at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format_errors(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    return parse_params(raw, str(path))

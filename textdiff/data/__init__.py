@@ -1,0 +1,1 @@
+"""Corpus sources, cleaning, splits, tokenizers and batching."""

