@@ -21,31 +21,43 @@ def pad_batch(seqs: list[list[int]], pad_id: int, length: int | None = None) -> 
     return out
 
 
-def batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """Indices of the batch at training ``step``.
+def batch_indices(lengths: list[int], batch_size: int, step: int, seed: int, bucket_batches: int = 50) -> list[int]:
+    """Indices of the batch at training ``step``: deterministic in (step, seed), so a
+    resumed run sees exactly the batches an uninterrupted run would.
 
-    Each epoch is a fresh seeded permutation; the batch depends only on
-    (step, seed), so a resumed run sees exactly the batches an uninterrupted run
-    would.
+    Each epoch is a seeded permutation cut into chunks of ``bucket_batches``
+    batches; each chunk is sorted by length before it is cut into batches, and
+    the batch order is shuffled again. Batches then hold sentences of similar
+    length and padding costs little (dynamic padding to the batch's longest).
     """
-    start = step * batch_size
-    out: list[int] = []
-    while len(out) < batch_size:
-        epoch, offset = divmod(start + len(out), n_items)
-        perm = _epoch_permutation(n_items, seed, epoch)
-        take = min(batch_size - len(out), n_items - offset)
-        out.extend(perm[offset:offset + take].tolist())
-    return out
+    epoch = step // _batches_per_epoch(len(lengths), batch_size)
+    batches = _epoch_batches(tuple(lengths), batch_size, seed, epoch, bucket_batches)
+    return batches[step % len(batches)]
 
 
-_PERM_CACHE: dict[tuple[int, int, int], torch.Tensor] = {}
+def _batches_per_epoch(n_items: int, batch_size: int) -> int:
+    return max(1, n_items // batch_size)
 
 
-def _epoch_permutation(n_items: int, seed: int, epoch: int) -> torch.Tensor:
-    key = (n_items, seed, epoch)
-    if key not in _PERM_CACHE:
-        if len(_PERM_CACHE) > 4:
-            _PERM_CACHE.clear()
+_EPOCH_CACHE: dict[tuple, list[list[int]]] = {}
+
+
+def _epoch_batches(lengths: tuple[int, ...], batch_size: int, seed: int, epoch: int, bucket_batches: int) -> list[list[int]]:
+    key = (hash(lengths), batch_size, seed, epoch, bucket_batches)
+    if key not in _EPOCH_CACHE:
+        if len(_EPOCH_CACHE) > 4:
+            _EPOCH_CACHE.clear()
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        _PERM_CACHE[key] = torch.randperm(n_items, generator=g)
-    return _PERM_CACHE[key]
+        n = len(lengths)
+        perm = torch.randperm(n, generator=g).tolist()
+        if n < batch_size:  # tiny corpora: repeat to fill one batch
+            perm = (perm * (batch_size // max(n, 1) + 1))[:batch_size]
+        usable = perm[: _batches_per_epoch(len(perm), batch_size) * batch_size]
+        chunk = batch_size * bucket_batches
+        batches = []
+        for c in range(0, len(usable), chunk):
+            part = sorted(usable[c:c + chunk], key=lambda i: lengths[i])
+            batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+        order = torch.randperm(len(batches), generator=g).tolist()
+        _EPOCH_CACHE[key] = [batches[i] for i in order]
+    return _EPOCH_CACHE[key]

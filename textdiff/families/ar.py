@@ -39,10 +39,15 @@ def build_model(params: BackboneParams, vocab: Vocab) -> Transformer:
 
 
 def training_loss(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> torch.Tensor:
-    """Mean next-token cross-entropy over non-pad targets."""
-    logits = model(batch[:, :-1])
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1),
-                           ignore_index=vocab.pad_id)
+    """Mean next-token cross-entropy over non-pad targets.
+
+    The output head runs only at positions with a real target: with a vocabulary
+    of thousands it is the most expensive layer, and padding would waste it.
+    """
+    targets = batch[:, 1:]
+    keep = targets != vocab.pad_id
+    logits = model.head(model.hidden(batch[:, :-1])[keep])
+    return F.cross_entropy(logits.float(), targets[keep])
 
 
 @torch.no_grad()
@@ -98,8 +103,10 @@ def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.d
     torch.manual_seed(seed)
     model = build_model(params.model, vocab)
 
+    lengths = [len(s) for s in seqs]
+
     def batch_fn(step: int) -> torch.Tensor:
-        return pad_batch([seqs[i] for i in batch_indices(len(seqs), params.train.batch_size, step, seed)], vocab.pad_id)
+        return pad_batch([seqs[i] for i in batch_indices(lengths, params.train.batch_size, step, seed)], vocab.pad_id)
 
     result = train(model, lambda m, b: training_loss(m, b, vocab), batch_fn, params.train,
                    checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log,

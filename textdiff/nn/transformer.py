@@ -129,6 +129,11 @@ class Transformer(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, self_cond: torch.Tensor | None = None,
                 cache: KVCache | None = None) -> torch.Tensor:
         """``x``: (B, T) token ids or (B, T, input_dim); ``t``: (B,) in [0, 1]; returns (B, T, out)."""
+        return self.head(self.hidden(x, t, self_cond, cache))
+
+    def hidden(self, x: torch.Tensor, t: torch.Tensor | None = None, self_cond: torch.Tensor | None = None,
+               cache: KVCache | None = None) -> torch.Tensor:
+        """Final normalised hidden states (B, T, d_model), before the output head."""
         T = x.shape[1]
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.max_len:
@@ -146,7 +151,10 @@ class Transformer(nn.Module):
             h = block(h, cond, cache, i)
         if cache is not None:
             cache.advance(T)
-        h = self.norm_out(h)
+        return self.norm_out(h)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits through the tied token embedding, or the continuous output projection."""
         return self.out_proj(h) if self.out_proj is not None else h @ self.tok_emb.weight.T
 
     def new_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:

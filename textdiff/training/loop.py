@@ -48,7 +48,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainParams) -> torch.optim.Adam
 
 
 def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], torch.Tensor], cfg: TrainParams,
-          *, checkpoint_dir: Path, fingerprint: str, device: torch.device,
+          *, checkpoint_dir: Path | None, fingerprint: str, device: torch.device,
           log: Callable[[dict, int], None] | None = None, progress: bool = True,
           stop_after: int | None = None) -> TrainResult:
     """Train to ``cfg.steps`` or ``cfg.max_minutes``, whichever comes first.
@@ -58,7 +58,7 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
     """
     model.to(device).train()
     optimizer = make_optimizer(model, cfg)
-    state = load_checkpoint(checkpoint_dir, model, optimizer, fingerprint) or {}
+    state = (load_checkpoint(checkpoint_dir, model, optimizer, fingerprint) if checkpoint_dir else None) or {}
     step = start = state.get("step", 0)
     elapsed_before = state.get("wall_s", 0.0)
     tokens = state.get("tokens", 0)
@@ -97,7 +97,7 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
                 log({"train/loss": value, "train/lr": lr}, step)
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}")
-        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+        if checkpoint_dir and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             wall = elapsed_before + time.perf_counter() - t0
             save_checkpoint(checkpoint_dir, step, model, optimizer,
                             {"wall_s": wall, "tokens": tokens, "losses": losses}, fingerprint)

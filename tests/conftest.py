@@ -1,0 +1,29 @@
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+@pytest.fixture(scope="session")
+def review_texts() -> list[str]:
+    """Real sentences from the bundled corpus (cleaned, deduplicated)."""
+    from textdiff.config import DataParams
+    from textdiff.data.clean import clean_records
+    from textdiff.data.sources import load_records
+
+    kept, _ = clean_records(load_records(DataParams()), 3, 30, "words", ["fresh", "rotten"])
+    return [r["text"] for r in kept[:1200]]
+
+
+@pytest.fixture(scope="session")
+def small_tokenizer(review_texts, tmp_path_factory):
+    """A BPE tokenizer trained on 1000 real sentences, saved and reloaded through AutoTokenizer."""
+    from textdiff.data.tokenizer import load_tokenizer, train_tokenizer
+
+    folder = tmp_path_factory.mktemp("tok")
+    train_tokenizer(review_texts[:1000], vocab_size=600).save_pretrained(str(folder))
+    return load_tokenizer(folder)
