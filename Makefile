@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: repro test bench install clean-venv
+.PHONY: repro test bench ablate install clean-venv
 
 install: $(STAMP)
 
@@ -29,9 +29,15 @@ repro: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Runs every group of ablations.yaml as DVC experiments (commit code first).
+ablate: $(STAMP)
+	$(BIN)/python -m pipelines.ablate
+	$(BIN)/dvc repro report
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/generation.py
+	$(BIN)/python benchmarks/rounding.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -18,6 +18,7 @@ import torch
 
 from textdiff.config import load_params
 from textdiff.device import resolve_device
+from textdiff.data.vocab import Vocab
 from textdiff.families import ar
 from textdiff.persist import load_model
 
@@ -34,11 +35,11 @@ def main() -> None:
         model, _ = load_model("models/ar", device)
         source = "trained models/ar"
         from textdiff.data.tokenizer import load_tokenizer
-        vocab = ar.Vocab.from_tokenizer(load_tokenizer("data/tokenizer"))
+        vocab = Vocab.from_tokenizer(load_tokenizer("data/tokenizer"))
     else:
-        vocab = ar.Vocab(params.tokenizer.vocab_size, 0, 1, 2)
+        vocab = Vocab(params.tokenizer.vocab_size, 0, 1, 2)
         torch.manual_seed(0)
-        model = ar.build_model(params.ar.model, vocab).to(device).eval()
+        model = ar.build_backbone(params.ar.model, vocab).to(device).eval()
         source = "random init"
     print(f"device {device}; {source}: {model.num_parameters() / 1e6:.2f}M params, max_len {model.cfg.max_len}, "
           f"{args.samples} samples per batch")

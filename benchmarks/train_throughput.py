@@ -18,14 +18,15 @@ import torch
 
 from textdiff.config import BackboneParams, TrainParams
 from textdiff.device import resolve_device
+from textdiff.data.vocab import Vocab
 from textdiff.families import ar
 from textdiff.training.loop import make_optimizer
 
 
 def time_steps(params: BackboneParams, vocab_size: int, batch: int, seq: int, steps: int, device) -> list[float]:
     torch.manual_seed(0)
-    vocab = ar.Vocab(vocab_size, 0, 1, 2)
-    model = ar.build_model(params, vocab).to(device).train()
+    vocab = Vocab(vocab_size, 0, 1, 2)
+    model = ar.build_backbone(params, vocab).to(device).train()
     opt = make_optimizer(model, TrainParams())
     data = torch.randint(3, vocab_size, (batch, seq), device=device)
     times = []

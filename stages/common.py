@@ -41,7 +41,7 @@ def file_digest(*paths: Path) -> str:
     h = hashlib.sha256()
     for p in paths:
         for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
-            if f.is_file():
+            if f.is_file() and "__pycache__" not in f.parts:
                 h.update(f.name.encode())
                 h.update(f.read_bytes())
     return h.hexdigest()[:16]

@@ -15,7 +15,7 @@ from textdiff.device import resolve_device
 from textdiff.eval.judge import HFJudge, ProjectJudge, perplexity_metrics
 from textdiff.eval.mauve_score import mauve
 from textdiff.eval.ngrams import diversity, memorisation
-from textdiff.families.ar import Vocab
+from textdiff.data.vocab import Vocab
 from textdiff.io import read_json, read_jsonl, write_json
 from textdiff.persist import load_model
 

@@ -24,7 +24,7 @@ def main(name: str) -> None:
     metrics = get_family(name).likelihood(model, load_tokenizer(TOKENIZER), test, device=device,
                                           batch_size=p.evaluate.batch_size)
     write_json(METRICS / "likelihood" / f"{name}.json", {"model": name, "heldout_texts": len(test), **metrics})
-    say("likelihood", f"{name}: held-out ppl {metrics['heldout_ppl']:.2f} ({metrics['heldout_ppl_bound']})")
+    say("likelihood", f"{name}: held-out ppl {metrics['heldout_ppl']} ({metrics['heldout_ppl_bound']})")
 
 
 def torch_seed(seed: int) -> None:

@@ -57,6 +57,25 @@ def table(rows: list[dict]) -> str:
     return "\n".join([head, sep, *body])
 
 
+ABLATION_COLUMNS = [("gen_ppl", "gen_ppl", "{:.1f}"), ("entropy", "entropy", "{:.2f}"), ("div", "div", "{:.3f}"),
+                    ("mem", "mem", "{:.3f}"), ("mauve", "mauve", "{:.3f}"), ("samples/s", "samples_per_s", "{:.1f}")]
+
+
+def ablation_tables(path: Path) -> str:
+    """One table per ablation group collected by `python -m pipelines.ablate`."""
+    groups = read_json(path) if path.exists() else {}
+    if not groups:
+        return "No ablations collected yet: run `make ablate` (DVC experiments), then `dvc repro report`."
+    parts = []
+    for name, group in groups.items():
+        head = "| run | overrides | " + " | ".join(h for h, _, _ in ABLATION_COLUMNS) + " |"
+        sep = "|---|---|" + "---:|" * len(ABLATION_COLUMNS)
+        body = ["| " + r["name"] + " | " + (", ".join(f"`{o}`" for o in r["overrides"]) or "–") + " | "
+                + " | ".join(fmt(r.get(k), f) for _, k, f in ABLATION_COLUMNS) + " |" for r in group["rows"]]
+        parts.append(f"### {name} ({group['model']})\n\n{group['description']}\n\n" + "\n".join([head, sep, *body]))
+    return "\n\n".join(parts)
+
+
 def plot_quality(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -146,6 +165,10 @@ def main() -> None:
         "![quality](plots/quality.png)",
         "",
         "![training loss](plots/loss.png)",
+        "",
+        "## Ablations",
+        "",
+        ablation_tables(REPORTS / "ablations.json"),
         "",
         "## Samples",
         "",

@@ -3,17 +3,18 @@ import math
 import torch
 
 from textdiff.config import BackboneParams, TrainParams
+from textdiff.data.vocab import Vocab
 from textdiff.families import ar
 from textdiff.sampling.categorical import sample_categorical, top_p_filter
 from textdiff.training.loop import train
 from textdiff.training.lr_schedule import lr_at
 
-VOCAB = ar.Vocab(size=40, pad_id=0, bos_id=1, eos_id=2)
+VOCAB = Vocab(size=40, pad_id=0, bos_id=1, eos_id=2)
 
 
 def tiny_model(dropout=0.0):
     torch.manual_seed(0)
-    return ar.build_model(BackboneParams(d_model=32, n_layers=2, n_heads=4, seq_len=20, dropout=dropout), VOCAB)
+    return ar.build_backbone(BackboneParams(d_model=32, n_layers=2, n_heads=4, seq_len=20, dropout=dropout), VOCAB)
 
 
 def test_kv_cache_generation_equals_recomputation_under_a_fixed_seed():

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_default_and_tiny_params_load():
     p = load_params(ROOT / "params.yaml")
-    assert p.models == ["ar"] and p.ar.model.d_model == 192
+    assert p.models[0] == "ar" and "embedding" in p.models and p.ar.model.d_model == 192
     tiny = load_params(ROOT / "profiles" / "tiny.yaml")
     assert tiny.ar.train.steps < p.ar.train.steps
 

@@ -51,11 +51,12 @@ def test_mauve_on_real_minilm_features(review_texts):
 
 def test_gen_ppl_token_weighted_and_per_sample(small_tokenizer, review_texts):
     from textdiff.config import BackboneParams
+    from textdiff.data.vocab import Vocab
     from textdiff.families import ar
 
-    vocab = ar.Vocab.from_tokenizer(small_tokenizer)
+    vocab = Vocab.from_tokenizer(small_tokenizer)
     torch.manual_seed(0)
-    model = ar.build_model(BackboneParams(d_model=32, n_layers=1, n_heads=2, seq_len=64), vocab)
+    model = ar.build_backbone(BackboneParams(d_model=32, n_layers=1, n_heads=2, seq_len=64), vocab)
     judge = ProjectJudge(model, small_tokenizer, vocab, torch.device("cpu"), batch_size=3)
     texts = review_texts[:5]
     nll, counts, _ = judge.score(texts)

@@ -1,6 +1,7 @@
 """A real `dvc repro` of the tiny params profile in a temp copy of the repository."""
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ def repo(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("repo")
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
-    skip = ("data/", "models/", "samples/", "metrics/", "reports/", "checkpoints/", "dvc.lock")
+    skip = ("data/", "models/", "samples/", "metrics/", "reports/report.md", "reports/plots/", "checkpoints/", "dvc.lock")
     for f in files:
         if not f.startswith(skip) and (ROOT / f).is_file():
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
@@ -85,3 +86,20 @@ def test_bad_params_fail_with_the_key_and_keep_outputs(repo, reproduced):
     assert out.returncode == 2
     assert "ar.train.steps" in out.stderr and "greater than or equal to 1" in out.stderr
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == before
+
+
+def test_ablation_sweep_collects_experiments_into_the_report(repo, reproduced):
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "before ablation", "--allow-empty"], repo)
+    (repo / "tiny_ablations.yaml").write_text(
+        "steps:\n  description: reverse steps\n  model: embedding\n  runs:\n"
+        "    t-steps-2: [embedding.sample.steps=2]\n    t-steps-6: [embedding.sample.steps=6]\n")
+    run([sys.executable, "-m", "pipelines.ablate", "--file", "tiny_ablations.yaml"], repo)
+    groups = json.loads((repo / "reports" / "ablations.json").read_text())
+    rows = {r["name"]: r for r in groups["steps"]["rows"]}
+    assert set(rows) == {"baseline (params.yaml)", "t-steps-2", "t-steps-6"}
+    assert rows["t-steps-2"]["gen_ppl"] is not None and rows["t-steps-6"]["gen_ppl"] is not None
+    assert rows["t-steps-2"]["gen_ppl"] != rows["t-steps-6"]["gen_ppl"]
+    run(["dvc", "repro", "report"], repo)
+    report = (repo / "reports" / "report.md").read_text()
+    assert "### steps (embedding)" in report and "`embedding.sample.steps=2`" in report

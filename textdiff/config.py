@@ -108,6 +108,42 @@ class ARParams(Section):
     sample: ARSampleParams = Field(default_factory=ARSampleParams)
 
 
+class DiffusionParams(Section):
+    """The Gaussian process and how the denoiser is trained on it."""
+
+    schedule: Literal["sqrt", "cosine", "linear", "tan_d"] = "sqrt"
+    steps: int = Field(2000, ge=2, description="training T; sampling may use fewer steps")
+    tan_d: float = Field(9.0, gt=0, description="d of the tan_d schedule")
+    parametrisation: Literal["x0", "eps", "v"] = "x0"
+    self_condition: float = Field(0.5, ge=0, le=1, description="probability of a self-conditioned training pass")
+    timesteps: Literal["uniform", "low_discrepancy"] = "uniform"
+
+
+class GaussianSampleParams(Section):
+    num_samples: int = Field(512, ge=1)
+    batch_size: int = Field(128, ge=1)
+    steps: int = Field(50, ge=1, description="reverse steps, independent of the training T")
+    method: Literal["ddpm", "ddim"] = "ddpm"
+    eta: float = Field(0.0, ge=0, le=1, description="DDIM noise (0 = deterministic)")
+    self_condition: bool = Field(True, description="feed the previous x̂0 back (needs self_condition > 0 in training)")
+    clamp: bool = Field(True, description="replace x̂0 by its nearest embeddings inside each step")
+    clamp_from: int = Field(0, ge=0, description="first step index (0 = noisiest) at which clamping applies")
+    rounding: Literal["faiss", "torch"] = "faiss"
+
+
+class EmbeddingModelParams(BackboneParams):
+    """Everything that defines the trained model: backbone, embedding size, diffusion process."""
+
+    embedding_dim: int = Field(32, ge=2)
+    diffusion: DiffusionParams = Field(default_factory=DiffusionParams)
+
+
+class EmbeddingParams(Section):
+    model: EmbeddingModelParams = Field(default_factory=EmbeddingModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: GaussianSampleParams = Field(default_factory=GaussianSampleParams)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -127,7 +163,7 @@ class TrackingParams(Section):
     project: str = "textdiff"
 
 
-FAMILY_SECTIONS = ("ar",)
+FAMILY_SECTIONS = ("ar", "embedding")
 
 
 class Params(Section):
@@ -137,6 +173,7 @@ class Params(Section):
     data: DataParams = Field(default_factory=DataParams)
     tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
     ar: ARParams = Field(default_factory=ARParams)
+    embedding: EmbeddingParams = Field(default_factory=EmbeddingParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-FAMILY_MODULES = {"ar": "textdiff.families.ar"}
+FAMILY_MODULES = {"ar": "textdiff.families.ar", "embedding": "textdiff.families.embedding"}
 
 
 def get_family(name: str) -> ModuleType:

@@ -7,26 +7,15 @@ influences earlier positions of a causal model, so no attention mask is needed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from textdiff.config import BackboneParams
+from textdiff.config import ARParams, BackboneParams
+from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, Transformer
 from textdiff.sampling.categorical import sample_categorical
 
-
-@dataclass(frozen=True)
-class Vocab:
-    size: int
-    pad_id: int
-    bos_id: int
-    eos_id: int
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer) -> "Vocab":
-        return cls(len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
+PARAMS = ARParams
 
 
 def backbone_config(params: BackboneParams, vocab: Vocab) -> BackboneConfig:
@@ -34,8 +23,12 @@ def backbone_config(params: BackboneParams, vocab: Vocab) -> BackboneConfig:
                           max_len=params.seq_len, causal=True, dropout=params.dropout, vocab_size=vocab.size)
 
 
-def build_model(params: BackboneParams, vocab: Vocab) -> Transformer:
+def build_backbone(params: BackboneParams, vocab: Vocab) -> Transformer:
     return Transformer(backbone_config(params, vocab))
+
+
+def build(params: ARParams, vocab: Vocab) -> Transformer:
+    return build_backbone(params.model, vocab)
 
 
 def training_loss(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> torch.Tensor:
@@ -82,11 +75,7 @@ def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = N
         done |= nxt == vocab.eos_id
         if bool(done.all()):
             break
-    return [_strip(row, vocab) for row in seq[:, 1:].tolist()]
-
-
-def _strip(ids: list[int], vocab: Vocab) -> list[int]:
-    return ids[: ids.index(vocab.eos_id)] if vocab.eos_id in ids else [i for i in ids if i != vocab.pad_id]
+    return [vocab.strip(row) for row in seq[:, 1:].tolist()]
 
 
 # --------------------------------------------------------------------------- what the stages call
@@ -101,7 +90,7 @@ def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.d
     vocab = Vocab.from_tokenizer(tokenizer)
     seqs = encode_sequences(tokenizer, train_texts, params.model.seq_len)
     torch.manual_seed(seed)
-    model = build_model(params.model, vocab)
+    model = build(params, vocab)
 
     lengths = [len(s) for s in seqs]
 

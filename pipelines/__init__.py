@@ -1,0 +1,1 @@
+"""Orchestration over the DVC stages (ablation sweeps now; Prefect flows later)."""

@@ -1,0 +1,176 @@
+"""Diffusion-LM (``embedding``): Gaussian diffusion on learned token embeddings.
+
+Composition:
+- space: a learned embedding table E (random init), tokens → EMB(w), and the
+  tied rounding head logits = x·Eᵀ;
+- process: the shared Gaussian process (sqrt schedule by default);
+- denoiser: the shared bidirectional backbone, time-conditioned, with the
+  self-conditioning input;
+- sampler: the shared reverse loop, with clamping to the nearest embedding as
+  its ``denoised_fn`` and exact nearest-embedding rounding at the end.
+
+The loss is Diffusion-LM's end-to-end objective, as its reference trains it:
+x0-MSE on noised embeddings (the t = 0 term regresses on EMB(w) itself), the
+rounding cross-entropy of the tied head on x0, and the prior term ‖√ᾱ_T·x0‖².
+Sequences are fixed length: ``<bos> tokens <eos> <pad>…``; padding is modelled.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textdiff.config import EmbeddingParams, GaussianSampleParams
+from textdiff.data.vocab import Vocab
+from textdiff.nn import BackboneConfig, Transformer
+from textdiff.processes.gaussian import GaussianProcess
+from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
+from textdiff.sampling.rounding import NearestEmbedding, clamp_to_embeddings
+from textdiff.sampling.self_conditioning import self_condition_input
+
+PARAMS = EmbeddingParams
+
+
+class EmbeddingDiffusion(nn.Module):
+    def __init__(self, params: EmbeddingParams, vocab: Vocab):
+        super().__init__()
+        self.params, self.vocab = params, vocab
+        dim, diff = params.model.embedding_dim, params.model.diffusion
+        self.embedding = nn.Embedding(vocab.size, dim)  # N(0, 1) init, as Diffusion-LM
+        self.denoiser = Transformer(BackboneConfig(
+            d_model=params.model.d_model, n_layers=params.model.n_layers, n_heads=params.model.n_heads,
+            max_len=params.model.seq_len, causal=False, dropout=params.model.dropout, input_dim=dim,
+            output_dim=dim, time_conditioning=True, self_cond_dim=dim if diff.self_condition > 0 else None))
+        self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+
+    # ---------------------------------------------------------------- space
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The tied rounding head: logits = x·Eᵀ."""
+        return x @ self.embedding.weight.T
+
+    # ---------------------------------------------------------------- denoiser
+
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
+        out = self.denoiser(x_t, t, self_cond)
+        return self.process.x0_from(out, x_t, t, self.params.model.diffusion.parametrisation)
+
+    # ---------------------------------------------------------------- loss
+
+    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
+        diff, process = self.params.model.diffusion, self.process
+        emb = self.embedding(tokens)  # EMB(w)
+        t = process.sample_times(tokens.shape[0], device=tokens.device,
+                                 low_discrepancy=diff.timesteps == "low_discrepancy")
+        std0 = (1 - process.alpha_bar(torch.zeros(1, device=tokens.device))).sqrt().float()
+        x0 = emb + std0 * torch.randn_like(emb)  # q(x0 | w)
+        noise = torch.randn_like(x0)
+        x_t = process.q_sample(x0, t, noise)
+        self_cond = None
+        if self.denoiser.self_cond_proj is not None:
+            self_cond = self_condition_input(lambda sc: self.predict_x0(x_t, t, sc), x0, diff.self_condition)
+        out = self.denoiser(x_t, t, self_cond)
+        mse = ((out - process.target(x0, noise, t, diff.parametrisation)) ** 2).mean(dim=(1, 2))
+        x0_hat = process.x0_from(out, x_t, t, diff.parametrisation)
+        mse_t0 = ((x0_hat - emb) ** 2).mean(dim=(1, 2))  # at t = 0 the target is EMB(w)
+        mse = torch.where(t == 0, mse_t0, mse)
+        t_last = torch.full_like(t, (process.steps - 1) / process.steps)
+        alpha_T, _ = process.coefficients(t_last, x0)
+        prior = ((alpha_T * x0) ** 2).mean(dim=(1, 2))
+        rounding = F.cross_entropy(self.logits(x0).reshape(-1, self.vocab.size), tokens.reshape(-1))
+        return (mse + prior).mean() + rounding
+
+    # ---------------------------------------------------------------- accounting (for MFU)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
+        head = 2 * self.embedding.weight.numel() * (3 if training else 1)  # rounding logits
+        return self.denoiser.flops_per_token(seq_len, training) + head
+
+
+def build(params: EmbeddingParams, vocab: Vocab) -> EmbeddingDiffusion:
+    return EmbeddingDiffusion(params, vocab)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sampler_config(params: GaussianSampleParams, model: EmbeddingDiffusion) -> SamplerConfig:
+    trained_with_sc = model.denoiser.self_cond_proj is not None
+    return SamplerConfig(steps=params.steps, method=params.method, eta=params.eta,
+                         self_condition=params.self_condition and trained_with_sc)
+
+
+def clamping(model: EmbeddingDiffusion, params: GaussianSampleParams, nearest: NearestEmbedding):
+    """The ``denoised_fn`` that clamps x̂0 to the nearest embeddings from step ``clamp_from`` on."""
+    if not params.clamp:
+        return None
+    table = model.embedding.weight
+
+    def denoised_fn(x0: torch.Tensor, step: int) -> torch.Tensor:
+        return clamp_to_embeddings(x0, table, nearest) if step >= params.clamp_from else x0
+
+    return denoised_fn
+
+
+@torch.no_grad()
+def generate(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, generator: torch.Generator,
+             device: torch.device, infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[list[int]]:
+    """Sample ``num`` sequences; round the final x̂0 to tokens; strip specials."""
+    nearest = NearestEmbedding(params.rounding)
+    shape = (num, model.params.model.seq_len, model.params.model.embedding_dim)
+    x0 = sample(model.predict_x0, model.process, shape, sampler_config(params, model), generator=generator,
+                device=device, denoised_fn=clamping(model, params, nearest), infill=infill)
+    ids = nearest(x0, model.embedding.weight)
+    return [model.vocab.strip(row) for row in ids.tolist()]
+
+
+# --------------------------------------------------------------------------- what the stages call
+
+
+def fit(params: EmbeddingParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
+        checkpoint_dir, fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None):
+    from textdiff.data.batching import batch_indices, encode_sequences, pad_batch
+    from textdiff.training.loop import train
+
+    vocab = Vocab.from_tokenizer(tokenizer)
+    seq_len = params.model.seq_len
+    seqs = encode_sequences(tokenizer, train_texts, seq_len)
+    lengths = [len(s) for s in seqs]
+    torch.manual_seed(seed)
+    model = build(params, vocab)
+
+    def batch_fn(step: int) -> torch.Tensor:
+        rows = [seqs[i] for i in batch_indices(lengths, params.train.batch_size, step, seed)]
+        return pad_batch(rows, vocab.pad_id, length=seq_len)
+
+    result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
+                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after)
+    return model, result
+
+
+def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, *, seed: int,
+                 device: torch.device) -> tuple[list[str], dict]:
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model.to(device).eval()
+    texts, tokens, t0 = [], 0, time.perf_counter()
+    for start in range(0, params.num_samples, params.batch_size):
+        n = min(params.batch_size, params.num_samples - start)
+        ids = generate(model, n, params, gen, device)
+        tokens += n * model.params.model.seq_len
+        texts += tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    wall = time.perf_counter() - t0
+    return texts, {"wall_s": wall, "samples_per_s": len(texts) / wall, "tokens_per_s": tokens / wall,
+                   "nfe": params.steps, "tokens_per_s_counts": "all seq_len positions"}
+
+
+def likelihood(model: EmbeddingDiffusion, tokenizer, texts: list[str], *, device: torch.device,
+               batch_size: int = 64) -> dict:
+    """Not computed: Diffusion-LM's continuous ELBO over a learned embedding is not comparable
+    token for token with the AR perplexity at this scale; the row reports sample metrics only."""
+    return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for embedding diffusion"}

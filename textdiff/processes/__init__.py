@@ -1,0 +1,1 @@
+"""Forward corruption processes and their reverse-step maths."""
