@@ -39,7 +39,7 @@ def main(name: str) -> None:
     tokenizer = load_tokenizer(TOKENIZER)
     train_texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     resolved = {"seed": p.seed, "device": str(device), name: dump(section)}
-    code = [Path("textdiff") / d for d in ("nn", "training", "processes", "sampling")]
+    code = [Path("textdiff") / d for d in ("nn", "training", "processes")]
     key = fingerprint({"seed": p.seed, "model": dump(section.model), "train": dump(section.train)},
                       PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json", Path(family.__file__), *code)
     tracker = Tracker(f"train-{name}", {**resolved, "git_commit": git_commit(), "dvc_stage": f"train@{name}"},

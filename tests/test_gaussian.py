@@ -8,7 +8,7 @@ import torch
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.processes.schedules import alpha_bar
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample, time_grid
-from textdiff.sampling.self_conditioning import self_condition_input
+from textdiff.training.self_conditioning import self_condition_input
 
 
 def ab(name, t, **kw):

@@ -61,3 +61,21 @@ def _epoch_batches(lengths: tuple[int, ...], batch_size: int, seed: int, epoch: 
         order = torch.randperm(len(batches), generator=g).tolist()
         _EPOCH_CACHE[key] = [batches[i] for i in order]
     return _EPOCH_CACHE[key]
+
+
+def training_batches(tokenizer, texts: list[str], seq_len: int, batch_size: int, seed: int,
+                     fixed_length: bool):
+    """``batch_fn(step) -> (B, L) token ids`` over ``<bos> text <eos>`` sequences.
+
+    ``fixed_length`` pads every batch to ``seq_len`` (diffusion models see a fixed
+    canvas); otherwise batches are padded to their longest sequence (AR).
+    """
+    pad_id = tokenizer.pad_token_id
+    seqs = encode_sequences(tokenizer, texts, seq_len)
+    lengths = [len(s) for s in seqs]
+
+    def batch_fn(step: int) -> torch.Tensor:
+        rows = [seqs[i] for i in batch_indices(lengths, batch_size, step, seed)]
+        return pad_batch(rows, pad_id, length=seq_len if fixed_length else None)
+
+    return batch_fn

@@ -84,19 +84,14 @@ def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = N
 def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.device, checkpoint_dir,
         fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None):
     """Train the AR model on ``train_texts``; return (model, TrainResult)."""
-    from textdiff.data.batching import batch_indices, encode_sequences, pad_batch
+    from textdiff.data.batching import training_batches
     from textdiff.training.loop import train
 
     vocab = Vocab.from_tokenizer(tokenizer)
-    seqs = encode_sequences(tokenizer, train_texts, params.model.seq_len)
+    batch_fn = training_batches(tokenizer, train_texts, params.model.seq_len, params.train.batch_size, seed,
+                                fixed_length=False)
     torch.manual_seed(seed)
     model = build(params, vocab)
-
-    lengths = [len(s) for s in seqs]
-
-    def batch_fn(step: int) -> torch.Tensor:
-        return pad_batch([seqs[i] for i in batch_indices(lengths, params.train.batch_size, step, seed)], vocab.pad_id)
-
     result = train(model, lambda m, b: training_loss(m, b, vocab), batch_fn, params.train,
                    checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log,
                    progress=progress, stop_after=stop_after)
@@ -105,21 +100,16 @@ def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.d
 
 def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: torch.device) -> tuple[list[str], dict]:
     """Generate ``params.num_samples`` texts in batches; return them and speed figures."""
-    import time
+    from textdiff.sampling.batched import generate_texts
 
     vocab = Vocab.from_tokenizer(tokenizer)
     gen = torch.Generator(device=device).manual_seed(seed)
     model.to(device).eval()
-    texts, tokens, t0 = [], 0, time.perf_counter()
-    for start in range(0, params.num_samples, params.batch_size):
-        n = min(params.batch_size, params.num_samples - start)
-        ids = generate(model, n, vocab, temperature=params.temperature, top_p=params.top_p,
-                       generator=gen, use_cache=params.use_cache)
-        tokens += sum(len(s) + 1 for s in ids)  # + <eos>
-        texts += tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    wall = time.perf_counter() - t0
-    return texts, {"wall_s": wall, "samples_per_s": len(texts) / wall, "tokens_per_s": tokens / wall,
-                   "nfe_max": model.cfg.max_len - 1, "mean_tokens": tokens / len(texts)}
+    texts, speed = generate_texts(
+        lambda n: generate(model, n, vocab, temperature=params.temperature, top_p=params.top_p, generator=gen,
+                           use_cache=params.use_cache),
+        tokenizer, params.num_samples, params.batch_size)
+    return texts, {**speed, "nfe_max": model.cfg.max_len - 1}
 
 
 def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch.device,

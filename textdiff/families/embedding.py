@@ -17,8 +17,6 @@ Sequences are fixed length: ``<bos> tokens <eos> <pad>…``; padding is modelled
 
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +27,7 @@ from textdiff.nn import BackboneConfig, Transformer
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.sampling.rounding import NearestEmbedding, clamp_to_embeddings
-from textdiff.sampling.self_conditioning import self_condition_input
+from textdiff.training.self_conditioning import self_condition_input
 
 PARAMS = EmbeddingParams
 
@@ -135,20 +133,13 @@ def generate(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, 
 
 def fit(params: EmbeddingParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
         checkpoint_dir, fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None):
-    from textdiff.data.batching import batch_indices, encode_sequences, pad_batch
+    from textdiff.data.batching import training_batches
     from textdiff.training.loop import train
 
-    vocab = Vocab.from_tokenizer(tokenizer)
-    seq_len = params.model.seq_len
-    seqs = encode_sequences(tokenizer, train_texts, seq_len)
-    lengths = [len(s) for s in seqs]
+    batch_fn = training_batches(tokenizer, train_texts, params.model.seq_len, params.train.batch_size, seed,
+                                fixed_length=True)
     torch.manual_seed(seed)
-    model = build(params, vocab)
-
-    def batch_fn(step: int) -> torch.Tensor:
-        rows = [seqs[i] for i in batch_indices(lengths, params.train.batch_size, step, seed)]
-        return pad_batch(rows, vocab.pad_id, length=seq_len)
-
+    model = build(params, Vocab.from_tokenizer(tokenizer))
     result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
                    fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after)
     return model, result
@@ -156,17 +147,13 @@ def fit(params: EmbeddingParams, tokenizer, train_texts: list[str], *, seed: int
 
 def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, *, seed: int,
                  device: torch.device) -> tuple[list[str], dict]:
+    from textdiff.sampling.batched import generate_texts
+
     gen = torch.Generator(device=device).manual_seed(seed)
     model.to(device).eval()
-    texts, tokens, t0 = [], 0, time.perf_counter()
-    for start in range(0, params.num_samples, params.batch_size):
-        n = min(params.batch_size, params.num_samples - start)
-        ids = generate(model, n, params, gen, device)
-        tokens += n * model.params.model.seq_len
-        texts += tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    wall = time.perf_counter() - t0
-    return texts, {"wall_s": wall, "samples_per_s": len(texts) / wall, "tokens_per_s": tokens / wall,
-                   "nfe": params.steps, "tokens_per_s_counts": "all seq_len positions"}
+    texts, speed = generate_texts(lambda n: generate(model, n, params, gen, device), tokenizer,
+                                  params.num_samples, params.batch_size)
+    return texts, {**speed, "nfe": params.steps}
 
 
 def likelihood(model: EmbeddingDiffusion, tokenizer, texts: list[str], *, device: torch.device,
