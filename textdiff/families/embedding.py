@@ -118,9 +118,13 @@ def clamping(model: EmbeddingDiffusion, params: GaussianSampleParams, nearest: N
 
 @torch.no_grad()
 def generate(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, generator: torch.Generator,
-             device: torch.device, infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[list[int]]:
-    """Sample ``num`` sequences; round the final x̂0 to tokens; strip specials."""
-    nearest = NearestEmbedding(params.rounding)
+             device: torch.device, infill: tuple[torch.Tensor, torch.Tensor] | None = None,
+             nearest: NearestEmbedding | None = None) -> list[list[int]]:
+    """Sample ``num`` sequences; round the final x̂0 to tokens; strip specials.
+
+    Pass one ``nearest`` across batches to reuse its index (rebuilt only if the table changes).
+    """
+    nearest = nearest or NearestEmbedding(params.rounding)
     shape = (num, model.params.model.seq_len, model.params.model.embedding_dim)
     x0 = sample(model.predict_x0, model.process, shape, sampler_config(params, model), generator=generator,
                 device=device, denoised_fn=clamping(model, params, nearest), infill=infill)
@@ -151,7 +155,8 @@ def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSamplePar
 
     gen = torch.Generator(device=device).manual_seed(seed)
     model.to(device).eval()
-    texts, speed = generate_texts(lambda n: generate(model, n, params, gen, device), tokenizer,
+    nearest = NearestEmbedding(params.rounding)
+    texts, speed = generate_texts(lambda n: generate(model, n, params, gen, device, nearest=nearest), tokenizer,
                                   params.num_samples, params.batch_size)
     return texts, {**speed, "nfe": params.steps}
 
