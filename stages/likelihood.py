@@ -22,7 +22,8 @@ def main(name: str) -> None:
     test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
     torch_seed(p.seed)
     metrics = get_family(name).likelihood(model, load_tokenizer(TOKENIZER), test, device=device,
-                                          batch_size=p.evaluate.batch_size)
+                                          batch_size=p.evaluate.batch_size, draws=p.evaluate.elbo_t_draws,
+                                          seed=p.seed)
     write_json(METRICS / "likelihood" / f"{name}.json", {"model": name, "heldout_texts": len(test), **metrics})
     say("likelihood", f"{name}: held-out ppl {metrics['heldout_ppl']} ({metrics['heldout_ppl_bound']})")
 

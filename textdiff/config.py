@@ -144,6 +144,26 @@ class EmbeddingParams(Section):
     sample: GaussianSampleParams = Field(default_factory=GaussianSampleParams)
 
 
+class MaskedModelParams(BackboneParams):
+    """The MDLM denoiser and its absorbing process."""
+
+    schedule: Literal["loglinear", "geometric", "cosine"] = "loglinear"
+    time_conditioning: bool = Field(False, description="MDLM needs no t; without it the sampler can cache")
+
+
+class MaskedSampleParams(Section):
+    num_samples: int = Field(512, ge=1)
+    batch_size: int = Field(128, ge=1)
+    steps: int = Field(128, ge=1, description="reverse steps (the last one reveals every remaining mask)")
+    use_cache: bool = Field(True, description="skip the denoiser when no token changed (needs no t input)")
+
+
+class MDLMParams(Section):
+    model: MaskedModelParams = Field(default_factory=MaskedModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: MaskedSampleParams = Field(default_factory=MaskedSampleParams)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -152,6 +172,7 @@ class EvaluateParams(Section):
     num_references: int = Field(512, ge=2, description="held-out texts compared against by mauve")
     mauve_scaling: float = Field(5.0, gt=0)
     batch_size: int = Field(64, ge=1)
+    elbo_t_draws: int = Field(16, ge=1, description="Monte-Carlo draws of t per held-out sequence for ELBO bounds")
 
 
 class ReportParams(Section):
@@ -163,7 +184,7 @@ class TrackingParams(Section):
     project: str = "textdiff"
 
 
-FAMILY_SECTIONS = ("ar", "embedding")
+FAMILY_SECTIONS = ("ar", "embedding", "mdlm")
 
 
 class Params(Section):
@@ -174,6 +195,7 @@ class Params(Section):
     tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
     ar: ARParams = Field(default_factory=ARParams)
     embedding: EmbeddingParams = Field(default_factory=EmbeddingParams)
+    mdlm: MDLMParams = Field(default_factory=MDLMParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)

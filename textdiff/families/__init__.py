@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-FAMILY_MODULES = {"ar": "textdiff.families.ar", "embedding": "textdiff.families.embedding"}
+FAMILY_MODULES = {"ar": "textdiff.families.ar", "embedding": "textdiff.families.embedding",
+                  "mdlm": "textdiff.families.mdlm"}
 
 
 def get_family(name: str) -> ModuleType:

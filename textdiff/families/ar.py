@@ -68,7 +68,7 @@ def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = N
     cache = model.new_cache(num) if use_cache else None
     for _ in range(max_len - 1):
         step_input = seq[:, -1:] if (cache is not None and cache.length > 0) else seq
-        logits = model(step_input, cache=cache)[:, -1]
+        logits = model.head(model.hidden(step_input, cache=cache)[:, -1])  # the head only where it is needed
         nxt = sample_categorical(logits, temperature, top_p, generator)
         nxt = torch.where(done, torch.full_like(nxt, vocab.pad_id), nxt)
         seq = torch.cat([seq, nxt[:, None]], dim=1)
@@ -113,7 +113,7 @@ def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: to
 
 
 def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch.device,
-               batch_size: int = 64) -> dict:
+               batch_size: int = 64, **_) -> dict:
     """Exact held-out perplexity: exp(Σ NLL / Σ tokens) over ``<bos> text <eos>``, <eos> counted."""
     from textdiff.eval.judge import ProjectJudge
 

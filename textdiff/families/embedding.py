@@ -162,7 +162,7 @@ def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSamplePar
 
 
 def likelihood(model: EmbeddingDiffusion, tokenizer, texts: list[str], *, device: torch.device,
-               batch_size: int = 64) -> dict:
+               batch_size: int = 64, **_) -> dict:
     """Not computed: Diffusion-LM's continuous ELBO over a learned embedding is not comparable
     token for token with the AR perplexity at this scale; the row reports sample metrics only."""
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for embedding diffusion"}

@@ -1,0 +1,222 @@
+"""Masked diffusion (``mdlm``, Sahoo et al. 2024): absorbing-state discrete diffusion.
+
+Composition:
+- state: token ids on a fixed canvas ``<bos> tokens <eos> <pad>…``; [MASK] is the
+  tokenizer's ``<mask>`` token;
+- process: the absorbing graph with a continuous-time schedule (log-linear by
+  default: a token is masked with probability (1−ε)t);
+- denoiser: the shared bidirectional backbone over token ids, without t by
+  default, with the SUBS parametrisation (never predict [MASK]; unmasked
+  positions carry over);
+- loss: the continuous-time ELBO, −log p_θ(x0)·(−α′/(1−α)) on masked positions
+  (1/t for log-linear; textdiff.losses.discrete has the same term as a function,
+  checked against SEDD's score entropy), antithetic t, reported per canvas token;
+- sampler: ancestral steps from t = 1 to 0; a sequence that a step leaves
+  unchanged keeps its prediction (the cache), valid when the denoiser does not
+  take t. Categorical draws in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from textdiff.config import MaskedSampleParams, MDLMParams
+from textdiff.data.vocab import Vocab
+from textdiff.nn import BackboneConfig, Transformer
+from textdiff.processes.discrete import Absorbing, discrete_schedule
+from textdiff.sampling.categorical import gumbel_noise
+
+PARAMS = MDLMParams
+
+
+class MaskedDiffusion(nn.Module):
+    def __init__(self, params: MDLMParams, vocab: Vocab):
+        super().__init__()
+        if vocab.mask_id is None:
+            raise ValueError("masked diffusion needs a tokenizer with a <mask> token")
+        self.params, self.vocab = params, vocab
+        m = params.model
+        self.denoiser = Transformer(BackboneConfig(
+            d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, max_len=m.seq_len, causal=False,
+            dropout=m.dropout, vocab_size=vocab.size, time_conditioning=m.time_conditioning))
+        self.graph = Absorbing(vocab.size, vocab.mask_id)
+        self.schedule = discrete_schedule(m.schedule)
+
+    # ---------------------------------------------------------------- denoiser (SUBS)
+
+    def masked_log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """log p_θ(x0 | x_t) at the masked positions only, (N_masked, V), never [MASK].
+
+        The output head over the vocabulary is the costliest layer; unmasked
+        positions need no prediction (they carry over), so it runs only where masked.
+        """
+        h = self.denoiser.hidden(x_t, t if self.params.model.time_conditioning else None)
+        logits = self.denoiser.head(h[x_t == self.vocab.mask_id]).float()
+        logits[:, self.vocab.mask_id] = float("-inf")
+        return torch.log_softmax(logits, dim=-1)
+
+    def log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Full (B, L, V) log p_θ(x0 | x_t): an unmasked position is certain of its own token."""
+        out = torch.full((*x_t.shape, self.vocab.size), float("-inf"), device=x_t.device)
+        out.scatter_(-1, x_t[..., None], 0.0)
+        masked = x_t == self.vocab.mask_id
+        out[masked] = self.masked_log_probs(x_t, t)
+        return out
+
+    # ---------------------------------------------------------------- loss and ELBO
+
+    def weight(self, t: torch.Tensor) -> torch.Tensor:
+        """−α′/(1−α) with α = e^{−σ̄(t)}: the ELBO weight of a masked token (1/t for log-linear)."""
+        total, rate = self.schedule.total(t), self.schedule.rate(t)
+        return rate * torch.exp(-total) / -torch.expm1(-total)
+
+    def token_losses(self, x0: torch.Tensor, t: torch.Tensor, generator=None) -> torch.Tensor:
+        """(B, L) ELBO terms: weight(t)·(−log p_θ(x0)) where masked, 0 where carried over."""
+        x_t = self.graph.corrupt(x0, self.schedule.total(t), generator)
+        masked = x_t == self.vocab.mask_id
+        nll = -self.masked_log_probs(x_t, t).gather(-1, x0[masked][:, None]).squeeze(-1)
+        out = torch.zeros(x0.shape, device=x0.device, dtype=nll.dtype)
+        out[masked] = nll * self.weight(t).to(nll.dtype)[:, None].expand_as(x0)[masked]
+        return out
+
+    def loss(self, x0: torch.Tensor) -> torch.Tensor:
+        """ELBO per canvas token, with antithetic (stratified) t over the batch."""
+        return self.token_losses(x0, antithetic_times(x0.shape[0], x0.device)).mean()
+
+    @torch.no_grad()
+    def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-sequence upper bound on −log p(x0) in nats: Monte-Carlo over ``draws`` stratified t."""
+        total = torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
+        for k in range(draws):
+            u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
+            t = ((k + u) / draws).clamp(1e-5, 1.0)
+            total += self.token_losses(x0, t, generator).double().sum(1)
+        return total / draws
+
+    # ---------------------------------------------------------------- accounting (for MFU)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
+        return self.denoiser.flops_per_token(seq_len, training)
+
+
+def antithetic_times(batch: int, device=None, generator=None) -> torch.Tensor:
+    """t_i = (u + i/B) mod 1 for one uniform u: low-variance Monte-Carlo over t."""
+    u = torch.rand(1, generator=generator, device=device, dtype=torch.float64)
+    t = (u + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0
+    return t.clamp(1e-5, 1.0)
+
+
+def build(params: MDLMParams, vocab: Vocab) -> MaskedDiffusion:
+    return MaskedDiffusion(params, vocab)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@torch.no_grad()
+def generate(model: MaskedDiffusion, num: int, steps: int, generator: torch.Generator, device: torch.device,
+             use_cache: bool = True, infill: tuple[torch.Tensor, torch.Tensor] | None = None,
+             stats: dict | None = None) -> list[list[int]]:
+    """Ancestral sampling from all-[MASK] (position 0 held at <bos>); returns stripped token ids.
+
+    Each step reveals every masked token with probability (α_s − α_t)/(1 − α_t)
+    and draws the revealed ones from p_θ(x0 | x_t); the last step reveals the
+    rest. The cache is per sequence: a sequence none of whose tokens changed
+    keeps its prediction, so the denoiser runs only on the rows that did change
+    (valid because the denoiser does not take t). The random draws do not depend
+    on the cache, so cached and uncached runs give the same samples.
+    ``infill=(known_mask, tokens)`` holds known positions fixed. ``stats['nfe']``
+    accumulates denoiser evaluations per sequence.
+    """
+    vocab, mask_id = model.vocab, model.vocab.mask_id
+    L = model.params.model.seq_len
+    x = torch.full((num, L), mask_id, dtype=torch.long, device=device)
+    known = torch.zeros_like(x, dtype=torch.bool)
+    known[:, 0] = True
+    values = torch.full_like(x, vocab.bos_id)
+    if infill is not None:
+        known, values = known | infill[0], torch.where(infill[0], infill[1], values)
+    x = torch.where(known, values, x)
+    times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
+    cacheable = use_cache and not model.params.model.time_conditioning
+    cache = torch.zeros(num, L, vocab.size, device=device)
+    stale = torch.ones(num, dtype=torch.bool, device=device)
+    evaluations = 0
+    for k in range(steps):
+        t, s = times[k], times[k + 1]
+        rows = stale if cacheable else torch.ones_like(stale)
+        if rows.any():
+            cache[rows] = model.log_probs(x[rows], t.expand(int(rows.sum())))
+            evaluations += int(rows.sum())
+        alpha_t, alpha_s = torch.exp(-model.schedule.total(t)), torch.exp(-model.schedule.total(s))
+        reveal_p = ((alpha_s - alpha_t) / (1 - alpha_t)).clamp(0, 1)
+        reveal = (x == mask_id) & (torch.rand(x.shape, generator=generator, device=device,
+                                              dtype=torch.float64) < reveal_p)
+        if reveal.any():
+            logp = cache[reveal].double()
+            x[reveal] = torch.argmax(logp + gumbel_noise(logp.shape, generator, device), dim=-1)
+        stale = reveal.any(dim=1)
+    if stats is not None:
+        stats["nfe"] = stats.get("nfe", 0) + evaluations / num
+    return [vocab.strip(row) for row in x.tolist()]
+
+
+# --------------------------------------------------------------------------- what the stages call
+
+
+def fit(params: MDLMParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
+        checkpoint_dir, fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None):
+    from textdiff.data.batching import training_batches
+    from textdiff.training.loop import train
+
+    batch_fn = training_batches(tokenizer, train_texts, params.model.seq_len, params.train.batch_size, seed,
+                                fixed_length=True)
+    torch.manual_seed(seed)
+    model = build(params, Vocab.from_tokenizer(tokenizer))
+    result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
+                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after)
+    return model, result
+
+
+def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, *, seed: int,
+                 device: torch.device) -> tuple[list[str], dict]:
+    from textdiff.sampling.batched import generate_texts
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model.to(device).eval()
+    stats: dict = {}
+    texts, speed = generate_texts(lambda n: generate(model, n, params.steps, gen, device, params.use_cache,
+                                                     stats=stats),
+                                  tokenizer, params.num_samples, params.batch_size)
+    batches = math.ceil(params.num_samples / params.batch_size)
+    return texts, {**speed, "steps": params.steps, "nfe_per_sequence": stats["nfe"] / batches}
+
+
+def likelihood(model: MaskedDiffusion, tokenizer, texts: list[str], *, device: torch.device,
+               batch_size: int = 64, draws: int = 16, seed: int = 0) -> dict:
+    """ELBO perplexity bound: exp(Σ bound on −log p(canvas) / Σ (text tokens + <eos>)).
+
+    Counting the same tokens as the AR model's exact perplexity makes the two
+    comparable; the canvas's <bos> and padding are part of what the bound pays for.
+    Sequences longer than the canvas are truncated, as in training.
+    """
+    from textdiff.data.batching import encode_sequences, pad_batch
+
+    vocab = model.vocab
+    L = model.params.model.seq_len
+    seqs = encode_sequences(tokenizer, texts, L)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    nll, count = 0.0, 0
+    model.to(device).eval()
+    for i in range(0, len(seqs), batch_size):
+        batch = pad_batch(seqs[i:i + batch_size], vocab.pad_id, length=L).to(device)
+        nll += model.nll_bound(batch, draws, gen).sum().item()
+        count += sum(len(s) - 1 for s in seqs[i:i + batch_size])  # tokens after <bos>, as the AR counts
+    return {"heldout_ppl": math.exp(nll / count), "heldout_ppl_bound": f"ELBO upper bound, {draws} t draws",
+            "heldout_tokens": count}

@@ -1,0 +1,1 @@
+"""Training objectives that are shared by several families."""
