@@ -170,18 +170,10 @@ def generate(model: MaskedDiffusion, num: int, steps: int, generator: torch.Gene
 # --------------------------------------------------------------------------- what the stages call
 
 
-def fit(params: MDLMParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
-        checkpoint_dir, fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None):
-    from textdiff.data.batching import training_batches
-    from textdiff.training.loop import train
+def fit(params: MDLMParams, tokenizer, train_texts: list[str], **kwargs):
+    from textdiff.training.fit import fit_on_canvas
 
-    batch_fn = training_batches(tokenizer, train_texts, params.model.seq_len, params.train.batch_size, seed,
-                                fixed_length=True)
-    torch.manual_seed(seed)
-    model = build(params, Vocab.from_tokenizer(tokenizer))
-    result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
-                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after)
-    return model, result
+    return fit_on_canvas(build, params, tokenizer, train_texts, **kwargs)
 
 
 def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, *, seed: int,
