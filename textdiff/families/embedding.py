@@ -155,6 +155,6 @@ def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSamplePar
 
 def likelihood(model: EmbeddingDiffusion, tokenizer, texts: list[str], *, device: torch.device,
                batch_size: int = 64, **_) -> dict:
-    """Not computed: Diffusion-LM's continuous ELBO over a learned embedding is not comparable
-    token for token with the AR perplexity at this scale; the row reports sample metrics only."""
+    """Not implemented yet: Diffusion-LM's variational bound (its rounding and prior terms over
+    the learned embedding) is left out; the row reports sample metrics only and says so."""
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for embedding diffusion"}

@@ -9,8 +9,8 @@ Composition:
   default, with the SUBS parametrisation (never predict [MASK]; unmasked
   positions carry over);
 - loss: the continuous-time ELBO, −log p_θ(x0)·(−α′/(1−α)) on masked positions
-  (1/t for log-linear; textdiff.losses.discrete has the same term as a function,
-  checked against SEDD's score entropy), antithetic t, reported per canvas token;
+  (1/t for log-linear; textdiff.losses.discrete, checked against SEDD's score
+  entropy), antithetic t, reported per canvas token;
 - sampler: ancestral steps from t = 1 to 0; a sequence that a step leaves
   unchanged keeps its prediction (the cache), valid when the denoiser does not
   take t. Categorical draws in float64.
@@ -25,6 +25,7 @@ from torch import nn
 
 from textdiff.config import MaskedSampleParams, MDLMParams
 from textdiff.data.vocab import Vocab
+from textdiff.losses.discrete import masked_diffusion_loss
 from textdiff.nn import BackboneConfig, Transformer
 from textdiff.processes.discrete import Absorbing, discrete_schedule
 from textdiff.sampling.categorical import gumbel_noise
@@ -76,11 +77,7 @@ class MaskedDiffusion(nn.Module):
     def token_losses(self, x0: torch.Tensor, t: torch.Tensor, generator=None) -> torch.Tensor:
         """(B, L) ELBO terms: weight(t)·(−log p_θ(x0)) where masked, 0 where carried over."""
         x_t = self.graph.corrupt(x0, self.schedule.total(t), generator)
-        masked = x_t == self.vocab.mask_id
-        nll = -self.masked_log_probs(x_t, t).gather(-1, x0[masked][:, None]).squeeze(-1)
-        out = torch.zeros(x0.shape, device=x0.device, dtype=nll.dtype)
-        out[masked] = nll * self.weight(t).to(nll.dtype)[:, None].expand_as(x0)[masked]
-        return out
+        return masked_diffusion_loss(self.masked_log_probs(x_t, t), x0, x_t == self.vocab.mask_id, self.weight(t))
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
         """ELBO per canvas token, with antithetic (stratified) t over the batch."""
@@ -119,11 +116,19 @@ def build(params: MDLMParams, vocab: Vocab) -> MaskedDiffusion:
 # --------------------------------------------------------------------------- sampling
 
 
-@torch.no_grad()
 def generate(model: MaskedDiffusion, num: int, steps: int, generator: torch.Generator, device: torch.device,
              use_cache: bool = True, infill: tuple[torch.Tensor, torch.Tensor] | None = None,
              stats: dict | None = None) -> list[list[int]]:
-    """Ancestral sampling from all-[MASK] (position 0 held at <bos>); returns stripped token ids.
+    """Sample canvases (see ``sample_canvas``) and return their text token ids."""
+    x = sample_canvas(model, num, steps, generator, device, use_cache, infill, stats)
+    return [model.vocab.strip(row) for row in x.tolist()]
+
+
+@torch.no_grad()
+def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch.Generator, device: torch.device,
+                  use_cache: bool = True, infill: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  stats: dict | None = None) -> torch.Tensor:
+    """Ancestral sampling from all-[MASK] (position 0 held at <bos>); returns the (num, L) canvas.
 
     Each step reveals every masked token with probability (α_s − α_t)/(1 − α_t)
     and draws the revealed ones from p_θ(x0 | x_t); the last step reveals the
@@ -164,7 +169,7 @@ def generate(model: MaskedDiffusion, num: int, steps: int, generator: torch.Gene
         stale = reveal.any(dim=1)
     if stats is not None:
         stats["nfe"] = stats.get("nfe", 0) + evaluations / num
-    return [vocab.strip(row) for row in x.tolist()]
+    return x
 
 
 # --------------------------------------------------------------------------- what the stages call

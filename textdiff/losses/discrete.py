@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
-def masked_diffusion_loss(logits: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, mask_id: int,
+def masked_diffusion_loss(masked_log_probs: torch.Tensor, x0: torch.Tensor, masked: torch.Tensor,
                           weight: torch.Tensor) -> torch.Tensor:
     """MDLM's ELBO: −log p_θ(x0) · (−α′/(1−α)) on masked positions; unmasked carry over (zero loss).
 
-    ``weight`` (B,) is −α′(t)/(1−α(t)) = σ(t)e^{−σ̄}/(1 − e^{−σ̄}); 1/t for log-linear.
-    Returns the per-token loss (B, L).
+    ``masked_log_probs`` (N, V) holds log p_θ at the N positions where ``masked`` (B, L) is true
+    (a model need not predict elsewhere); ``weight`` (B,) is −α′(t)/(1−α(t)) =
+    σ(t)e^{−σ̄}/(1 − e^{−σ̄}), 1/t for log-linear. Returns the per-token loss (B, L).
     """
-    nll = F.cross_entropy(logits.float().transpose(1, 2), x0, reduction="none")
-    return nll * (x_t == mask_id) * weight.view(-1, 1).to(nll.dtype)
+    nll = -masked_log_probs.gather(-1, x0[masked][:, None]).squeeze(-1)
+    out = torch.zeros(x0.shape, device=x0.device, dtype=nll.dtype)
+    out[masked] = nll * weight.to(nll.dtype)[:, None].expand(x0.shape)[masked]
+    return out
 
 
 def entropy_constant(a: torch.Tensor) -> torch.Tensor:
