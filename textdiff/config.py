@@ -164,6 +164,66 @@ class MDLMParams(Section):
     sample: MaskedSampleParams = Field(default_factory=MaskedSampleParams)
 
 
+class D3PMModelParams(BackboneParams):
+    """The D3PM denoiser (time-conditioned, predicts x0) and its discrete-time process."""
+
+    graph: Literal["uniform", "absorbing"] = "uniform"
+    timesteps: int = Field(1000, ge=2, description="T, the number of discrete corruption steps")
+    schedule: Literal["linear", "cosine"] = Field(
+        "cosine", description="ᾱ_t: linear = 1 − t/T (β_t = 1/(T−t+1)) | cosine")
+    hybrid_lambda: float = Field(0.01, ge=0, description="λ of the auxiliary x0 cross-entropy in L_λ")
+
+
+class DiscreteSampleParams(Section):
+    num_samples: int = Field(512, ge=1)
+    batch_size: int = Field(128, ge=1)
+    steps: int = Field(128, ge=1, description="reverse steps (one denoiser call each); the last one denoises")
+
+
+class D3PMParams(Section):
+    model: D3PMModelParams = Field(default_factory=D3PMModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: DiscreteSampleParams = Field(default_factory=DiscreteSampleParams)
+
+    @model_validator(mode="after")
+    def _steps_within_t(self) -> "D3PMParams":
+        if self.sample.steps > self.model.timesteps:
+            raise ValueError(f"sample.steps ({self.sample.steps}) exceeds model.timesteps ({self.model.timesteps})")
+        return self
+
+
+class SEDDModelParams(BackboneParams):
+    """The SEDD score network (time-conditioned) and its continuous-time process."""
+
+    graph: Literal["absorbing", "uniform"] = "absorbing"
+    schedule: Literal["loglinear", "geometric", "cosine"] = "loglinear"
+
+    @model_validator(mode="after")
+    def _uniform_needs_finite_noise(self) -> "SEDDModelParams":
+        if self.graph == "uniform" and self.schedule != "geometric":
+            raise ValueError("the uniform graph needs schedule: geometric (its total noise must stay finite at t = 1)")
+        return self
+
+
+class SEDDSampleParams(DiscreteSampleParams):
+    method: Literal["tweedie", "euler"] = Field("tweedie", description="tweedie τ-leaping | euler")
+
+
+class SEDDParams(Section):
+    model: SEDDModelParams = Field(default_factory=SEDDModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: SEDDSampleParams = Field(default_factory=SEDDSampleParams)
+
+
+class StepsSweepParams(Section):
+    """Generative perplexity and entropy of each discrete model against the number of sampling steps."""
+
+    models: list[str] = Field(default_factory=list, description="rows to sweep (each must be in models)")
+    steps: list[int] = Field(default_factory=lambda: [8, 32, 128, 512], min_length=1)
+    num_samples: int = Field(64, ge=2)
+    batch_size: int = Field(64, ge=1)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -184,36 +244,60 @@ class TrackingParams(Section):
     project: str = "textdiff"
 
 
-FAMILY_SECTIONS = ("ar", "embedding", "mdlm")
+ROW_FAMILIES = {  # row (params section) -> family module in textdiff/families/
+    "ar": "ar", "embedding": "embedding", "mdlm": "mdlm", "d3pm_uniform": "d3pm", "d3pm_absorb": "d3pm",
+    "sedd_absorb": "sedd", "sedd_uniform": "sedd",
+}
+FAMILY_SECTIONS = tuple(ROW_FAMILIES)
+
+
+def _d3pm(graph: str, schedule: str) -> D3PMParams:
+    return D3PMParams(model=D3PMModelParams(graph=graph, schedule=schedule))
+
+
+def _sedd(graph: str, schedule: str) -> SEDDParams:
+    return SEDDParams(model=SEDDModelParams(graph=graph, schedule=schedule))
 
 
 class Params(Section):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    models: list[str] = Field(default_factory=lambda: ["ar"], min_length=1)
+    models: dict[str, str] = Field(default_factory=lambda: {"ar": "ar"}, min_length=1,
+                                   description="row -> its family module (textdiff/families/<family>.py)")
     data: DataParams = Field(default_factory=DataParams)
     tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
     ar: ARParams = Field(default_factory=ARParams)
     embedding: EmbeddingParams = Field(default_factory=EmbeddingParams)
     mdlm: MDLMParams = Field(default_factory=MDLMParams)
+    d3pm_uniform: D3PMParams = Field(default_factory=lambda: _d3pm("uniform", "cosine"))
+    d3pm_absorb: D3PMParams = Field(default_factory=lambda: _d3pm("absorbing", "linear"))
+    sedd_absorb: SEDDParams = Field(default_factory=lambda: _sedd("absorbing", "loglinear"))
+    sedd_uniform: SEDDParams = Field(default_factory=lambda: _sedd("uniform", "geometric"))
+    steps_sweep: StepsSweepParams = Field(default_factory=StepsSweepParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
 
     @model_validator(mode="after")
     def _check_models(self) -> "Params":
-        unknown = [m for m in self.models if m not in FAMILY_SECTIONS]
+        unknown = [m for m in self.models if m not in ROW_FAMILIES]
         if unknown:
-            raise ValueError(f"models lists {unknown}; known families: {list(FAMILY_SECTIONS)}")
-        if len(set(self.models)) != len(self.models):
-            raise ValueError("models lists a family twice")
+            raise ValueError(f"models lists {unknown}; known rows: {list(ROW_FAMILIES)}")
+        wrong = {row: fam for row, fam in self.models.items() if fam != ROW_FAMILIES[row]}
+        if wrong:
+            raise ValueError("models maps " + ", ".join(f"{r}: {f}" for r, f in wrong.items())
+                             + "; each row's family is fixed: "
+                             + ", ".join(f"{r}: {ROW_FAMILIES[r]}" for r in wrong))
+        swept = [m for m in self.steps_sweep.models if m not in self.models]
+        if swept:
+            raise ValueError(f"steps_sweep.models lists {swept}, which are not in models")
         if "ar" not in self.models:
             raise ValueError("models must include 'ar': it is the baseline row and the pipeline's judge LM")
         return self
 
     def family(self, name: str) -> Section:
         if name not in self.models:
-            raise ParamsError(f"model {name!r} is not enabled in params 'models' ({self.models})")
+            raise ParamsError(f"model {name!r} is not enabled in params 'models' ({list(self.models)})")
         return getattr(self, name)
 
 

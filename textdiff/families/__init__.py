@@ -1,7 +1,10 @@
 """Model families: each reads top to bottom in one module.
 
-Every family module offers the same four calls, which the stages use:
-``fit``, ``sample_texts``, ``likelihood`` and ``load`` (via textdiff.persist).
+Every family module offers the same calls, which the stages use: ``PARAMS``,
+``build``, ``fit``, ``sample_texts`` and ``likelihood`` (loading goes through
+textdiff.persist). A row of the comparison (a params section such as
+``d3pm_absorb``) names its family in ``config.ROW_FAMILIES``; one family may
+serve several rows that differ only in params (the D3PM and SEDD graphs).
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-FAMILY_MODULES = {"ar": "textdiff.families.ar", "embedding": "textdiff.families.embedding",
-                  "mdlm": "textdiff.families.mdlm"}
+from textdiff.config import ROW_FAMILIES
+
+FAMILY_MODULES = {family: f"textdiff.families.{family}" for family in sorted(set(ROW_FAMILIES.values()))}
 
 
 def get_family(name: str) -> ModuleType:
-    if name not in FAMILY_MODULES:
-        raise KeyError(f"unknown model family {name!r}; known: {sorted(FAMILY_MODULES)}")
-    return importlib.import_module(FAMILY_MODULES[name])
+    """The family module of a row (``sedd_uniform``) or of a family (``sedd``)."""
+    family = ROW_FAMILIES.get(name, name)
+    if family not in FAMILY_MODULES:
+        raise KeyError(f"unknown model family {name!r}; known rows: {sorted(ROW_FAMILIES)}")
+    return importlib.import_module(FAMILY_MODULES[family])

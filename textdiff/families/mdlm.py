@@ -27,8 +27,9 @@ from textdiff.config import MaskedSampleParams, MDLMParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import masked_diffusion_loss
 from textdiff.nn import BackboneConfig, Transformer
-from textdiff.processes.discrete import Absorbing, discrete_schedule
+from textdiff.processes.discrete import Absorbing, antithetic_times, discrete_schedule, masked_weight
 from textdiff.sampling.categorical import gumbel_noise
+from textdiff.sampling.discrete_sampler import initial_canvas
 
 PARAMS = MDLMParams
 
@@ -70,9 +71,8 @@ class MaskedDiffusion(nn.Module):
     # ---------------------------------------------------------------- loss and ELBO
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
-        """−α′/(1−α) with α = e^{−σ̄(t)}: the ELBO weight of a masked token (1/t for log-linear)."""
-        total, rate = self.schedule.total(t), self.schedule.rate(t)
-        return rate * torch.exp(-total) / -torch.expm1(-total)
+        """−α′/(1−α): the ELBO weight of a masked token (1/t for log-linear)."""
+        return masked_weight(self.schedule, t)
 
     def token_losses(self, x0: torch.Tensor, t: torch.Tensor, generator=None) -> torch.Tensor:
         """(B, L) ELBO terms: weight(t)·(−log p_θ(x0)) where masked, 0 where carried over."""
@@ -100,13 +100,6 @@ class MaskedDiffusion(nn.Module):
 
     def flops_per_token(self, seq_len: int, training: bool = True) -> float:
         return self.denoiser.flops_per_token(seq_len, training)
-
-
-def antithetic_times(batch: int, device=None, generator=None) -> torch.Tensor:
-    """t_i = (u + i/B) mod 1 for one uniform u: low-variance Monte-Carlo over t."""
-    u = torch.rand(1, generator=generator, device=device, dtype=torch.float64)
-    t = (u + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0
-    return t.clamp(1e-5, 1.0)
 
 
 def build(params: MDLMParams, vocab: Vocab) -> MaskedDiffusion:
@@ -141,13 +134,7 @@ def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch
     """
     vocab, mask_id = model.vocab, model.vocab.mask_id
     L = model.params.model.seq_len
-    x = torch.full((num, L), mask_id, dtype=torch.long, device=device)
-    known = torch.zeros_like(x, dtype=torch.bool)
-    known[:, 0] = True
-    values = torch.full_like(x, vocab.bos_id)
-    if infill is not None:
-        known, values = known | infill[0], torch.where(infill[0], infill[1], values)
-    x = torch.where(known, values, x)
+    x, _, _ = initial_canvas(num, L, vocab, "mask", generator, device, infill)  # known tokens are never masked
     times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
     cacheable = use_cache and not model.params.model.time_conditioning
     cache = torch.zeros(num, L, vocab.size, device=device)
@@ -159,17 +146,26 @@ def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch
         if rows.any():
             cache[rows] = model.log_probs(x[rows], t.expand(int(rows.sum())))
             evaluations += int(rows.sum())
-        alpha_t, alpha_s = torch.exp(-model.schedule.total(t)), torch.exp(-model.schedule.total(s))
-        reveal_p = ((alpha_s - alpha_t) / (1 - alpha_t)).clamp(0, 1)
-        reveal = (x == mask_id) & (torch.rand(x.shape, generator=generator, device=device,
-                                              dtype=torch.float64) < reveal_p)
-        if reveal.any():
-            logp = cache[reveal].double()
-            x[reveal] = torch.argmax(logp + gumbel_noise(logp.shape, generator, device), dim=-1)
+        x, reveal = masked_ancestral_step(x, cache, model.schedule.alpha(t), model.schedule.alpha(s), mask_id,
+                                          generator)
         stale = reveal.any(dim=1)
     if stats is not None:
         stats["nfe"] = stats.get("nfe", 0) + evaluations / num
     return x
+
+
+def masked_ancestral_step(x: torch.Tensor, log_probs: torch.Tensor, alpha_t: torch.Tensor, alpha_s: torch.Tensor,
+                          mask_id: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step t → s: each [MASK] is revealed with probability (α_s − α_t)/(1 − α_t), drawn from
+    ``log_probs`` (B, L, V) in float64; returns the new canvas and which positions were revealed."""
+    reveal_p = ((alpha_s - alpha_t) / (1 - alpha_t)).clamp(0, 1)
+    reveal = (x == mask_id) & (torch.rand(x.shape, generator=generator, device=x.device,
+                                          dtype=torch.float64) < reveal_p)
+    if reveal.any():
+        logp = log_probs[reveal].double()
+        x = x.clone()
+        x[reveal] = torch.argmax(logp + gumbel_noise(logp.shape, generator, x.device), dim=-1)
+    return x, reveal
 
 
 # --------------------------------------------------------------------------- what the stages call
@@ -197,23 +193,6 @@ def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, 
 
 def likelihood(model: MaskedDiffusion, tokenizer, texts: list[str], *, device: torch.device,
                batch_size: int = 64, draws: int = 16, seed: int = 0) -> dict:
-    """ELBO perplexity bound: exp(Σ bound on −log p(canvas) / Σ (text tokens + <eos>)).
+    from textdiff.eval.elbo import elbo_perplexity
 
-    Counting the same tokens as the AR model's exact perplexity makes the two
-    comparable; the canvas's <bos> and padding are part of what the bound pays for.
-    Sequences longer than the canvas are truncated, as in training.
-    """
-    from textdiff.data.batching import encode_sequences, pad_batch
-
-    vocab = model.vocab
-    L = model.params.model.seq_len
-    seqs = encode_sequences(tokenizer, texts, L)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    nll, count = 0.0, 0
-    model.to(device).eval()
-    for i in range(0, len(seqs), batch_size):
-        batch = pad_batch(seqs[i:i + batch_size], vocab.pad_id, length=L).to(device)
-        nll += model.nll_bound(batch, draws, gen).sum().item()
-        count += sum(len(s) - 1 for s in seqs[i:i + batch_size])  # tokens after <bos>, as the AR counts
-    return {"heldout_ppl": math.exp(nll / count), "heldout_ppl_bound": f"ELBO upper bound, {draws} t draws",
-            "heldout_tokens": count}
+    return elbo_perplexity(model, tokenizer, texts, device=device, batch_size=batch_size, draws=draws, seed=seed)

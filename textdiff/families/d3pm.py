@@ -1,0 +1,167 @@
+"""D3PM (Austin et al. 2021): discrete-time diffusion over token ids — rows ``d3pm_uniform``, ``d3pm_absorb``.
+
+Composition:
+- state: token ids on a fixed canvas ``<bos> tokens <eos> <pad>…`` (as mdlm);
+- process: T discrete steps, step t keeps a token with probability 1 − β_t and
+  otherwise draws it from the graph's stationary m (``uniform``: any token;
+  ``absorbing``: [MASK]); ᾱ_t linear (β_t = 1/(T−t+1)) or cosine
+  (textdiff.processes.discrete_time);
+- denoiser: the shared bidirectional backbone, conditioned on t/T, predicting
+  p̃θ(x0 | x_t) (never [MASK] on the absorbing graph);
+- reverse model: p_θ(x_s | x_t) ∝ Σ_{x0} q(x_s, x_t | x0)·p̃θ(x0 | x_t), i.e. the
+  closed-form posterior evaluated at p̃θ instead of the one-hot x0;
+- loss: the hybrid L_λ = T·KL(q(x_{t−1}|x_t,x0) ‖ p_θ(x_{t−1}|x_t)) + λ·CE, t uniform
+  on 1..T (stratified over the batch), per canvas token;
+- likelihood: T·E_t[KL] (Monte-Carlo over t) + KL(q(x_T|x0) ‖ m);
+- sampler: ancestral steps over a grid of ``steps`` times from T to 0 (the kernel
+  between s < t keeps a token with probability ᾱ_t/ᾱ_s, so steps can be skipped);
+  the last step, to t = 0, is the denoising step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from textdiff.config import D3PMParams, DiscreteSampleParams
+from textdiff.data.vocab import Vocab
+from textdiff.losses.discrete import d3pm_hybrid_loss
+from textdiff.nn import BackboneConfig, Transformer
+from textdiff.processes.discrete import graph_for
+from textdiff.processes.discrete_time import D3PMSchedule, log_posterior, prior_kl
+from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
+
+PARAMS = D3PMParams
+
+
+class D3PM(nn.Module):
+    def __init__(self, params: D3PMParams, vocab: Vocab):
+        super().__init__()
+        self.params, self.vocab = params, vocab
+        m = params.model
+        self.denoiser = Transformer(BackboneConfig(
+            d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, max_len=m.seq_len, causal=False,
+            dropout=m.dropout, vocab_size=vocab.size, time_conditioning=True))
+        self.graph = graph_for(m.graph, vocab.size, vocab.mask_id)
+        self.timesteps = m.timesteps
+        self.register_buffer("alphabar", D3PMSchedule(m.timesteps, m.schedule).alphabar(), persistent=False)
+        self.register_buffer("stationary", self.graph.stationary(), persistent=False)
+
+    # ---------------------------------------------------------------- denoiser and reverse model
+
+    def x0_log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """log p̃θ(x0 | x_t) (B, L, V) at integer times t (B,)."""
+        logits = self.denoiser(x_t, t.double() / self.timesteps).float()
+        if self.params.model.graph == "absorbing":
+            logits[..., self.vocab.mask_id] = float("-inf")
+        return torch.log_softmax(logits, dim=-1)
+
+    def reverse_log_probs(self, log_x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
+                          s: torch.Tensor) -> torch.Tensor:
+        """log q(x_s | x_t, x0 ~ exp(log_x0)) between integer times s < t, (B, L, V)."""
+        a_t, a_s = self.alphabar[t], self.alphabar[s]
+        return log_posterior(log_x0, x_t, a_t / a_s, a_s, self.stationary)
+
+    # ---------------------------------------------------------------- loss and ELBO
+
+    def corrupt(self, x0: torch.Tensor, t: torch.Tensor, generator=None) -> torch.Tensor:
+        """x_t ~ q(x_t | x0) = Cat(ᾱ_t·x0 + (1−ᾱ_t)·m)."""
+        return self.graph.corrupt(x0, -torch.log(self.alphabar[t]), generator)
+
+    def token_losses(self, x0: torch.Tensor, t: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_λ, ELBO term) per token, (B, L), at integer times t (B,) in 1..T."""
+        x_t = self.corrupt(x0, t, generator)
+        log_x0 = self.x0_log_probs(x_t, t)
+        one_hot = torch.nn.functional.one_hot(x0, self.vocab.size).bool()
+        log_true_x0 = torch.where(one_hot, 0.0, float("-inf"))
+        log_q = self.reverse_log_probs(log_true_x0, x_t, t, t - 1)
+        log_p = self.reverse_log_probs(log_x0, x_t, t, t - 1)
+        return d3pm_hybrid_loss(log_q, log_p, log_x0, x0, self.timesteps, self.params.model.hybrid_lambda)
+
+    def loss(self, x0: torch.Tensor) -> torch.Tensor:
+        return self.token_losses(x0, stratified_steps(x0.shape[0], self.timesteps, x0.device))[0].mean()
+
+    @torch.no_grad()
+    def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-sequence upper bound on −log p(x0) in nats: T·E_t[KL] over ``draws`` stratified t, plus the prior."""
+        total = prior_kl(x0, self.alphabar[-1].item(), self.stationary).sum(1)
+        for k in range(draws):
+            u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
+            t = (((k + u) / draws) * self.timesteps).long().clamp(0, self.timesteps - 1) + 1
+            total += self.token_losses(x0, t, generator)[1].double().sum(1) / draws
+        return total
+
+    # ---------------------------------------------------------------- accounting (for MFU)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
+        return self.denoiser.flops_per_token(seq_len, training)
+
+
+def stratified_steps(batch: int, timesteps: int, device=None, generator=None) -> torch.Tensor:
+    """Integer t in 1..T, one per sequence, spread evenly over the batch from one uniform offset."""
+    u = torch.rand(1, generator=generator, device=device, dtype=torch.float64)
+    frac = (u + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0
+    return (frac * timesteps).long().clamp(0, timesteps - 1) + 1
+
+
+def build(params: D3PMParams, vocab: Vocab) -> D3PM:
+    return D3PM(params, vocab)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def time_grid(timesteps: int, steps: int, device=None) -> torch.Tensor:
+    """``steps`` + 1 decreasing integer times from T to 0 (distinct; fewer if steps > T)."""
+    grid = torch.linspace(timesteps, 0, steps + 1, dtype=torch.float64).round().long()
+    return torch.unique_consecutive(grid).to(device)
+
+
+@torch.no_grad()
+def sample_canvas(model: D3PM, num: int, steps: int, generator: torch.Generator, device: torch.device,
+                  infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Ancestral sampling from the prior x_T; returns the (num, L) canvas."""
+    prior = "mask" if model.params.model.graph == "absorbing" else "uniform"
+    x, known, values = initial_canvas(num, model.params.model.seq_len, model.vocab, prior, generator, device, infill)
+
+    def step_probs(x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        t_b, s_b = t.expand(x_t.shape[0]), s.expand(x_t.shape[0])
+        return model.reverse_log_probs(model.x0_log_probs(x_t, t_b), x_t, t_b, s_b).exp()
+
+    return reverse_sample(step_probs, x, known, values, time_grid(model.timesteps, steps, device), generator)
+
+
+def generate(model: D3PM, num: int, steps: int, generator: torch.Generator, device: torch.device,
+             infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[list[int]]:
+    return [model.vocab.strip(row) for row in sample_canvas(model, num, steps, generator, device, infill).tolist()]
+
+
+# --------------------------------------------------------------------------- what the stages call
+
+
+def fit(params: D3PMParams, tokenizer, train_texts: list[str], **kwargs):
+    from textdiff.training.fit import fit_on_canvas
+
+    return fit_on_canvas(build, params, tokenizer, train_texts, **kwargs)
+
+
+def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, *, seed: int,
+                 device: torch.device) -> tuple[list[str], dict]:
+    from textdiff.sampling.batched import generate_texts
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model.to(device).eval()
+    texts, speed = generate_texts(lambda n: generate(model, n, params.steps, gen, device), tokenizer,
+                                  params.num_samples, params.batch_size)
+    nfe = len(time_grid(model.timesteps, params.steps)) - 1
+    return texts, {**speed, "steps": params.steps, "nfe_per_sequence": nfe}
+
+
+def likelihood(model: D3PM, tokenizer, texts: list[str], *, device: torch.device, batch_size: int = 64,
+               draws: int = 16, seed: int = 0) -> dict:
+    from textdiff.eval.elbo import elbo_perplexity
+
+    return elbo_perplexity(model, tokenizer, texts, device=device, batch_size=batch_size, draws=draws, seed=seed)
