@@ -10,7 +10,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_default_and_tiny_params_load():
     p = load_params(ROOT / "params.yaml")
-    assert p.models[0] == "ar" and "embedding" in p.models and p.ar.model.d_model == 192
+    assert list(p.models)[0] == "ar" and p.models["sedd_uniform"] == "sedd" and p.ar.model.d_model == 128
+    for row in p.models:  # every row shares the backbone size, canvas and step budget
+        section = getattr(p, row)
+        assert (section.model.d_model, section.model.n_layers, section.model.seq_len, section.train.steps) == \
+            (128, 4, 48, 400), row
     tiny = load_params(ROOT / "profiles" / "tiny.yaml")
     assert tiny.ar.train.steps < p.ar.train.steps
 
@@ -23,7 +27,12 @@ def test_default_and_tiny_params_load():
     ({"data": {"test_fraction": 0}}, "data.test_fraction", "greater than 0"),
     ({"ar": {"model": {"d_model": 100, "n_heads": 3}}}, "ar.model", "divisible"),
     ({"data": {"valid_fraction": 0.6, "test_fraction": 0.5}}, "data", "leave training data"),
-    ({"models": ["ar", "nope"]}, "(top level)", "known families"),
+    ({"models": {"ar": "ar", "nope": "x"}}, "(top level)", "known rows"),
+    ({"models": {"ar": "ar", "sedd_absorb": "d3pm"}}, "(top level)", "sedd_absorb: sedd"),
+    ({"models": {"ar": "ar"}, "steps_sweep": {"models": {"mdlm": "mdlm"}}}, "(top level)", "must also be in models"),
+    ({"sedd_uniform": {"model": {"graph": "uniform", "schedule": "loglinear"}}}, "sedd_uniform.model",
+     "needs schedule: geometric"),
+    ({"d3pm_absorb": {"model": {"timesteps": 10}, "sample": {"steps": 20}}}, "d3pm_absorb", "exceeds model.timesteps"),
 ])
 def test_bad_params_name_the_key(raw, path, words):
     with pytest.raises(ParamsError) as err:

@@ -48,10 +48,15 @@ def reproduced(repo) -> subprocess.CompletedProcess:
 
 def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
     for stage in ("prepare", "tokenizer", "train@ar", "sample@ar", "likelihood@ar", "evaluate@ar",
-                  "evaluate_reference", "report"):
+                  "train@d3pm_absorb", "likelihood@d3pm_absorb", "evaluate@sedd_uniform",
+                  "steps_sweep@mdlm", "steps_sweep@sedd_uniform", "evaluate_reference", "report"):
         assert f"Running stage '{stage}'" in reproduced.stdout
     report = (repo / "reports" / "report.md").read_text()
     assert "| ar |" in report and "| real text (held-out) |" in report
+    assert "## Held-out likelihood" in report and "| sedd_uniform | ≤ " in report
+    sweep = json.loads((repo / "metrics" / "sweep" / "sedd_uniform.json").read_text())
+    assert [pt["steps"] for pt in sweep["points"]] == [2, 8]
+    assert (repo / "reports" / "plots" / "steps.png").stat().st_size > 1000
     assert (repo / "reports" / "plots" / "quality.png").stat().st_size > 1000
     assert (repo / "models" / "ar" / "model.safetensors").exists()
     assert '"ar"' in (repo / "models" / "ar" / "params.json").read_text()  # resolved params recorded

@@ -218,7 +218,7 @@ class SEDDParams(Section):
 class StepsSweepParams(Section):
     """Generative perplexity and entropy of each discrete model against the number of sampling steps."""
 
-    models: list[str] = Field(default_factory=list, description="rows to sweep (each must be in models)")
+    models: dict[str, str] = Field(default_factory=dict, description="rows to sweep -> family, as in models")
     steps: list[int] = Field(default_factory=lambda: [8, 32, 128, 512], min_length=1)
     num_samples: int = Field(64, ge=2)
     batch_size: int = Field(64, ge=1)
@@ -288,9 +288,9 @@ class Params(Section):
             raise ValueError("models maps " + ", ".join(f"{r}: {f}" for r, f in wrong.items())
                              + "; each row's family is fixed: "
                              + ", ".join(f"{r}: {ROW_FAMILIES[r]}" for r in wrong))
-        swept = [m for m in self.steps_sweep.models if m not in self.models]
+        swept = {r: f for r, f in self.steps_sweep.models.items() if self.models.get(r) != f}
         if swept:
-            raise ValueError(f"steps_sweep.models lists {swept}, which are not in models")
+            raise ValueError(f"steps_sweep.models has {swept}: each entry must also be in models, with the same family")
         if "ar" not in self.models:
             raise ValueError("models must include 'ar': it is the baseline row and the pipeline's judge LM")
         return self

@@ -28,7 +28,7 @@ from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import d3pm_hybrid_loss
 from textdiff.nn import BackboneConfig, Transformer
 from textdiff.processes.discrete import graph_for
-from textdiff.processes.discrete_time import D3PMSchedule, log_posterior, prior_kl
+from textdiff.processes.discrete_time import D3PMSchedule, posterior, posterior_kl, prior_kl
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
 
 PARAMS = D3PMParams
@@ -49,18 +49,20 @@ class D3PM(nn.Module):
 
     # ---------------------------------------------------------------- denoiser and reverse model
 
-    def x0_log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """log p̃θ(x0 | x_t) (B, L, V) at integer times t (B,)."""
+    def x0_logits(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Logits of p̃θ(x0 | x_t) (B, L, V) at integer times t (B,); −inf at [MASK] on the absorbing graph."""
         logits = self.denoiser(x_t, t.double() / self.timesteps).float()
         if self.params.model.graph == "absorbing":
             logits[..., self.vocab.mask_id] = float("-inf")
-        return torch.log_softmax(logits, dim=-1)
+        return logits
 
-    def reverse_log_probs(self, log_x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
-                          s: torch.Tensor) -> torch.Tensor:
-        """log q(x_s | x_t, x0 ~ exp(log_x0)) between integer times s < t, (B, L, V)."""
+    def x0_log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.x0_logits(x_t, t), dim=-1)
+
+    def reverse_probs(self, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """p_θ(x_s | x_t) between integer times s < t (B,): the posterior at p̃θ(x0 | x_t), (B, L, V), unnormalised."""
         a_t, a_s = self.alphabar[t], self.alphabar[s]
-        return log_posterior(log_x0, x_t, a_t / a_s, a_s, self.stationary)
+        return posterior(torch.softmax(self.x0_logits(x_t, t), -1), x_t, a_t / a_s, a_s, self.stationary, normalise=False)
 
     # ---------------------------------------------------------------- loss and ELBO
 
@@ -72,11 +74,9 @@ class D3PM(nn.Module):
         """(L_λ, ELBO term) per token, (B, L), at integer times t (B,) in 1..T."""
         x_t = self.corrupt(x0, t, generator)
         log_x0 = self.x0_log_probs(x_t, t)
-        one_hot = torch.nn.functional.one_hot(x0, self.vocab.size).bool()
-        log_true_x0 = torch.where(one_hot, 0.0, float("-inf"))
-        log_q = self.reverse_log_probs(log_true_x0, x_t, t, t - 1)
-        log_p = self.reverse_log_probs(log_x0, x_t, t, t - 1)
-        return d3pm_hybrid_loss(log_q, log_p, log_x0, x0, self.timesteps, self.params.model.hybrid_lambda)
+        a_t, a_s = self.alphabar[t], self.alphabar[t - 1]
+        kl = posterior_kl(log_x0, x0, x_t, a_t / a_s, a_s, self.stationary)
+        return d3pm_hybrid_loss(kl, log_x0, x0, self.timesteps, self.params.model.hybrid_lambda)
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
         return self.token_losses(x0, stratified_steps(x0.shape[0], self.timesteps, x0.device))[0].mean()
@@ -128,8 +128,7 @@ def sample_canvas(model: D3PM, num: int, steps: int, generator: torch.Generator,
     x, known, values = initial_canvas(num, model.params.model.seq_len, model.vocab, prior, generator, device, infill)
 
     def step_probs(x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        t_b, s_b = t.expand(x_t.shape[0]), s.expand(x_t.shape[0])
-        return model.reverse_log_probs(model.x0_log_probs(x_t, t_b), x_t, t_b, s_b).exp()
+        return model.reverse_probs(x_t, t.expand(x_t.shape[0]), s.expand(x_t.shape[0]))
 
     return reverse_sample(step_probs, x, known, values, time_grid(model.timesteps, steps, device), generator)
 

@@ -95,8 +95,7 @@ class SEDD(nn.Module):
 
     def euler_probs(self, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """x_s = y ≠ x_t with probability (t − s)·rate(x_t → y); the rest of the mass stays at x_t."""
-        tb = t.expand(x_t.shape[0])
-        z = self.score_logits(x_t, tb).double()
+        z = self.score_logits(x_t, t.expand(x_t.shape[0]))
         if self.absorbing:  # rate(mask → y) = σ·s_y = (−α′/(1−α))·e^{z_y}
             jump = (t - s) * masked_weight(self.schedule, t) * z.exp()
             jump = jump * (x_t == self.vocab.mask_id)[..., None]
@@ -108,12 +107,11 @@ class SEDD(nn.Module):
 
     def tweedie_probs(self, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """The exact reverse step if the scores are exact: p(x_s = y | x_t) = q(x_t | x_s = y)·p_s(y)/p_t(x_t)."""
-        tb = t.expand(x_t.shape[0])
-        z = self.score_logits(x_t, tb).double()
+        z = self.score_logits(x_t, t.expand(x_t.shape[0]))
         a_t, a_s = self.schedule.alpha(t), self.schedule.alpha(s)
         if self.absorbing:
             return absorbing_tweedie(z, x_t, a_t, a_s, self.vocab.mask_id)
-        return uniform_tweedie(z.exp(), x_t, a_t / a_s)
+        return uniform_tweedie(z.double().exp(), x_t, a_t / a_s)  # float64: the bracket cancels to ~α_t
 
     # ---------------------------------------------------------------- accounting (for MFU)
 

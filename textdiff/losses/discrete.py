@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from textdiff.processes.discrete_time import kl_categorical
-
 
 def masked_diffusion_loss(masked_log_probs: torch.Tensor, x0: torch.Tensor, masked: torch.Tensor,
                           weight: torch.Tensor) -> torch.Tensor:
@@ -90,14 +88,15 @@ def score_entropy_uniform(log_score: torch.Tensor, x0: torch.Tensor, x_t: torch.
     return (sigma.double().view(-1, 1) / V * value).to(log_score.dtype)
 
 
-def d3pm_hybrid_loss(log_q: torch.Tensor, log_p: torch.Tensor, log_x0_pred: torch.Tensor, x0: torch.Tensor,
-                     timesteps: int, hybrid_lambda: float) -> tuple[torch.Tensor, torch.Tensor]:
+def d3pm_hybrid_loss(kl: torch.Tensor, log_x0_pred: torch.Tensor, x0: torch.Tensor, timesteps: int,
+                     hybrid_lambda: float) -> tuple[torch.Tensor, torch.Tensor]:
     """D3PM's L_λ per token: T·KL(q(x_{t−1}|x_t,x0) ‖ p_θ(x_{t−1}|x_t)) + λ·(−log p̃θ(x0|x_t)).
 
-    With t uniform on 1..T, T·KL is an unbiased estimate of the per-token ELBO
-    (at t = 1, q is the one-hot x0 and the KL is −log p_θ(x0|x_1)); the prior term
-    is added where the bound is reported. Returns (loss, elbo_term), both (B, L).
+    ``kl`` (B, L) is the posterior KL at the sampled t (``posterior_kl``). With t
+    uniform on 1..T, T·KL is an unbiased estimate of the per-token ELBO (at t = 1,
+    q is the one-hot x0 and the KL is −log p_θ(x0|x_1)); the prior term is added
+    where the bound is reported. Returns (loss, elbo_term), both (B, L).
     """
-    elbo = timesteps * kl_categorical(log_q, log_p)
+    elbo = timesteps * kl
     ce = -log_x0_pred.gather(-1, x0[..., None]).squeeze(-1)
     return elbo + hybrid_lambda * ce, elbo

@@ -9,8 +9,9 @@ with keep probability ᾱ_t/ᾱ_s, which lets a sampler skip steps.
 Two posteriors, which the tests check against each other:
 
 - ``posterior_from_matrices``: Bayes' rule with explicit (V, V) matrices, for any Q;
-- ``log_posterior``: the closed form of the (1−β)I + β·1mᵀ family, in log space,
-  used by the models (no V×V matrix is ever built).
+- ``posterior``: the closed form of the (1−β)I + β·1mᵀ family, used by the samplers
+  (no V×V matrix is ever built), and ``posterior_kl``, the KL of two such
+  posteriors straight from gathers, used by the D3PM loss.
 
 Both accept a distribution over x0 instead of a token: with the one-hot x0 they
 give q(x_s | x_t, x0); with the denoiser's p̃θ(x0 | x_t) they give D3PM's
@@ -66,24 +67,75 @@ def posterior_from_matrices(x0_probs: torch.Tensor, x_t: torch.Tensor, q_ts: tor
     return unnorm / unnorm.sum(-1, keepdim=True)
 
 
-def log_posterior(log_x0_probs: torch.Tensor, x_t: torch.Tensor, keep_ts: torch.Tensor, alpha_s: torch.Tensor,
-                  stationary: torch.Tensor) -> torch.Tensor:
-    """log q(x_s | x_t, x0) for kernels (1−β)I + β·1mᵀ, in closed form; (B, L, V).
+def posterior(x0_probs: torch.Tensor, x_t: torch.Tensor, keep_ts: torch.Tensor, alpha_s: torch.Tensor,
+              stationary: torch.Tensor, normalise: bool = True) -> torch.Tensor:
+    """q(x_s | x_t, x0) for kernels (1−β)I + β·1mᵀ, in closed form; (B, L, V).
 
-    ``log_x0_probs`` (B, L, V) is log of a distribution over x0; ``keep_ts`` (B,) is
+    ``x0_probs`` (B, L, V) is a distribution over x0; ``keep_ts`` (B,) or scalar is
     ᾱ_t/ᾱ_s, the chance that no corruption happened between s and t; ``alpha_s``
-    (B,) is ᾱ_s. The two factors are the column of Q_{t|s} at x_t,
-    keep·δ(x_s = x_t) + (1−keep)·m[x_t], and the marginal ᾱ_s·x0 + (1−ᾱ_s)·m.
+    is ᾱ_s. The two factors are the column of Q_{t|s} at x_t,
+    keep·δ(x_s = x_t) + (1−keep)·m[x_t], and the marginal ᾱ_s·x0 + (1−ᾱ_s)·m,
+    whose product is (1−keep)·m[x_t]·marg plus keep·marg(x_t) at x_t. The
+    normaliser is keep·marg(x_t) + (1−keep)·m[x_t] since Σ marg = 1.
     """
-    dtype = log_x0_probs.dtype
+    dtype = x0_probs.dtype
     keep, a_s = _col(keep_ts, dtype), _col(alpha_s, dtype)
-    log_m = stationary.to(dtype).log()
-    same = torch.nn.functional.one_hot(x_t, log_x0_probs.shape[-1]).bool()
-    log_col = torch.logaddexp(torch.where(same, keep.log(), -torch.inf),
-                              (1 - keep).log() + log_m[x_t][..., None])
-    log_marg = torch.logaddexp(a_s.log() + log_x0_probs, (1 - a_s).log() + log_m)
-    joint = log_col + log_marg
-    return joint - torch.logsumexp(joint, dim=-1, keepdim=True)
+    m = stationary.to(device=x0_probs.device, dtype=dtype)
+    marg = a_s * x0_probs + (1 - a_s) * m
+    m_t = m[x_t][..., None]
+    marg_t = marg.gather(-1, x_t[..., None])
+    out = ((1 - keep) * m_t * marg).scatter_add(-1, x_t[..., None], keep.expand_as(marg_t) * marg_t)
+    return out / (keep * marg_t + (1 - keep) * m_t) if normalise else out
+
+
+def posterior_kl(log_x0_pred: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, keep_ts: torch.Tensor,
+                 alpha_s: torch.Tensor, stationary: torch.Tensor) -> torch.Tensor:
+    """KL(q(x_s | x_t, x0) ‖ p_θ(x_s | x_t)) per token (B, L), without forming either distribution.
+
+    Equal to ``kl_categorical`` of the logs of two ``posterior`` calls (the tests
+    check it) at a fraction of the cost: both posteriors share the factor col(y) =
+    keep·δ(y = x_t) + (1−keep)·m[x_t], which cancels in the log-ratio, leaving the
+    marginals margq = ᾱ_s·δ(x0) + (1−ᾱ_s)·m and margp = ᾱ_s·p̃θ + (1−ᾱ_s)·m; q is a
+    few spikes on a multiple of m, so every sum over V reduces to gathers at x_t
+    and x0 plus the m-weighted sum of log margp over m's support (one index for
+    the absorbing graph, all V for the uniform one). The normalisers are
+    closed-form since Σ margq = Σ margp = 1: Z = keep·marg(x_t) + (1−keep)·m[x_t].
+    """
+    k = torch.as_tensor(keep_ts, dtype=torch.float64, device=x0.device).view(-1, 1)
+    a = torch.as_tensor(alpha_s, dtype=torch.float64, device=x0.device).view(-1, 1)
+    m = stationary.to(x0.device)
+    m_t, m_0 = m[x_t], m[x0]
+
+    # Logs are floored at −1e4 (e^{−1e4} = 0): a −inf would give nan gradients even where a zero
+    # coefficient drops the term (autograd multiplies 0 by the inf/nan local derivative).
+    floor = -1e4
+
+    def log_margp_at(lp: torch.Tensor, m_y: torch.Tensor) -> torch.Tensor:
+        return torch.logaddexp((a.log() + lp.double()).clamp_min(floor), ((1 - a) * m_y).log().clamp_min(floor))
+
+    lmp_t = log_margp_at(log_x0_pred.gather(-1, x_t[..., None]).squeeze(-1), m_t)
+    lmp_0 = log_margp_at(log_x0_pred.gather(-1, x0[..., None]).squeeze(-1), m_0)
+    support = torch.nonzero(m).squeeze(-1)
+    lp_support = log_x0_pred if len(support) == len(m) else log_x0_pred[..., support]  # no copy when dense
+    a3, m_s = a.to(log_x0_pred.dtype)[..., None], m[support]
+    on_support = torch.log((a3 * lp_support.exp() + (1 - a3) * m_s.to(a3.dtype)).clamp_min(
+        torch.finfo(a3.dtype).tiny))
+    m_log_margp = (on_support @ m_s.to(a3.dtype)).double()
+    entropy_m = -(m_s * m_s.log()).sum()
+    m_log_margq = (1 - a).log() - entropy_m + torch.where(m_0 > 0, m_0 * torch.log1p(a / ((1 - a) * m_0)), 0)
+
+    margq_t = a * (x_t == x0) + (1 - a) * m_t
+    margq_0 = a + (1 - a) * m_0
+    z_q = k * margq_t + (1 - k) * m_t
+    z_p = k * lmp_t.exp() + (1 - k) * m_t
+
+    def times(coef, value):  # 0·(anything) = 0, also where the value is ±inf or nan
+        return torch.where(coef > 0, coef * value, torch.zeros_like(coef))
+
+    stationary_part = times(1 - a, m_log_margq - m_log_margp)
+    expectation = (times(k * margq_t, margq_t.log() - lmp_t)
+                   + times((1 - k) * m_t, times(a.expand_as(margq_0), margq_0.log() - lmp_0) + stationary_part)) / z_q
+    return (expectation + z_p.log() - z_q.log()).to(log_x0_pred.dtype)
 
 
 def kl_categorical(log_q: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from textdiff.data.vocab import Vocab
-from textdiff.sampling.categorical import gumbel_noise
+from textdiff.sampling.categorical import sample_from_probs
 
 
 def initial_canvas(num: int, seq_len: int, vocab: Vocab, prior: str, generator: torch.Generator, device,
@@ -41,19 +41,17 @@ def initial_canvas(num: int, seq_len: int, vocab: Vocab, prior: str, generator: 
 def jump(probs: torch.Tensor, x_t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Draw x_s ~ probs (B, L, V): stay at x_t with probability probs[x_t], else draw among the others.
 
-    Equal in distribution to one categorical draw per position, but the float64
-    Gumbel draw over V runs only at the positions that move, which in most steps
-    are few.
+    ``probs`` need not be normalised. Equal in distribution to one categorical
+    draw per position, but the draw over V (inverse CDF in float64) runs only at
+    the positions that move, which in most steps are few.
     """
-    p = probs.double()
-    p = p / p.sum(-1, keepdim=True)
-    stay = p.gather(-1, x_t[..., None]).squeeze(-1)
+    total = probs.sum(-1, dtype=torch.float64)
+    stay = probs.gather(-1, x_t[..., None]).squeeze(-1).double() / total
     u = torch.rand(x_t.shape, generator=generator, device=x_t.device, dtype=torch.float64)
     moves = (u >= stay) & (stay < 1)
     out = x_t.clone()
     if moves.any():
-        rows = p[moves].scatter(-1, x_t[moves][:, None], 0.0).log()
-        out[moves] = torch.argmax(rows + gumbel_noise(rows.shape, generator, x_t.device), dim=-1)
+        out[moves] = sample_from_probs(probs[moves].scatter(-1, x_t[moves][:, None], 0.0), generator)
     return out
 
 

@@ -1,0 +1,52 @@
+"""steps_sweep MODEL: generative perplexity and entropy against the number of sampling steps.
+
+For each value in steps_sweep.steps, draws steps_sweep.num_samples texts with the
+row's own sampler and sample params (only steps, count and batch size replaced)
+and scores them with the judge LM. Outputs metrics/sweep/MODEL.json and
+samples/sweep/MODEL.jsonl (every text, tagged with its steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from stages.common import METRICS, MODELS, SAMPLES, TOKENIZER, dump, params, say, stage_main
+from stages.evaluate import make_judge
+from textdiff.data.tokenizer import load_tokenizer
+from textdiff.device import resolve_device
+from textdiff.eval.judge import perplexity_metrics
+from textdiff.eval.ngrams import diversity
+from textdiff.families import get_family
+from textdiff.io import write_json, write_jsonl
+from textdiff.persist import load_model
+
+
+@stage_main("steps_sweep")
+def main(name: str) -> None:
+    p = params()
+    section = p.family(name)
+    sweep = p.steps_sweep
+    device = resolve_device(p.device)
+    model, _ = load_model(MODELS / name, device)
+    tokenizer = load_tokenizer(TOKENIZER)
+    judge = make_judge(p, device)
+    points, records = [], []
+    for steps in sweep.steps:
+        sample_params = section.sample.model_copy(update={"steps": steps, "num_samples": sweep.num_samples,
+                                                          "batch_size": sweep.batch_size})
+        texts, speed = get_family(name).sample_texts(model, tokenizer, sample_params, seed=p.seed, device=device)
+        point = {"steps": steps, **perplexity_metrics(judge, texts), "div": diversity(texts),
+                 "samples_per_s": speed["samples_per_s"], "tokens_per_s": speed["tokens_per_s"]}
+        points.append(point)
+        records += [{"steps": steps, "text": t} for t in texts]
+        say("steps_sweep", f"{name} @ {steps} steps: gen_ppl {point['gen_ppl']:.1f}, entropy {point['entropy']:.2f}, "
+                           f"{point['samples_per_s']:.1f} samples/s")
+    write_jsonl(SAMPLES / "sweep" / f"{name}.jsonl", records)
+    write_json(METRICS / "sweep" / f"{name}.json",
+               {"model": name, "num_samples": sweep.num_samples, "points": points, "sample_params": dump(section.sample)})
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    main(parser.parse_args().model)
