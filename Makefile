@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/generation.py
 	$(BIN)/python benchmarks/rounding.py
+	$(BIN)/python benchmarks/discrete_generation.py
 
 clean-venv:
 	rm -rf $(VENV)

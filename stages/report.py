@@ -52,6 +52,13 @@ def likelihood_table(rows: list[dict]) -> str:
     return "\n".join([head, "|---|---:|---:|---|---:|---:|---:|---:|", *body])
 
 
+def likelihood_order(rows: list[dict]) -> str:
+    ranked = sorted((r for r in rows if r.get("heldout_ppl")), key=lambda r: r["heldout_ppl"])
+    if not ranked:
+        return ""
+    return "Measured order, lowest first: " + " < ".join(f"{r['model']} ({r['heldout_ppl']:.1f})" for r in ranked) + "."
+
+
 def load_sweeps(models: dict) -> dict[str, dict]:
     out = {}
     for name in models:
@@ -253,6 +260,8 @@ def main() -> None:
         "## Held-out likelihood",
         "",
         likelihood_table(rows),
+        "",
+        likelihood_order(rows),
         "",
         LIKELIHOOD_NOTE,
         "",

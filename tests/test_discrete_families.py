@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from textdiff.config import D3PMParams, SEDDParams
+from textdiff.config import D3PMParams, MDLMParams, SEDDParams
 from textdiff.data.vocab import Vocab
 from textdiff.families import d3pm, mdlm, sedd
 from textdiff.losses.discrete import (entropy_constant, masked_diffusion_loss, score_entropy_absorb,
@@ -315,9 +315,15 @@ def test_uniform_score_entropy_at_zero_scores_matches_its_integral():
     assert abs(mc - expected) < 0.05 * expected, (mc, expected)
 
 
-@pytest.mark.parametrize("make", [lambda: tiny_d3pm("absorbing"), lambda: tiny_sedd("uniform")],
-                         ids=["d3pm_absorb", "sedd_uniform"])
-def test_elbo_bound_falls_with_training(make):
+def tiny_mdlm() -> mdlm.MaskedDiffusion:
+    torch.manual_seed(0)
+    params = MDLMParams.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 12}})
+    return mdlm.build(params, VOCAB).eval()
+
+
+@pytest.mark.parametrize("make", [tiny_mdlm, lambda: tiny_d3pm("absorbing"), lambda: tiny_sedd("uniform")],
+                         ids=["mdlm", "d3pm_absorb", "sedd_uniform"])
+def test_elbo_bound_is_positive_and_falls_with_training(make):
     model = make().train()
     x0 = torch.tensor([[1, 10, 11, 12, 13, 2, 0, 0, 0, 0, 0, 0]] * 16)
     before = model.nll_bound(x0, 8, torch.Generator().manual_seed(0)).mean().item()

@@ -19,8 +19,7 @@ PARAMS = ARParams
 
 
 def backbone_config(params: BackboneParams, vocab: Vocab) -> BackboneConfig:
-    return BackboneConfig(d_model=params.d_model, n_layers=params.n_layers, n_heads=params.n_heads,
-                          max_len=params.seq_len, causal=True, dropout=params.dropout, vocab_size=vocab.size)
+    return BackboneConfig.from_params(params, causal=True, vocab_size=vocab.size)
 
 
 def build_backbone(params: BackboneParams, vocab: Vocab) -> Transformer:

@@ -21,12 +21,11 @@ Composition:
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from textdiff.config import D3PMParams, DiscreteSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import d3pm_hybrid_loss
-from textdiff.nn import BackboneConfig, Transformer
+from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.discrete import graph_for
 from textdiff.processes.discrete_time import D3PMSchedule, posterior, posterior_kl, prior_kl
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
@@ -34,14 +33,13 @@ from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
 PARAMS = D3PMParams
 
 
-class D3PM(nn.Module):
+class D3PM(DenoiserModel):
     def __init__(self, params: D3PMParams, vocab: Vocab):
         super().__init__()
         self.params, self.vocab = params, vocab
         m = params.model
-        self.denoiser = Transformer(BackboneConfig(
-            d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, max_len=m.seq_len, causal=False,
-            dropout=m.dropout, vocab_size=vocab.size, time_conditioning=True))
+        self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
+                                                               time_conditioning=True))
         self.graph = graph_for(m.graph, vocab.size, vocab.mask_id)
         self.timesteps = m.timesteps
         self.register_buffer("alphabar", D3PMSchedule(m.timesteps, m.schedule).alphabar(), persistent=False)
@@ -90,14 +88,6 @@ class D3PM(nn.Module):
             t = (((k + u) / draws) * self.timesteps).long().clamp(0, self.timesteps - 1) + 1
             total += self.token_losses(x0, t, generator)[1].double().sum(1) / draws
         return total
-
-    # ---------------------------------------------------------------- accounting (for MFU)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
-        return self.denoiser.flops_per_token(seq_len, training)
 
 
 def stratified_steps(batch: int, timesteps: int, device=None, generator=None) -> torch.Tensor:

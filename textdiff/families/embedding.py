@@ -23,7 +23,7 @@ from torch import nn
 
 from textdiff.config import EmbeddingParams, GaussianSampleParams
 from textdiff.data.vocab import Vocab
-from textdiff.nn import BackboneConfig, Transformer
+from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.sampling.rounding import NearestEmbedding, clamp_to_embeddings
@@ -32,16 +32,15 @@ from textdiff.training.self_conditioning import self_condition_input
 PARAMS = EmbeddingParams
 
 
-class EmbeddingDiffusion(nn.Module):
+class EmbeddingDiffusion(DenoiserModel):
     def __init__(self, params: EmbeddingParams, vocab: Vocab):
         super().__init__()
         self.params, self.vocab = params, vocab
         dim, diff = params.model.embedding_dim, params.model.diffusion
         self.embedding = nn.Embedding(vocab.size, dim)  # N(0, 1) init, as Diffusion-LM
-        self.denoiser = Transformer(BackboneConfig(
-            d_model=params.model.d_model, n_layers=params.model.n_layers, n_heads=params.model.n_heads,
-            max_len=params.model.seq_len, causal=False, dropout=params.model.dropout, input_dim=dim,
-            output_dim=dim, time_conditioning=True, self_cond_dim=dim if diff.self_condition > 0 else None))
+        self.denoiser = Transformer(BackboneConfig.from_params(
+            params.model, causal=False, input_dim=dim, output_dim=dim, time_conditioning=True,
+            self_cond_dim=dim if diff.self_condition > 0 else None))
         self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
 
     # ---------------------------------------------------------------- space
@@ -82,9 +81,6 @@ class EmbeddingDiffusion(nn.Module):
         return (mse + prior).mean() + rounding
 
     # ---------------------------------------------------------------- accounting (for MFU)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def flops_per_token(self, seq_len: int, training: bool = True) -> float:
         head = 2 * self.embedding.weight.numel() * (3 if training else 1)  # rounding logits

@@ -21,12 +21,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from textdiff.config import MaskedSampleParams, MDLMParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import masked_diffusion_loss
-from textdiff.nn import BackboneConfig, Transformer
+from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.discrete import Absorbing, antithetic_times, discrete_schedule, masked_weight
 from textdiff.sampling.categorical import gumbel_noise
 from textdiff.sampling.discrete_sampler import initial_canvas
@@ -34,16 +33,15 @@ from textdiff.sampling.discrete_sampler import initial_canvas
 PARAMS = MDLMParams
 
 
-class MaskedDiffusion(nn.Module):
+class MaskedDiffusion(DenoiserModel):
     def __init__(self, params: MDLMParams, vocab: Vocab):
         super().__init__()
         if vocab.mask_id is None:
             raise ValueError("masked diffusion needs a tokenizer with a <mask> token")
         self.params, self.vocab = params, vocab
         m = params.model
-        self.denoiser = Transformer(BackboneConfig(
-            d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, max_len=m.seq_len, causal=False,
-            dropout=m.dropout, vocab_size=vocab.size, time_conditioning=m.time_conditioning))
+        self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
+                                                               time_conditioning=m.time_conditioning))
         self.graph = Absorbing(vocab.size, vocab.mask_id)
         self.schedule = discrete_schedule(m.schedule)
 
@@ -92,14 +90,6 @@ class MaskedDiffusion(nn.Module):
             t = ((k + u) / draws).clamp(1e-5, 1.0)
             total += self.token_losses(x0, t, generator).double().sum(1)
         return total / draws
-
-    # ---------------------------------------------------------------- accounting (for MFU)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
-        return self.denoiser.flops_per_token(seq_len, training)
 
 
 def build(params: MDLMParams, vocab: Vocab) -> MaskedDiffusion:

@@ -23,12 +23,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from textdiff.config import SEDDParams, SEDDSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import score_entropy_absorb_scaled, score_entropy_uniform
-from textdiff.nn import BackboneConfig, Transformer
+from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.discrete import antithetic_times, discrete_schedule, graph_for, masked_weight
 from textdiff.processes.discrete_time import prior_kl
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
@@ -36,14 +35,13 @@ from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
 PARAMS = SEDDParams
 
 
-class SEDD(nn.Module):
+class SEDD(DenoiserModel):
     def __init__(self, params: SEDDParams, vocab: Vocab):
         super().__init__()
         self.params, self.vocab = params, vocab
         m = params.model
-        self.denoiser = Transformer(BackboneConfig(
-            d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, max_len=m.seq_len, causal=False,
-            dropout=m.dropout, vocab_size=vocab.size, time_conditioning=True))
+        self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
+                                                               time_conditioning=True))
         self.graph = graph_for(m.graph, vocab.size, vocab.mask_id)
         self.schedule = discrete_schedule(m.schedule)
         self.absorbing = m.graph == "absorbing"
@@ -112,14 +110,6 @@ class SEDD(nn.Module):
         if self.absorbing:
             return absorbing_tweedie(z, x_t, a_t, a_s, self.vocab.mask_id)
         return uniform_tweedie(z.double().exp(), x_t, a_t / a_s)  # float64: the bracket cancels to ~α_t
-
-    # ---------------------------------------------------------------- accounting (for MFU)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
-        return self.denoiser.flops_per_token(seq_len, training)
 
 
 def absorbing_tweedie(z: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, mask_id: int) -> torch.Tensor:

@@ -47,6 +47,24 @@ class BackboneConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_params(cls, params, **rest) -> "BackboneConfig":
+        """From a params section with d_model, n_layers, n_heads, dropout and seq_len (= max_len)."""
+        return cls(d_model=params.d_model, n_layers=params.n_layers, n_heads=params.n_heads, max_len=params.seq_len,
+                   dropout=params.dropout, **rest)
+
+
+class DenoiserModel(nn.Module):
+    """Base of the diffusion models whose compute is one backbone, ``self.denoiser``: the accounting for MFU."""
+
+    denoiser: "Transformer"
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
+        return self.denoiser.flops_per_token(seq_len, training)
+
 
 class Attention(nn.Module):
     def __init__(self, cfg: BackboneConfig):
