@@ -8,8 +8,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: repro test bench ablate install clean-venv
+.PHONY: repro test bench ablate flow sweep serve install clean-venv
 
 install: $(STAMP)
 
@@ -33,6 +34,19 @@ test: $(STAMP)
 ablate: $(STAMP)
 	$(BIN)/python -m pipelines.ablate
 	$(BIN)/dvc repro report
+
+# The same pipeline as `make repro`, stage by stage as a Prefect flow (ephemeral
+# Prefect unless PREFECT_API_URL points at a server).
+flow: $(STAMP)
+	$(BIN)/python -m pipelines.flow
+
+# ablations.yaml as queued DVC experiments in a Prefect flow (orchestration.sweep_jobs at a time).
+sweep: $(STAMP)
+	$(BIN)/python -m pipelines.sweep
+
+# Serves the flow on orchestration.schedule_cron (needs a Prefect server: see README).
+serve: $(STAMP)
+	$(BIN)/python -m pipelines.deploy serve
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

@@ -1,13 +1,16 @@
 """Run ablations as DVC experiments and collect their metrics for the report.
 
-    python -m pipelines.ablate [--file ablations.yaml] [--only GROUP]
+    python -m pipelines.ablate [--file ablations.yaml] [--only GROUP] [--jobs N]
 
 Each group in ablations.yaml names a model and a set of runs; each run is a
-list of param overrides passed to ``dvc exp run --temp -S``. DVC re-runs only
-the stages those params feed (a sampling override re-samples and re-evaluates;
-a model override retrains), restoring everything else from its run cache.
-The collected metrics go to reports/ablations.json, which the report stage
-turns into tables. Experiments run from the last git commit: commit code first.
+list of param overrides. Every run is queued (``dvc exp run --queue -n NAME
+-S …``), then the queue runs ``--jobs`` experiments at a time (default
+``orchestration.sweep_jobs``), each in its own temp copy. DVC re-runs only the
+stages those params feed (a sampling override re-samples and re-evaluates; a
+model override retrains), restoring everything else from its run cache. The
+collected metrics (``dvc exp show --json``) go to reports/ablations.json, which
+the report stage turns into tables. Experiments run from the last git commit:
+commit code and dvc.lock first. ``pipelines.sweep`` is the same as a Prefect flow.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from textdiff.io import read_json, write_json
 
 ABLATIONS = Path("ablations.yaml")
 OUT = Path("reports/ablations.json")
-METRIC_KEYS = ("gen_ppl", "gen_ppl_sample_mean", "entropy", "div", "mem", "mauve", "samples_per_s")
+METRIC_KEYS = ("gen_ppl", "gen_ppl_sample_mean", "entropy", "div", "mem", "mauve", "samples_per_s", "heldout_ppl")
 
 
 def load_groups(path: Path) -> dict:
@@ -39,31 +42,40 @@ def load_groups(path: Path) -> dict:
     return groups
 
 
-def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(["dvc", *args], capture_output=True, text=True)
+def dvc(*args: str, check: bool = True, cwd: Path | str = ".") -> subprocess.CompletedProcess:
+    out = subprocess.run(["dvc", *args], capture_output=True, text=True, cwd=cwd)
     if check and out.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
     return out
 
 
-def run_experiment(name: str, overrides: list[str]) -> None:
-    dvc("exp", "remove", name, check=False)
-    args = ["exp", "run", "--temp", "-n", name]
+def queue_experiment(name: str, overrides: list[str], cwd: Path | str = ".") -> None:
+    """Replace any experiment of this name by a queued one with these overrides."""
+    dvc("exp", "remove", name, check=False, cwd=cwd)
+    args = ["exp", "run", "--queue", "-n", name]
     for o in overrides:
         args += ["-S", o]
-    print(f"[ablate] {name}: {' '.join(overrides)}", flush=True)
-    dvc(*args)
+    print(f"[ablate] queued {name}: {' '.join(overrides)}", flush=True)
+    dvc(*args, cwd=cwd)
 
 
-def experiment_metrics(model: str) -> dict[str, dict]:
-    """Metrics of ``metrics/eval/MODEL.json`` for every experiment, by experiment name."""
-    rows = json.loads(dvc("exp", "show", "--json").stdout)
+def run_queue(jobs: int, cwd: Path | str = ".") -> None:
+    """Run every queued experiment, ``jobs`` at a time, and wait for them."""
+    print(f"[ablate] running the queue, {jobs} at a time", flush=True)
+    dvc("exp", "run", "--run-all", "--jobs", str(jobs), cwd=cwd)
+
+
+def experiment_metrics(model: str, cwd: Path | str = ".") -> dict[str, dict]:
+    """Metrics of ``metrics/eval/MODEL.json`` and ``metrics/likelihood/MODEL.json`` for every experiment, by name."""
+    rows = json.loads(dvc("exp", "show", "--json", cwd=cwd).stdout)
     found: dict[str, dict] = {}
 
     def visit(entry: dict) -> None:
         name = entry.get("name") or entry.get("rev")
         data = (entry.get("data") or {}).get("metrics") or {}
-        metrics = (data.get(f"metrics/eval/{model}.json") or {}).get("data")
+        metrics = {}
+        for path in (f"metrics/likelihood/{model}.json", f"metrics/eval/{model}.json"):
+            metrics.update((data.get(path) or {}).get("data") or {})
         if name and metrics:
             found[name] = metrics
         for child in entry.get("experiments") or []:
@@ -75,18 +87,40 @@ def experiment_metrics(model: str) -> dict[str, dict]:
     return found
 
 
-def collect(groups: dict) -> dict:
+def collect(groups: dict, cwd: Path | str = ".") -> dict:
     out = {}
     for gname, group in groups.items():
-        metrics = experiment_metrics(group["model"])
-        baseline = Path(f"metrics/eval/{group['model']}.json")
+        metrics = experiment_metrics(group["model"], cwd)
+        baseline = Path(cwd) / f"metrics/eval/{group['model']}.json"
         rows = []
         if baseline.exists():
-            rows.append({"name": "baseline (params.yaml)", "overrides": [], **_pick(read_json(baseline))})
+            merged = read_json(baseline)
+            likelihood = Path(cwd) / f"metrics/likelihood/{group['model']}.json"
+            if likelihood.exists():
+                merged = {**read_json(likelihood), **merged}
+            rows.append({"name": "baseline (params.yaml)", "overrides": [], **_pick(merged)})
         for run, overrides in group["runs"].items():
             rows.append({"name": run, "overrides": overrides, **_pick(metrics.get(run, {}))})
         out[gname] = {"description": group.get("description", ""), "model": group["model"], "rows": rows}
     return out
+
+
+def missing_runs(collected: dict) -> list[str]:
+    return [r["name"] for g in collected.values() for r in g["rows"] if r["gen_ppl"] is None]
+
+
+def sweep(groups: dict, jobs: int, cwd: Path | str = ".", run: bool = True) -> dict:
+    """Queue and run every run of ``groups``, then merge their metrics into reports/ablations.json."""
+    if run:
+        for group in groups.values():
+            for name, overrides in group["runs"].items():
+                queue_experiment(name, overrides, cwd)
+        run_queue(jobs, cwd)
+    out_path = Path(cwd) / OUT
+    collected = collect(groups, cwd)
+    previous = read_json(out_path) if out_path.exists() else {}
+    write_json(out_path, {**previous, **collected})
+    return collected
 
 
 def _pick(metrics: dict) -> dict:
@@ -94,9 +128,12 @@ def _pick(metrics: dict) -> dict:
 
 
 def main() -> None:
+    from textdiff.config import load_params
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", type=Path, default=ABLATIONS)
     parser.add_argument("--only", help="run only this group")
+    parser.add_argument("--jobs", type=int, help="experiments at a time (default: orchestration.sweep_jobs)")
     parser.add_argument("--collect-only", action="store_true", help="do not run, only collect existing experiments")
     args = parser.parse_args()
     groups = load_groups(args.file)
@@ -104,12 +141,11 @@ def main() -> None:
         if args.only not in groups:
             sys.exit(f"no group {args.only!r} in {args.file}; groups: {', '.join(groups)}")
         groups = {args.only: groups[args.only]}
-    if not args.collect_only:
-        for group in groups.values():
-            for run, overrides in group["runs"].items():
-                run_experiment(run, overrides)
-    previous = read_json(OUT) if OUT.exists() else {}
-    write_json(OUT, {**previous, **collect(groups)})
+    jobs = args.jobs or load_params().orchestration.sweep_jobs
+    collected = sweep(groups, jobs, run=not args.collect_only)
+    failed = missing_runs(collected)
+    if failed:
+        sys.exit(f"[ablate] no metrics for {', '.join(failed)}: see `dvc queue status` and `dvc queue logs NAME`")
     print(f"[ablate] wrote {OUT}; run `dvc repro report` to refresh reports/report.md")
 
 

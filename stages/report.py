@@ -147,7 +147,8 @@ def table(rows: list[dict]) -> str:
 
 
 ABLATION_COLUMNS = [("gen_ppl", "gen_ppl", "{:.1f}"), ("entropy", "entropy", "{:.2f}"), ("div", "div", "{:.3f}"),
-                    ("mem", "mem", "{:.3f}"), ("mauve", "mauve", "{:.3f}"), ("samples/s", "samples_per_s", "{:.1f}")]
+                    ("mem", "mem", "{:.3f}"), ("mauve", "mauve", "{:.3f}"), ("samples/s", "samples_per_s", "{:.1f}"),
+                    ("held-out ppl", "heldout_ppl", "{:.1f}")]
 
 
 def ablation_tables(path: Path) -> str:

@@ -239,6 +239,17 @@ class ReportParams(Section):
     samples_per_model: int = Field(8, ge=0)
 
 
+class OrchestrationParams(Section):
+    """How Prefect runs the stages (pipelines/); no stage depends on these."""
+
+    retries: int = Field(2, ge=0, description="retries of a failed stage")
+    retry_backoff_s: float = Field(10.0, ge=0, description="first retry delay; doubles per retry")
+    schedule_cron: str = Field("0 3 * * *", description="cron of the served deployment")
+    work_pool: str = Field("textdiff-gpu", description="work pool of the GPU deployment")
+    remote: str | None = Field(None, description="DVC remote shared by workers (null: local cache only)")
+    sweep_jobs: int = Field(1, ge=1, description="DVC experiments run at once in an ablation sweep")
+
+
 class TrackingParams(Section):
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
     project: str = "textdiff"
@@ -277,6 +288,7 @@ class Params(Section):
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
+    orchestration: OrchestrationParams = Field(default_factory=OrchestrationParams)
 
     @model_validator(mode="after")
     def _check_models(self) -> "Params":

@@ -1,0 +1,163 @@
+"""The pipeline as a Prefect flow over the DVC stages.
+
+    python -m pipelines.flow [--stage train@ar ...] [--remote NAME]      (make flow)
+
+The DVC stages stay the one definition of the work; Prefect orchestrates them.
+One Prefect task per DVC stage (``prepare``, ``train@ar``, …), in DVC's
+dependency order. DVC judges what is up to date: one ``dvc status`` at the start
+lists the changed stages, and a stage runs (``dvc repro --single-item``) only
+if it is listed or a stage upstream of it ran in this flow run; every other
+stage is a task that completes as ``skipped``. A failing stage is retried with
+exponential backoff (``orchestration.retries``, ``orchestration.retry_backoff_s``);
+one that keeps failing fails the run with the stage's own error lines. Stage
+output goes to the Prefect run log, and the report's tables are published as
+a markdown artifact.
+
+With a DVC remote (``--remote``, or ``orchestration.remote``), each task first
+pulls its stage's outputs and DVC's run cache, asks DVC about that stage alone,
+and pushes outputs and run cache after: a stage that another worker computed
+is then up to date here (its ``dvc.lock`` entry came with the git checkout) or
+restored from the run cache (same command, deps and params), never recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.tasks import exponential_backoff
+
+from textdiff.config import load_params
+
+PROGRESS_MARKS = ("it/s]", "s/it]", "%|")
+
+
+class StageFailed(RuntimeError):
+    """A DVC stage exited non-zero; the message carries the stage's last error lines."""
+
+
+@dataclass
+class Plan:
+    order: list[str]
+    upstream: dict[str, set[str]]
+    changed: set[str] = field(default_factory=set)
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-2000:] or out.stdout[-2000:]}")
+    return out
+
+
+def plan(repo_dir: Path, remote: str | None) -> Plan:
+    """DVC's stages in dependency order, each one's upstream stages, and (without a remote) the changed ones."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(repo_dir)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        order = [stage.addressing for stage in reversed(list(nx.topological_sort(graph)))]
+        upstream = {stage.addressing: {d.addressing for d in nx.descendants(graph, stage)} for stage in graph}
+    changed = set() if remote else set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}"))
+    return Plan(order, upstream, changed)
+
+
+def log_stage_output(text: str) -> None:
+    logger = get_run_logger()
+    for line in text.replace("\r", "\n").splitlines():
+        if line.strip() and not any(mark in line for mark in PROGRESS_MARKS):
+            logger.info(line)
+
+
+@task(task_run_name="{stage}")
+def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None) -> str:
+    """Run one DVC stage if DVC says it must; returns 'ran', 'skipped' (up to date) or 'restored'
+    (DVC's run cache had this exact run: outputs checked out, nothing recomputed)."""
+    cwd = Path(repo_dir)
+    if remote:  # outputs recorded in dvc.lock, and the run cache of stages computed elsewhere
+        dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
+        needed = bool(json.loads(dvc("status", "--json", stage, cwd=cwd).stdout or "{}"))
+    outcome = "skipped"
+    if needed:
+        out = subprocess.run(["dvc", "repro", "--single-item", stage], cwd=cwd, capture_output=True, text=True)
+        log_stage_output(out.stdout)
+        if out.returncode != 0:
+            log_stage_output(out.stderr)
+            raise StageFailed(f"stage {stage} failed (exit {out.returncode}):\n"
+                              + "\n".join(out.stderr.strip().splitlines()[-15:]))
+        outcome = ("skipped" if f"Stage '{stage}' didn't change" in out.stdout
+                   else "restored" if "skipping run, checking out outputs" in out.stdout else "ran")
+    get_run_logger().info(f"{stage}: {outcome}")
+    if remote:  # publish what this worker has, computed or not, so no other worker recomputes it
+        dvc("push", "--remote", remote, "--run-cache", stage, cwd=cwd)
+    return outcome
+
+
+@flow(name="textdiff-pipeline", log_prints=True)
+def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str | None = None,
+             retries: int | None = None, retry_backoff_s: float | None = None) -> dict[str, str]:
+    """Run the DVC pipeline stage by stage; returns {stage: 'ran' | 'skipped' | 'restored'}."""
+    cwd = Path(repo_dir).resolve()
+    settings = load_params(cwd / "params.yaml").orchestration
+    remote = remote or settings.remote
+    retries = settings.retries if retries is None else retries
+    backoff = settings.retry_backoff_s if retry_backoff_s is None else retry_backoff_s
+    stage_task = run_stage.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff)
+                                        if retries and backoff > 0 else 0)
+    p = plan(cwd, remote)
+    unknown = set(stages or []) - set(p.order)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; DVC has: {', '.join(p.order)}")
+    wanted = set(stages or p.order)
+    wanted |= {up for s in wanted for up in p.upstream[s]}  # like `dvc repro STAGE`: with what it needs
+    selected = [s for s in p.order if s in wanted]
+    outcome: dict[str, str] = {}
+    for stage in selected:
+        needed = stage in p.changed or any(outcome.get(up) in ("ran", "restored") for up in p.upstream[stage])
+        outcome[stage] = stage_task(stage, str(cwd), needed, remote)
+    publish_report(cwd, outcome)
+    return outcome
+
+
+def publish_report(cwd: Path, outcome: dict[str, str]) -> None:
+    """The report's tables (comparison and held-out likelihood) as a Prefect markdown artifact."""
+    report = cwd / "reports" / "report.md"
+    ran = [s for s, o in outcome.items() if o == "ran"]
+    summary = f"{len(ran)} stage(s) ran, {len(outcome) - len(ran)} skipped" + (f": {', '.join(ran)}" if ran else "")
+    body = summary
+    if report.exists():
+        text = report.read_text(encoding="utf-8")
+        body += "\n\n" + "\n\n".join(section(text, name) for name in ("Comparison", "Held-out likelihood"))
+    create_markdown_artifact(key="textdiff-report", markdown=body, description="textdiff comparison tables")
+
+
+def section(markdown: str, title: str) -> str:
+    """The '## title' section of a markdown document, without images."""
+    lines, keep = [], False
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            keep = line[3:].strip() == title
+        if keep and not line.startswith("!["):
+            lines.append(line)
+    return "\n".join(lines).strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", action="append", dest="stages", help="run only this stage and what it needs")
+    parser.add_argument("--remote", help="DVC remote to pull from before and push to after each stage")
+    parser.add_argument("--repo", default=".")
+    args = parser.parse_args()
+    outcome = pipeline(repo_dir=args.repo, stages=args.stages, remote=args.remote)
+    ran = [s for s, o in outcome.items() if o == "ran"]
+    print(f"[flow] {len(ran)} stage(s) ran, {len(outcome) - len(ran)} up to date")
+
+
+if __name__ == "__main__":
+    main()

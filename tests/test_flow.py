@@ -1,0 +1,150 @@
+"""Prefect over the DVC stages, for real: a tiny pipeline in a temp copy under prefect_test_harness."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.repo_copy import commit_all, run, tiny_repo
+
+pytestmark = pytest.mark.slow
+
+AR_ONLY = {"models": {"ar": "ar"}, "steps_sweep": {"models": {}}}
+
+
+@pytest.fixture(scope="module")
+def prefect_env(tmp_path_factory):
+    """An ephemeral Prefect API with its state in a temp PREFECT_HOME, offline."""
+    home = tmp_path_factory.mktemp("prefect_home")
+    saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    os.environ.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return tiny_repo(tmp_path_factory.mktemp("flow_repo"), **AR_ONLY)
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_env, repo):
+    from pipelines.flow import pipeline
+
+    return pipeline(repo_dir=str(repo), retry_backoff_s=0)
+
+
+def add_stage(repo: Path, name: str, cmd: str, outs: list[str]) -> None:
+    dvc_yaml = repo / "dvc.yaml"
+    spec = yaml.safe_load(dvc_yaml.read_text())
+    spec["stages"][name] = {"cmd": cmd, "outs": outs}
+    dvc_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def test_flow_runs_the_pipeline_stage_by_stage(repo, first_run):
+    assert list(first_run)[:2] == ["prepare", "tokenizer"] and list(first_run)[-1] == "report"
+    assert set(first_run) >= {"train@ar", "sample@ar", "likelihood@ar", "evaluate@ar", "evaluate_reference"}
+    assert set(first_run.values()) == {"ran"}
+    assert "| ar |" in (repo / "reports" / "report.md").read_text()
+    assert run(["dvc", "status"], repo).stdout.strip().endswith("up to date.")
+
+
+def test_report_tables_are_published_as_an_artifact(first_run):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        artifacts = [a for a in client.read_artifacts() if a.key == "textdiff-report"]
+    assert artifacts and "| ar |" in artifacts[0].data and "## Held-out likelihood" in artifacts[0].data
+
+
+def test_second_run_skips_every_stage(repo, first_run):
+    from pipelines.flow import pipeline
+
+    t0 = time.perf_counter()
+    outcome = pipeline(repo_dir=str(repo))
+    print(f"no-op flow run: {time.perf_counter() - t0:.1f}s for {len(outcome)} stages")
+    assert outcome.keys() == first_run.keys() and set(outcome.values()) == {"skipped"}
+
+
+def test_a_stage_that_fails_once_is_retried(repo, first_run):
+    from pipelines.flow import pipeline
+
+    (repo / "flaky.py").write_text(
+        "from pathlib import Path\n"
+        "tries = Path('attempts.txt')\n"
+        "tries.write_text(tries.read_text() + 'x' if tries.exists() else 'x')\n"
+        "if len(tries.read_text()) == 1:\n"
+        "    raise SystemExit('flaky: first attempt fails')\n"
+        "Path('flaky.out').write_text('ok')\n")
+    add_stage(repo, "flaky", "python flaky.py", ["flaky.out"])
+    outcome = pipeline(repo_dir=str(repo), stages=["flaky"], retries=2, retry_backoff_s=0)
+    assert outcome == {"flaky": "ran"}
+    assert (repo / "attempts.txt").read_text() == "xx" and (repo / "flaky.out").read_text() == "ok"
+
+
+def test_a_stage_that_keeps_failing_fails_the_run_with_its_error(repo, first_run):
+    from pipelines.flow import pipeline
+
+    add_stage(repo, "broken", "python -c \"raise SystemExit('broken: corpus file is missing')\"", ["broken.out"])
+    try:
+        state = pipeline(repo_dir=str(repo), stages=["broken"], retries=1, retry_backoff_s=0, return_state=True)
+        assert state.is_failed()
+        with pytest.raises(Exception, match="broken: corpus file is missing"):
+            state.result()
+    finally:
+        spec = yaml.safe_load((repo / "dvc.yaml").read_text())
+        spec["stages"].pop("broken")
+        (repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def test_a_local_remote_shares_outputs_between_clones(repo, first_run, tmp_path):
+    """Clone A pushes every stage's outputs; clone B (git clone of A) pulls them: nothing recomputes."""
+    from pipelines.flow import pipeline
+
+    remote = tmp_path / "dvc-remote"
+    run(["dvc", "remote", "add", "-f", "-d", "shared", str(remote)], repo)
+    outcome_a = pipeline(repo_dir=str(repo), remote="shared")
+    assert "ran" not in outcome_a.values() and any(remote.rglob("*"))
+    commit_all(repo, "lock and remote")
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / "models" / "ar" / "model.safetensors").exists()
+    outcome_b = pipeline(repo_dir=str(clone), remote="shared")
+    assert "ran" not in outcome_b.values(), outcome_b
+    assert (clone / "models" / "ar" / "model.safetensors").exists()
+    assert run(["dvc", "status"], clone).stdout.strip().endswith("up to date.")
+
+    # A worker whose checkout lacks the new dvc.lock restores every cached stage from the run cache;
+    # only the report, whose outputs are not cached (cache: false), is rendered again.
+    stale = tmp_path / "stale"
+    run(["git", "clone", "-q", str(repo), str(stale)], tmp_path)
+    run(["git", "reset", "-q", "--hard", "HEAD~1"], stale)
+    assert not (stale / "dvc.lock").exists()
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], stale)
+    outcome_c = pipeline(repo_dir=str(stale), remote="shared")
+    assert {s for s, o in outcome_c.items() if o == "ran"} <= {"report"}, outcome_c
+    assert outcome_c["train@ar"] == "restored" and (stale / "models" / "ar" / "model.safetensors").exists()
+
+
+def test_sweep_flow_runs_queued_experiments_and_tabulates_them(repo, first_run):
+    from pipelines.sweep import sweep
+
+    commit_all(repo, "before sweep")
+    collected = sweep(repo_dir=str(repo), model="ar", group="top_p", description="nucleus",
+                      runs={"p-90": ["ar.sample.top_p=0.9"], "p-50": ["ar.sample.top_p=0.5"]}, jobs=2)
+    rows = {r["name"]: r for r in collected["top_p"]["rows"]}
+    assert set(rows) == {"baseline (params.yaml)", "p-90", "p-50"}
+    assert rows["p-90"]["gen_ppl"] != rows["p-50"]["gen_ppl"]
+    assert json.loads((repo / "reports" / "ablations.json").read_text())["top_p"]["model"] == "ar"
+    report = (repo / "reports" / "report.md").read_text()
+    assert "### top_p (ar)" in report and "`ar.sample.top_p=0.5`" in report
