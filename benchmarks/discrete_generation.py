@@ -8,7 +8,7 @@ trained models under models/ (the same backbone size and sequence length for
 every row), so the generated lengths are real. tokens/s counts text tokens
 plus one <eos> per sample.
 
-    python benchmarks/discrete_generation.py [--samples 128] [--repeats 3] [--steps 32 128]
+    python benchmarks/discrete_generation.py [--samples 64] [--repeats 3] [--steps 32 128] [--mdlm-steps 128 512]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def timed(generate, samples: int, repeats: int, device) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--mdlm-steps", type=int, nargs="+", default=[128, 512])

@@ -62,9 +62,11 @@ def plan(repo_dir: Path, remote: str | None) -> Plan:
 
     with Repo(str(repo_dir)) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        order = [stage.addressing for stage in reversed(list(nx.topological_sort(graph)))]
-        upstream = {stage.addressing: {d.addressing for d in nx.descendants(graph, stage)} for stage in graph}
+        order = [stage.name for stage in reversed(list(nx.topological_sort(graph)))]
+        upstream = {stage.name: {d.name for d in nx.descendants(graph, stage)} for stage in graph}
     changed = set() if remote else set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}"))
+    if remote:  # `dvc repro --pull` pulls from the default remote: make it this one, for this clone only
+        dvc("remote", "default", "--local", remote, cwd=repo_dir)
     return Plan(order, upstream, changed)
 
 
@@ -80,12 +82,14 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
     """Run one DVC stage if DVC says it must; returns 'ran', 'skipped' (up to date) or 'restored'
     (DVC's run cache had this exact run: outputs checked out, nothing recomputed)."""
     cwd = Path(repo_dir)
-    if remote:  # outputs recorded in dvc.lock, and the run cache of stages computed elsewhere
+    if remote:  # this stage's outputs as dvc.lock records them, and the run cache's entries
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
         needed = bool(json.loads(dvc("status", "--json", stage, cwd=cwd).stdout or "{}"))
     outcome = "skipped"
     if needed:
-        out = subprocess.run(["dvc", "repro", "--single-item", stage], cwd=cwd, capture_output=True, text=True)
+        # --pull: a run-cache hit downloads the outputs it points to instead of recomputing them
+        cmd = ["dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage]
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
         log_stage_output(out.stdout)
         if out.returncode != 0:
             log_stage_output(out.stderr)
