@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from textdiff.config import D3PMParams, MDLMParams, SEDDParams
+from textdiff.config import D3PMParams, SEDDParams
 from textdiff.data.vocab import Vocab
 from textdiff.families import d3pm, mdlm, sedd
 from textdiff.losses.discrete import (entropy_constant, masked_diffusion_loss, score_entropy_absorb,
@@ -15,6 +15,7 @@ from textdiff.processes.discrete import Absorbing, Geometric, LogLinear, Uniform
 from textdiff.processes.discrete_time import (D3PMSchedule, explicit_cumulative, kl_categorical, posterior,
                                               posterior_from_matrices, posterior_kl, prior_kl)
 from textdiff.sampling.discrete_sampler import jump
+from tests.test_discrete import tiny
 
 VOCAB = Vocab(size=30, pad_id=0, bos_id=1, eos_id=2, mask_id=4)
 GRAPHS = [Uniform(7), Absorbing(7, 6)]
@@ -209,7 +210,6 @@ def test_sedd_tweedie_on_uniform_with_exact_scores_is_the_exact_reverse_step():
     """One token, a known clean distribution p0: scores p_t(y)/p_t(x_t) fed to Tweedie give Bayes' p(x_s | x_t)."""
     V = 5
     p0 = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05], dtype=torch.float64)
-    graph = Uniform(V)
     a_t, a_s = torch.tensor(0.2, dtype=torch.float64), torch.tensor(0.6, dtype=torch.float64)
     kernel = lambda a: a * torch.eye(V, dtype=torch.float64) + (1 - a) / V  # noqa: E731
     p_t, p_s = p0 @ kernel(a_t), p0 @ kernel(a_s)
@@ -218,7 +218,6 @@ def test_sedd_tweedie_on_uniform_with_exact_scores_is_the_exact_reverse_step():
         score = (p_t / p_t[x_t]).view(1, 1, V)
         tweedie = sedd.uniform_tweedie(score, torch.tensor([[x_t]]), a_t / a_s)[0, 0]
         torch.testing.assert_close(tweedie / tweedie.sum(), exact)
-    assert graph.vocab_size == V
 
 
 def tiny_sedd(graph: str) -> sedd.SEDD:
@@ -315,13 +314,7 @@ def test_uniform_score_entropy_at_zero_scores_matches_its_integral():
     assert abs(mc - expected) < 0.05 * expected, (mc, expected)
 
 
-def tiny_mdlm() -> mdlm.MaskedDiffusion:
-    torch.manual_seed(0)
-    params = MDLMParams.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 12}})
-    return mdlm.build(params, VOCAB).eval()
-
-
-@pytest.mark.parametrize("make", [tiny_mdlm, lambda: tiny_d3pm("absorbing"), lambda: tiny_sedd("uniform")],
+@pytest.mark.parametrize("make", [tiny, lambda: tiny_d3pm("absorbing"), lambda: tiny_sedd("uniform")],
                          ids=["mdlm", "d3pm_absorb", "sedd_uniform"])
 def test_elbo_bound_is_positive_and_falls_with_training(make):
     model = make().train()

@@ -99,15 +99,13 @@ def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.d
 
 def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: torch.device) -> tuple[list[str], dict]:
     """Generate ``params.num_samples`` texts in batches; return them and speed figures."""
-    from textdiff.sampling.batched import generate_texts
+    from textdiff.sampling.batched import seeded_texts
 
     vocab = Vocab.from_tokenizer(tokenizer)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model.to(device).eval()
-    texts, speed = generate_texts(
-        lambda n: generate(model, n, vocab, temperature=params.temperature, top_p=params.top_p, generator=gen,
-                           use_cache=params.use_cache),
-        tokenizer, params.num_samples, params.batch_size)
+    texts, speed = seeded_texts(
+        model, lambda n, gen: generate(model, n, vocab, temperature=params.temperature, top_p=params.top_p,
+                                       generator=gen, use_cache=params.use_cache),
+        tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
     return texts, {**speed, "nfe_max": model.cfg.max_len - 1}
 
 

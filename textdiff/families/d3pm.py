@@ -28,7 +28,10 @@ from textdiff.losses.discrete import d3pm_hybrid_loss
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.discrete import graph_for
 from textdiff.processes.discrete_time import D3PMSchedule, posterior, posterior_kl, prior_kl
+from textdiff.eval.elbo import elbo_perplexity
+from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
+from textdiff.training.fit import canvas_fit
 
 PARAMS = D3PMParams
 
@@ -131,26 +134,15 @@ def generate(model: D3PM, num: int, steps: int, generator: torch.Generator, devi
 # --------------------------------------------------------------------------- what the stages call
 
 
-def fit(params: D3PMParams, tokenizer, train_texts: list[str], **kwargs):
-    from textdiff.training.fit import fit_on_canvas
-
-    return fit_on_canvas(build, params, tokenizer, train_texts, **kwargs)
+fit = canvas_fit(build)
 
 
 def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, *, seed: int,
                  device: torch.device) -> tuple[list[str], dict]:
-    from textdiff.sampling.batched import generate_texts
-
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model.to(device).eval()
-    texts, speed = generate_texts(lambda n: generate(model, n, params.steps, gen, device), tokenizer,
-                                  params.num_samples, params.batch_size)
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device), tokenizer,
+                                params.num_samples, params.batch_size, seed=seed, device=device)
     nfe = len(time_grid(model.timesteps, params.steps)) - 1
     return texts, {**speed, "steps": params.steps, "nfe_per_sequence": nfe}
 
 
-def likelihood(model: D3PM, tokenizer, texts: list[str], *, device: torch.device, batch_size: int = 64,
-               draws: int = 16, seed: int = 0) -> dict:
-    from textdiff.eval.elbo import elbo_perplexity
-
-    return elbo_perplexity(model, tokenizer, texts, device=device, batch_size=batch_size, draws=draws, seed=seed)
+likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)

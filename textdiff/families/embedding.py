@@ -26,7 +26,9 @@ from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
+from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.rounding import NearestEmbedding, clamp_to_embeddings
+from textdiff.training.fit import canvas_fit
 from textdiff.training.self_conditioning import self_condition_input
 
 PARAMS = EmbeddingParams
@@ -131,21 +133,14 @@ def generate(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, 
 # --------------------------------------------------------------------------- what the stages call
 
 
-def fit(params: EmbeddingParams, tokenizer, train_texts: list[str], **kwargs):
-    from textdiff.training.fit import fit_on_canvas
-
-    return fit_on_canvas(build, params, tokenizer, train_texts, **kwargs)
+fit = canvas_fit(build)
 
 
 def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, *, seed: int,
                  device: torch.device) -> tuple[list[str], dict]:
-    from textdiff.sampling.batched import generate_texts
-
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model.to(device).eval()
     nearest = NearestEmbedding(params.rounding)
-    texts, speed = generate_texts(lambda n: generate(model, n, params, gen, device, nearest=nearest), tokenizer,
-                                  params.num_samples, params.batch_size)
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, device, nearest=nearest),
+                                tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
     return texts, {**speed, "nfe": params.steps}
 
 

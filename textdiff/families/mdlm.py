@@ -28,7 +28,10 @@ from textdiff.losses.discrete import masked_diffusion_loss
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.discrete import Absorbing, antithetic_times, discrete_schedule, masked_weight
 from textdiff.sampling.categorical import gumbel_noise
+from textdiff.eval.elbo import elbo_perplexity
+from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas
+from textdiff.training.fit import canvas_fit
 
 PARAMS = MDLMParams
 
@@ -161,28 +164,17 @@ def masked_ancestral_step(x: torch.Tensor, log_probs: torch.Tensor, alpha_t: tor
 # --------------------------------------------------------------------------- what the stages call
 
 
-def fit(params: MDLMParams, tokenizer, train_texts: list[str], **kwargs):
-    from textdiff.training.fit import fit_on_canvas
-
-    return fit_on_canvas(build, params, tokenizer, train_texts, **kwargs)
+fit = canvas_fit(build)
 
 
 def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, *, seed: int,
                  device: torch.device) -> tuple[list[str], dict]:
-    from textdiff.sampling.batched import generate_texts
-
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model.to(device).eval()
     stats: dict = {}
-    texts, speed = generate_texts(lambda n: generate(model, n, params.steps, gen, device, params.use_cache,
-                                                     stats=stats),
-                                  tokenizer, params.num_samples, params.batch_size)
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device, params.use_cache,
+                                                               stats=stats),
+                                tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
     batches = math.ceil(params.num_samples / params.batch_size)
     return texts, {**speed, "steps": params.steps, "nfe_per_sequence": stats["nfe"] / batches}
 
 
-def likelihood(model: MaskedDiffusion, tokenizer, texts: list[str], *, device: torch.device,
-               batch_size: int = 64, draws: int = 16, seed: int = 0) -> dict:
-    from textdiff.eval.elbo import elbo_perplexity
-
-    return elbo_perplexity(model, tokenizer, texts, device=device, batch_size=batch_size, draws=draws, seed=seed)
+likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)

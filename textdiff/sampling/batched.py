@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+import torch
+
 
 def generate_texts(generate_ids: Callable[[int], list[list[int]]], tokenizer, num: int,
                    batch_size: int) -> tuple[list[str], dict]:
@@ -20,3 +22,12 @@ def generate_texts(generate_ids: Callable[[int], list[list[int]]], tokenizer, nu
     wall = time.perf_counter() - t0
     return texts, {"wall_s": wall, "samples_per_s": len(texts) / wall, "tokens_per_s": tokens / wall,
                    "mean_tokens": tokens / max(len(texts), 1)}
+
+
+def seeded_texts(model, generate_ids: Callable[[int, torch.Generator], list[list[int]]], tokenizer, num: int,
+                 batch_size: int, *, seed: int, device) -> tuple[list[str], dict]:
+    """``generate_texts`` for a model put in eval mode on ``device``, with one generator seeded by ``seed``
+    shared by every batch: the ``sample_texts`` of every family."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model.to(device).eval()
+    return generate_texts(lambda n: generate_ids(n, gen), tokenizer, num, batch_size)

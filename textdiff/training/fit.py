@@ -22,3 +22,11 @@ def fit_on_canvas(build: Callable, params, tokenizer, train_texts: list[str], *,
     result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
                    fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after)
     return model, result
+
+
+def canvas_fit(build: Callable) -> Callable:
+    """The ``fit`` call of a fixed-canvas family: ``fit = canvas_fit(build)`` in its module."""
+    def fit(params, tokenizer, train_texts: list[str], **kwargs):
+        return fit_on_canvas(build, params, tokenizer, train_texts, **kwargs)
+
+    return fit
