@@ -42,13 +42,25 @@ def text_metrics(texts: list[str], p, device) -> dict:
     }
 
 
+def wordpiece_reference(texts: list[str], p, device) -> dict:
+    """The same real texts after a MiniLM tokenise/decode round trip (lowercase WordPiece): the ceiling
+    of the encoder-space rows, whose samples are written that way."""
+    from textdiff.spaces.minilm import wordpiece_roundtrip
+
+    written = wordpiece_roundtrip(texts)
+    train = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
+    return {**perplexity_metrics(make_judge(p, device), written), "div": diversity(written),
+            "mem": memorisation(written, train)}
+
+
 @stage_main("evaluate")
 def main(name: str | None) -> None:
     p = params()
     device = resolve_device(p.device)
     if name is None:
         texts = [r["text"] for r in read_jsonl(PREPARED / "valid.jsonl")][: p.evaluate.num_references]
-        metrics = {"model": "reference", **text_metrics(texts, p, device)}
+        metrics = {"model": "reference", **text_metrics(texts, p, device),
+                   "wordpiece_roundtrip": wordpiece_reference(texts, p, device)}
         out = METRICS / "eval" / "reference.json"
     else:
         p.family(name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from stages.common import METRICS, MODELS, SAMPLES, TOKENIZER, dump, params, say, stage_main
+from stages.common import METRICS, MODELS, SAMPLES, SPACES, TOKENIZER, dump, params, say, stage_main
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
 from textdiff.families import get_family
@@ -22,7 +22,7 @@ def main(name: str) -> None:
     device = resolve_device(p.device)
     model, _ = load_model(MODELS / name, device)
     texts, speed = get_family(name).sample_texts(model, load_tokenizer(TOKENIZER), section.sample,
-                                                 seed=p.seed, device=device)
+                                                 seed=p.seed, device=device, space_dir=SPACES / name)
     write_jsonl(SAMPLES / f"{name}.jsonl", [{"text": t} for t in texts])
     write_json(METRICS / "sample" / f"{name}.json", {**speed, "device": str(device), "params": dump(section.sample)})
     say("sample", f"{name}: {len(texts)} samples, {speed['samples_per_s']:.1f} samples/s, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from stages.common import METRICS, MODELS, SAMPLES, TOKENIZER, dump, params, say, stage_main
+from stages.common import METRICS, MODELS, SAMPLES, SPACES, TOKENIZER, dump, params, say, stage_main
 from stages.evaluate import make_judge
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
@@ -34,7 +34,8 @@ def main(name: str) -> None:
     for steps in sweep.steps:
         sample_params = section.sample.model_copy(update={"steps": steps, "num_samples": sweep.num_samples,
                                                           "batch_size": sweep.batch_size})
-        texts, speed = get_family(name).sample_texts(model, tokenizer, sample_params, seed=p.seed, device=device)
+        texts, speed = get_family(name).sample_texts(model, tokenizer, sample_params, seed=p.seed, device=device,
+                                                     space_dir=SPACES / name)
         point = {"steps": steps, **perplexity_metrics(judge, texts), "div": diversity(texts),
                  "samples_per_s": speed["samples_per_s"], "tokens_per_s": speed["tokens_per_s"]}
         points.append(point)

@@ -10,7 +10,7 @@ import argparse
 import subprocess
 from pathlib import Path
 
-from stages.common import (CHECKPOINTS, METRICS, MODELS, PREPARED, TOKENIZER, dump, fingerprint, params,
+from stages.common import (CHECKPOINTS, METRICS, MODELS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params,
                            record_params, say, stage_main)
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.data.vocab import Vocab
@@ -39,14 +39,16 @@ def main(name: str) -> None:
     tokenizer = load_tokenizer(TOKENIZER)
     train_texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     resolved = {"seed": p.seed, "device": str(device), name: dump(section)}
-    code = [Path("textdiff") / d for d in ("nn", "training", "processes")]
+    code = [Path("textdiff") / d for d in ("nn", "training", "processes", "spaces")]
     key = fingerprint({"seed": p.seed, "model": dump(section.model), "train": dump(section.train)},
-                      PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json", Path(family.__file__), *code)
+                      PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json", SPACES / name / "data",
+                      Path(family.__file__), *code)
     tracker = Tracker(f"train-{name}", {**resolved, "git_commit": git_commit(), "dvc_stage": f"train@{name}"},
                       mode=p.tracking.wandb_mode, project=p.tracking.project, tags=[name])
     say("train", f"{name}: {len(train_texts)} sentences on {device}")
     model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device,
-                               checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log)
+                               checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log,
+                               space_dir=SPACES / name)
     save_model(MODELS / name, model, name, dump(section), Vocab.from_tokenizer(tokenizer))
     record_params(MODELS / name / "params.json", resolved)
     seq_len = section.model.seq_len

@@ -12,7 +12,7 @@ from tests.repo_copy import commit_all, run, tiny_repo
 
 pytestmark = pytest.mark.slow
 
-AR_ONLY = {"models": {"ar": "ar"}, "steps_sweep": {"models": {}}}
+AR_ONLY = {"models": {"ar": "ar"}, "space_decoders": [], "steps_sweep": {"models": {}}}
 
 
 @pytest.fixture(scope="module")

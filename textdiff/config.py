@@ -102,7 +102,12 @@ class ARSampleParams(Section):
     use_cache: bool = True
 
 
+TokenSpace = Literal["tokens"]
+SPACE_FIELD = Field("tokens", description="the row's diffusion space: these rows work on the project tokenizer's ids")
+
+
 class ARParams(Section):
+    space: TokenSpace = SPACE_FIELD
     model: BackboneParams = Field(default_factory=BackboneParams)
     train: TrainParams = Field(default_factory=TrainParams)
     sample: ARSampleParams = Field(default_factory=ARSampleParams)
@@ -119,13 +124,20 @@ class DiffusionParams(Section):
     timesteps: Literal["uniform", "low_discrepancy"] = "uniform"
 
 
-class GaussianSampleParams(Section):
+class ContinuousSampleParams(Section):
+    """The shared Gaussian reverse loop (textdiff.sampling.gaussian_sampler)."""
+
     num_samples: int = Field(512, ge=1)
     batch_size: int = Field(128, ge=1)
     steps: int = Field(50, ge=1, description="reverse steps, independent of the training T")
     method: Literal["ddpm", "ddim"] = "ddpm"
     eta: float = Field(0.0, ge=0, le=1, description="DDIM noise (0 = deterministic)")
     self_condition: bool = Field(True, description="feed the previous x̂0 back (needs self_condition > 0 in training)")
+
+
+class GaussianSampleParams(ContinuousSampleParams):
+    """Embedding diffusion's sampling: the shared loop plus clamping and rounding to the embeddings."""
+
     clamp: bool = Field(True, description="replace x̂0 by its nearest embeddings inside each step")
     clamp_from: int = Field(0, ge=0, description="first step index (0 = noisiest) at which clamping applies")
     rounding: Literal["faiss", "torch"] = "faiss"
@@ -139,6 +151,7 @@ class EmbeddingModelParams(BackboneParams):
 
 
 class EmbeddingParams(Section):
+    space: TokenSpace = SPACE_FIELD
     model: EmbeddingModelParams = Field(default_factory=EmbeddingModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
     sample: GaussianSampleParams = Field(default_factory=GaussianSampleParams)
@@ -159,6 +172,7 @@ class MaskedSampleParams(Section):
 
 
 class MDLMParams(Section):
+    space: TokenSpace = SPACE_FIELD
     model: MaskedModelParams = Field(default_factory=MaskedModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
     sample: MaskedSampleParams = Field(default_factory=MaskedSampleParams)
@@ -181,6 +195,7 @@ class DiscreteSampleParams(Section):
 
 
 class D3PMParams(Section):
+    space: TokenSpace = SPACE_FIELD
     model: D3PMModelParams = Field(default_factory=D3PMModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
     sample: DiscreteSampleParams = Field(default_factory=DiscreteSampleParams)
@@ -210,9 +225,99 @@ class SEDDSampleParams(DiscreteSampleParams):
 
 
 class SEDDParams(Section):
+    space: TokenSpace = SPACE_FIELD
     model: SEDDModelParams = Field(default_factory=SEDDModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
     sample: SEDDSampleParams = Field(default_factory=SEDDSampleParams)
+
+
+class SimplexDiffusionParams(Section):
+    """SSD-LM / TESS: Gaussian noise on the ±k logit simplex."""
+
+    simplex_k: float = Field(5.0, gt=0, description="k of the ±k simplex; the forward noise is scaled by k")
+    schedule: Literal["sqrt", "cosine", "linear", "tan_d"] = "cosine"
+    steps: int = Field(1000, ge=2, description="training T; sampling may use fewer steps")
+    tan_d: float = Field(9.0, gt=0)
+    self_condition: float = Field(0.5, ge=0, le=1, description="probability of a self-conditioned training pass")
+    timesteps: Literal["uniform", "low_discrepancy"] = "uniform"
+
+
+class SimplexModelParams(BackboneParams):
+    diffusion: SimplexDiffusionParams = Field(default_factory=SimplexDiffusionParams)
+
+
+class SimplexSampleParams(Section):
+    num_samples: int = Field(512, ge=1)
+    batch_size: int = Field(128, ge=1)
+    steps: int = Field(50, ge=1, description="reverse steps, independent of the training T")
+    projection: Literal["sample", "top_p"] = Field(
+        "sample", description="back onto ±k each step: sample one token from the top-p nucleus | the nucleus multi-hot")
+    top_p: float = Field(0.95, ge=0, le=1, description="nucleus mass of the projection; 0 keeps only the argmax")
+    self_condition: bool = Field(True, description="feed the previous step's logits back (needs training with it)")
+
+
+class SimplexParams(Section):
+    space: TokenSpace = SPACE_FIELD
+    model: SimplexModelParams = Field(default_factory=SimplexModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: SimplexSampleParams = Field(default_factory=SimplexSampleParams)
+
+
+class EncoderSpaceParams(Section):
+    """Features of the frozen MiniLM, computed once by the space stage and standardised per dimension."""
+
+    features: Literal["encodings", "embeddings"] = Field(
+        "encodings", description="encodings: last hidden states | embeddings: MiniLM's input token embeddings")
+    max_length: int = Field(64, ge=4, description="MiniLM WordPiece tokens per sentence incl. [CLS] and [SEP]")
+    batch_size: int = Field(128, ge=1, description="sentences per encoder call")
+
+
+class DecoderModelParams(Section):
+    d_model: int = Field(128, ge=8)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(4, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "DecoderModelParams":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        return self
+
+
+class DecoderParams(Section):
+    """The trained decoder from (noised) standardised features to MiniLM tokens."""
+
+    model: DecoderModelParams = Field(default_factory=DecoderModelParams)
+    noise_t_max: float = Field(0.15, ge=0, le=1, description="decoder training noise: t ~ U[0, noise_t_max]")
+    eval_t: float = Field(0.05, ge=0, le=1, description="the 'lightly noised' time of the reported accuracy")
+    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=300, batch_size=64, lr=1e-3, warmup_steps=30,
+                                                                   weight_decay=0.0, max_minutes=10))
+
+
+def _encoder_diffusion() -> DiffusionParams:
+    return DiffusionParams(schedule="tan_d", steps=1000, tan_d=9.0, parametrisation="x0", self_condition=0.5)
+
+
+class EncoderModelParams(BackboneParams):
+    diffusion: DiffusionParams = Field(default_factory=_encoder_diffusion)
+
+
+class EncoderParams(Section):
+    """TEncDM: Gaussian diffusion on standardised frozen-encoder features, decoded by a trained decoder."""
+
+    space: EncoderSpaceParams = Field(default_factory=EncoderSpaceParams)
+    decoder: DecoderParams = Field(default_factory=DecoderParams)
+    model: EncoderModelParams = Field(default_factory=EncoderModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: ContinuousSampleParams = Field(default_factory=ContinuousSampleParams)
+
+    @model_validator(mode="after")
+    def _canvas_matches_space(self) -> "EncoderParams":
+        if self.model.seq_len != self.space.max_length:
+            raise ValueError(f"model.seq_len ({self.model.seq_len}) must equal space.max_length "
+                             f"({self.space.max_length}): the canvas is the encoder's token sequence")
+        return self
 
 
 class StepsSweepParams(Section):
@@ -257,7 +362,7 @@ class TrackingParams(Section):
 
 ROW_FAMILIES = {  # row (params section) -> family module in textdiff/families/
     "ar": "ar", "embedding": "embedding", "mdlm": "mdlm", "d3pm_uniform": "d3pm", "d3pm_absorb": "d3pm",
-    "sedd_absorb": "sedd", "sedd_uniform": "sedd",
+    "sedd_absorb": "sedd", "sedd_uniform": "sedd", "simplex": "simplex", "encoder": "encoder", "encoder_emb": "encoder",
 }
 FAMILY_SECTIONS = tuple(ROW_FAMILIES)
 
@@ -268,6 +373,10 @@ def _d3pm(graph: str, schedule: str) -> D3PMParams:
 
 def _sedd(graph: str, schedule: str) -> SEDDParams:
     return SEDDParams(model=SEDDModelParams(graph=graph, schedule=schedule))
+
+
+def _encoder(features: str) -> EncoderParams:
+    return EncoderParams(space=EncoderSpaceParams(features=features))
 
 
 class Params(Section):
@@ -284,6 +393,11 @@ class Params(Section):
     d3pm_absorb: D3PMParams = Field(default_factory=lambda: _d3pm("absorbing", "linear"))
     sedd_absorb: SEDDParams = Field(default_factory=lambda: _sedd("absorbing", "loglinear"))
     sedd_uniform: SEDDParams = Field(default_factory=lambda: _sedd("uniform", "geometric"))
+    simplex: SimplexParams = Field(default_factory=SimplexParams)
+    encoder: EncoderParams = Field(default_factory=lambda: _encoder("encodings"))
+    encoder_emb: EncoderParams = Field(default_factory=lambda: _encoder("embeddings"))
+    space_decoders: list[str] = Field(default_factory=list,
+                                      description="rows whose space has a trained decoder (its own stage)")
     steps_sweep: StepsSweepParams = Field(default_factory=StepsSweepParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
@@ -303,6 +417,10 @@ class Params(Section):
         swept = {r: f for r, f in self.steps_sweep.models.items() if self.models.get(r) != f}
         if swept:
             raise ValueError(f"steps_sweep.models has {swept}: each entry must also be in models, with the same family")
+        need_decoder = {r for r, f in self.models.items() if f == "encoder"}
+        if set(self.space_decoders) != need_decoder:
+            raise ValueError(f"space_decoders {self.space_decoders} must list exactly the encoder-space rows in "
+                             f"models: {sorted(need_decoder)}")
         if "ar" not in self.models:
             raise ValueError("models must include 'ar': it is the baseline row and the pipeline's judge LM")
         return self

@@ -2,7 +2,9 @@
 
 Every family module offers the same calls, which the stages use: ``PARAMS``,
 ``build``, ``fit``, ``sample_texts`` and ``likelihood`` (loading goes through
-textdiff.persist). A row of the comparison (a params section such as
+textdiff.persist). ``fit`` and ``sample_texts`` take ``space_dir``, the row's
+``spaces/<row>`` folder (its space stage's ``data`` and any trained decoder);
+the token families ignore it. A row of the comparison (a params section such as
 ``d3pm_absorb``) names its family in ``config.ROW_FAMILIES``; one family may
 serve several rows that differ only in params (the D3PM and SEDD graphs).
 """

@@ -81,8 +81,8 @@ def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = N
 
 
 def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.device, checkpoint_dir,
-        fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None):
-    """Train the AR model on ``train_texts``; return (model, TrainResult)."""
+        fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None, space_dir=None):
+    """Train the AR model on ``train_texts``; return (model, TrainResult). ``space_dir``: unused (tokens)."""
     from textdiff.data.batching import training_batches
     from textdiff.training.loop import train
 
@@ -97,7 +97,8 @@ def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.d
     return model, result
 
 
-def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: torch.device) -> tuple[list[str], dict]:
+def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: torch.device,
+                 space_dir=None) -> tuple[list[str], dict]:
     """Generate ``params.num_samples`` texts in batches; return them and speed figures."""
     from textdiff.sampling.batched import seeded_texts
 

@@ -138,7 +138,7 @@ fit = canvas_fit(build)
 
 
 def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, *, seed: int,
-                 device: torch.device) -> tuple[list[str], dict]:
+                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device), tokenizer,
                                 params.num_samples, params.batch_size, seed=seed, device=device)
     nfe = len(time_grid(model.timesteps, params.steps)) - 1

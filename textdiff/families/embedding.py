@@ -137,7 +137,7 @@ fit = canvas_fit(build)
 
 
 def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, *, seed: int,
-                 device: torch.device) -> tuple[list[str], dict]:
+                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
     nearest = NearestEmbedding(params.rounding)
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, device, nearest=nearest),
                                 tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)

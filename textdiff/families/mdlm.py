@@ -168,7 +168,7 @@ fit = canvas_fit(build)
 
 
 def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, *, seed: int,
-                 device: torch.device) -> tuple[list[str], dict]:
+                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
     stats: dict = {}
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device, params.use_cache,
                                                                stats=stats),

@@ -181,7 +181,7 @@ fit = canvas_fit(build)
 
 
 def sample_texts(model: SEDD, tokenizer, params: SEDDSampleParams, *, seed: int,
-                 device: torch.device) -> tuple[list[str], dict]:
+                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device, params.method),
                                 tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
     return texts, {**speed, "steps": params.steps, "method": params.method, "nfe_per_sequence": params.steps}

@@ -2,7 +2,9 @@
 
 - ``causal=True`` for the AR baseline and autoregressive decoders (with a KV
   cache), ``False`` for denoisers.
-- Inputs are token ids (``vocab_size``) or continuous vectors (``input_dim``).
+- Inputs are token ids (``vocab_size``) or continuous vectors (``input_dim``); a
+  token backbone also takes distributions over its vocabulary (B, T, V), embedded
+  as their expectation under the token embedding (the simplex family's input).
 - Outputs are logits through the tied token embedding, or vectors (``output_dim``).
 - ``time_conditioning`` adds adaLN-zero modulation from the diffusion time t.
 - ``self_cond_dim`` adds a projection of the previous estimate of x0 to the input
@@ -142,11 +144,13 @@ class Transformer(nn.Module):
             nn.init.zeros_(self.self_cond_proj.weight)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tok_emb(x) if self.tok_emb is not None else self.in_proj(x)
+        if self.tok_emb is None:
+            return self.in_proj(x)
+        return x @ self.tok_emb.weight if x.is_floating_point() else self.tok_emb(x)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, self_cond: torch.Tensor | None = None,
                 cache: KVCache | None = None) -> torch.Tensor:
-        """``x``: (B, T) token ids or (B, T, input_dim); ``t``: (B,) in [0, 1]; returns (B, T, out)."""
+        """``x``: (B, T) token ids, (B, T, V) token distributions or (B, T, input_dim); ``t``: (B,) in [0, 1]; returns (B, T, out)."""
         return self.head(self.hidden(x, t, self_cond, cache))
 
     def hidden(self, x: torch.Tensor, t: torch.Tensor | None = None, self_cond: torch.Tensor | None = None,

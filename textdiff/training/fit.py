@@ -26,7 +26,8 @@ def fit_on_canvas(build: Callable, params, tokenizer, train_texts: list[str], *,
 
 def canvas_fit(build: Callable) -> Callable:
     """The ``fit`` call of a fixed-canvas family: ``fit = canvas_fit(build)`` in its module."""
-    def fit(params, tokenizer, train_texts: list[str], **kwargs):
+    def fit(params, tokenizer, train_texts: list[str], space_dir=None, **kwargs):
+        """``space_dir`` is unused: these families work on the project tokenizer's ids."""
         return fit_on_canvas(build, params, tokenizer, train_texts, **kwargs)
 
     return fit

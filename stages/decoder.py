@@ -1,0 +1,60 @@
+"""decoder MODEL: train the decoder of an encoder-space row and measure it on held-out sentences.
+
+Reads the row's feature cache (spaces/MODEL/data), trains the decoder with CE on
+features noised at t ~ U[0, decoder.noise_t_max] by the row's own Gaussian process,
+and reports token accuracy and exact match on the test split: clean, lightly
+noised (decoder.eval_t) and at the largest training time. Outputs
+spaces/MODEL/decoder and metrics/decoder/MODEL.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from stages.common import CHECKPOINTS, METRICS, PREPARED, SPACES, dump, fingerprint, params, say, stage_main
+from textdiff.device import resolve_device
+from textdiff.io import read_jsonl, write_json
+from textdiff.processes.gaussian import GaussianProcess
+from textdiff.spaces.decoder import accuracy, fit_decoder, save_decoder
+from textdiff.spaces.minilm import FeatureCache, minilm_tokenizer
+
+
+@stage_main("decoder")
+def main(name: str) -> None:
+    p = params()
+    section = p.family(name)
+    device = resolve_device(p.device)
+    cache = FeatureCache.load(SPACES / name / "data")
+    diff = section.model.diffusion
+    process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+    key = fingerprint({"seed": p.seed, "decoder": dump(section.decoder), "diffusion": dump(diff)},
+                      SPACES / name / "data", Path("textdiff/spaces"))
+    say("decoder", f"{name}: training on {len(cache)} cached sentences on {device}")
+    decoder, result = fit_decoder(section.decoder, cache, process, section.model.seq_len, seed=p.seed, device=device,
+                                  checkpoint_dir=CHECKPOINTS / f"{name}_decoder", fingerprint=key)
+    save_decoder(SPACES / name / "decoder", decoder, len(minilm_tokenizer()))
+
+    test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
+    held_out = FeatureCache.build(test, cache.kind, cache.max_length, section.space.batch_size, device)
+    held_out.mean, held_out.std = cache.mean, cache.std  # standardised with the training statistics
+    canvas = held_out.canvas(list(range(len(held_out))), section.model.seq_len).to(device)
+    gen = torch.Generator(device=device).manual_seed(p.seed)
+    times = sorted({0.0, section.decoder.eval_t, section.decoder.noise_t_max})
+    decoder.to(device).eval()
+    results = [accuracy(decoder, canvas, process, t, gen) for t in times]
+    metrics = {"row": name, "features": cache.kind, "steps": result.steps, "final_loss": result.final_loss,
+               "wall_s": result.wall_s, "train_tokens_per_s": result.tokens_per_s,
+               "parameters": decoder.num_parameters(), "held_out": results}
+    write_json(METRICS / "decoder" / f"{name}.json", metrics)
+    for r in results:
+        say("decoder", f"{name} @ t={r['t']:.2f} (ᾱ={r['alpha_bar']:.3f}): token accuracy {r['token_accuracy']:.4f}, "
+                       f"exact match {r['exact_match']:.3f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    main(parser.parse_args().model)

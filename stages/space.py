@@ -1,0 +1,49 @@
+"""space MODEL: prepare the row's diffusion space once; outputs spaces/MODEL/data and metrics/space/MODEL.json.
+
+Token rows (``space: tokens``) work on the project tokenizer's ids: their space
+folder records which tokenizer and vocabulary that is. Encoder-space rows run the
+frozen MiniLM over the training split once and cache its features (float16, real
+tokens only) with the per-dimension mean and std, so training never re-runs the
+encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from stages.common import METRICS, PREPARED, SPACES, TOKENIZER, dump, file_digest, params, say, stage_main
+from textdiff.device import resolve_device
+from textdiff.io import read_json, read_jsonl, write_json
+
+
+@stage_main("space")
+def main(name: str) -> None:
+    p = params()
+    section = p.family(name)
+    out = SPACES / name / "data"
+    if section.space == "tokens":
+        tokenizer = read_json(TOKENIZER / "tokenizer.json")
+        summary = {"space": "tokens", "tokenizer": str(TOKENIZER), "vocab_size": len(tokenizer["model"]["vocab"]),
+                   "tokenizer_digest": file_digest(TOKENIZER / "tokenizer.json")}
+    else:
+        from textdiff.spaces.minilm import FeatureCache, space_summary
+
+        texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
+        device = resolve_device(p.device)
+        say("space", f"{name}: MiniLM {section.space.features} of {len(texts)} training sentences on {device}")
+        t0 = time.perf_counter()
+        cache = FeatureCache.build(texts, section.space.features, section.space.max_length,
+                                   section.space.batch_size, device, progress=True)
+        cache.save(out)
+        summary = {**space_summary(cache), "encode_wall_s": time.perf_counter() - t0,
+                   "cache_bytes": (out / "features.safetensors").stat().st_size, "params": dump(section.space)}
+    write_json(out / "space.json", {"row": name, **summary})
+    write_json(METRICS / "space" / f"{name}.json", {"row": name, **summary})
+    say("space", f"{name}: {summary.get('space') or summary['features']} ready in {out}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    main(parser.parse_args().model)

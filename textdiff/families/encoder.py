@@ -1,0 +1,126 @@
+"""Encoder-space diffusion (``encoder``, ``encoder_emb``): TEncDM.
+
+Composition:
+- space: the frozen all-MiniLM-L6-v2 features of each WordPiece token, per-dimension
+  standardised with training-set statistics (textdiff.spaces.minilm). The row
+  ``encoder`` uses the contextual encodings (last hidden states), ``encoder_emb``
+  MiniLM's input token embeddings: TEncDM's "encodings vs embeddings" comparison.
+  The space stage caches the features of the training split once;
+- process: the shared Gaussian process, tan-d schedule (d = 9) by default;
+- denoiser: the shared bidirectional backbone over the 384-dim canvas,
+  time-conditioned, with the shared self-conditioning input, trained with x0-MSE
+  over the whole canvas (padding positions are the zero vector, the mean);
+- sampler: the shared Gaussian reverse loop (no clamping: there is no table to
+  clamp to); x̂0 goes through the space's trained decoder (its own stage,
+  textdiff.spaces.decoder) and is cut at the first [SEP].
+
+Generated text is MiniLM's lowercased WordPiece, detokenised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from textdiff.config import ContinuousSampleParams, EncoderParams
+from textdiff.data.batching import batch_indices
+from textdiff.data.vocab import Vocab
+from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
+from textdiff.processes.gaussian import GaussianProcess
+from textdiff.sampling.batched import seeded_texts
+from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
+from textdiff.spaces.decoder import FeatureDecoder, decode, load_decoder
+from textdiff.spaces.minilm import FEATURE_DIM, Canvas, FeatureCache, minilm_tokenizer
+from textdiff.training.loop import train
+from textdiff.training.self_conditioning import self_condition_input
+
+PARAMS = EncoderParams
+
+
+class EncoderDiffusion(DenoiserModel):
+    def __init__(self, params: EncoderParams, vocab: Vocab | None = None):
+        super().__init__()
+        self.params = params
+        diff = params.model.diffusion
+        self.denoiser = Transformer(BackboneConfig.from_params(
+            params.model, causal=False, input_dim=FEATURE_DIM, output_dim=FEATURE_DIM, time_conditioning=True,
+            self_cond_dim=FEATURE_DIM if diff.self_condition > 0 else None))
+        self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
+        out = self.denoiser(x_t, t, self_cond)
+        return self.process.x0_from(out, x_t, t, self.params.model.diffusion.parametrisation)
+
+    def loss(self, batch: Canvas) -> torch.Tensor:
+        diff, x0 = self.params.model.diffusion, batch.x0
+        t = self.process.sample_times(x0.shape[0], device=x0.device,
+                                      low_discrepancy=diff.timesteps == "low_discrepancy")
+        noise = torch.randn_like(x0)
+        x_t = self.process.q_sample(x0, t, noise)
+        self_cond = None
+        if self.denoiser.self_cond_proj is not None:
+            self_cond = self_condition_input(lambda sc: self.predict_x0(x_t, t, sc), x0, diff.self_condition)
+        out = self.denoiser(x_t, t, self_cond)
+        return ((out - self.process.target(x0, noise, t, diff.parametrisation)) ** 2).mean()
+
+
+def build(params: EncoderParams, vocab: Vocab | None = None) -> EncoderDiffusion:
+    return EncoderDiffusion(params, vocab)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@torch.no_grad()
+def generate(model: EncoderDiffusion, decoder: FeatureDecoder, num: int, params: ContinuousSampleParams,
+             generator: torch.Generator, device: torch.device,
+             infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[list[int]]:
+    """Sample standardised feature canvases and decode them to MiniLM ids (without [CLS]/[SEP]/[PAD])."""
+    cfg = SamplerConfig(steps=params.steps, method=params.method, eta=params.eta,
+                        self_condition=params.self_condition and model.denoiser.self_cond_proj is not None)
+    x0 = sample(model.predict_x0, model.process, (num, model.params.model.seq_len, FEATURE_DIM), cfg,
+                generator=generator, device=device, infill=infill)
+    return decode(decoder, x0)
+
+
+class WordPieceText:
+    """MiniLM's tokenizer for ``seeded_texts``: decodes with its clean-up of spaces before punctuation."""
+
+    def batch_decode(self, ids: list[list[int]], **_) -> list[str]:
+        return minilm_tokenizer().batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+
+
+# --------------------------------------------------------------------------- what the stages call
+
+
+def fit(params: EncoderParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
+        space_dir: Path, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
+        stop_after: int | None = None):
+    """Train on the space stage's cached features (``space_dir``), not on ``train_texts`` directly."""
+    cache = FeatureCache.load(Path(space_dir) / "data")
+    if cache.max_length != params.space.max_length or cache.kind != params.space.features:
+        raise ValueError(f"the feature cache in {space_dir} holds {cache.kind} of {cache.max_length} tokens; "
+                         f"params ask for {params.space.features} of {params.space.max_length}: rerun the space stage")
+    lengths, seq_len, batch_size = cache.lengths(), params.model.seq_len, params.train.batch_size
+    torch.manual_seed(seed)
+    model = build(params)
+    result = train(model, lambda m, b: m.loss(b),
+                   lambda step: cache.canvas(batch_indices(lengths, batch_size, step, seed), seq_len), params.train,
+                   checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log, progress=progress,
+                   stop_after=stop_after)
+    return model, result
+
+
+def sample_texts(model: EncoderDiffusion, tokenizer, params: ContinuousSampleParams, *, seed: int,
+                 device: torch.device, space_dir: Path, **_) -> tuple[list[str], dict]:
+    """``tokenizer`` (the project's) is unused: the texts come from MiniLM's WordPiece ids."""
+    decoder = load_decoder(Path(space_dir) / "decoder", device)
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, decoder, n, params, gen, device),
+                                WordPieceText(), params.num_samples, params.batch_size, seed=seed, device=device)
+    return texts, {**speed, "nfe": params.steps, "tokens": "MiniLM WordPiece"}
+
+
+def likelihood(model: EncoderDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:
+    """Not computed: the model's bound would be over MiniLM features, not over the text's tokens."""
+    return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for encoder-space diffusion"}

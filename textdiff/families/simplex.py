@@ -1,0 +1,126 @@
+"""Simplex diffusion (``simplex``): SSD-LM / TESS on the ±k logit simplex.
+
+Composition:
+- space: tokens ↔ the ±k simplex (textdiff.spaces.simplex);
+- process: the shared Gaussian process with noise scaled by k (cosine schedule by default);
+- denoiser: the shared bidirectional backbone, time-conditioned; its input is
+  softmax(s_t)·E, the expected token embedding under the noisy simplex (E is the
+  backbone's token embedding, tied to its output head, so it starts from the same
+  initialisation as every other row's token embeddings); it returns logits;
+- loss: cross-entropy of those logits against the clean tokens at every position;
+- sampler: SSD-LM's loop: predict logits, project them back onto ±k (one sampled
+  token or the top-p multi-hot), re-noise the projection to the next time.
+
+Self-conditioning (TESS) feeds softmax(previous logits)·E through the backbone's
+self-conditioning projection: with probability p in training (a no-grad first
+pass), and every step after the first at sampling.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from textdiff.config import SimplexParams, SimplexSampleParams
+from textdiff.data.vocab import Vocab
+from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
+from textdiff.processes.gaussian import GaussianProcess
+from textdiff.sampling.batched import seeded_texts
+from textdiff.sampling.gaussian_sampler import time_grid
+from textdiff.spaces.simplex import noised, project, token_simplex
+from textdiff.training.fit import canvas_fit
+from textdiff.training.self_conditioning import self_condition_input
+
+PARAMS = SimplexParams
+
+
+class SimplexDiffusion(DenoiserModel):
+    def __init__(self, params: SimplexParams, vocab: Vocab):
+        super().__init__()
+        self.params, self.vocab = params, vocab
+        diff = params.model.diffusion
+        self.k = diff.simplex_k
+        self.denoiser = Transformer(BackboneConfig.from_params(
+            params.model, causal=False, vocab_size=vocab.size, time_conditioning=True,
+            self_cond_dim=params.model.d_model if diff.self_condition > 0 else None))
+        self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+
+    def soft_embedding(self, probs: torch.Tensor) -> torch.Tensor:
+        return probs @ self.denoiser.tok_emb.weight
+
+    def logits(self, s_t: torch.Tensor, t: torch.Tensor, prev_probs: torch.Tensor | None) -> torch.Tensor:
+        """Logits of x0 from the noisy simplex; ``prev_probs`` is the self-conditioning estimate (or None)."""
+        self_cond = None if prev_probs is None or self.denoiser.self_cond_proj is None else self.soft_embedding(prev_probs)
+        return self.denoiser(torch.softmax(s_t, dim=-1), t, self_cond)
+
+    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
+        diff = self.params.model.diffusion
+        t = self.process.sample_times(tokens.shape[0], device=tokens.device,
+                                      low_discrepancy=diff.timesteps == "low_discrepancy")
+        s0 = token_simplex(tokens, self.vocab.size, self.k)
+        s_t = noised(self.process, s0, t, self.k, torch.randn_like(s0))
+        prev = None
+        if self.denoiser.self_cond_proj is not None:
+            prev = self_condition_input(lambda zeros: torch.softmax(self.logits(s_t, t, zeros), dim=-1), s0,
+                                        diff.self_condition)
+        logits = self.logits(s_t, t, prev)
+        return F.cross_entropy(logits.reshape(-1, self.vocab.size), tokens.reshape(-1))
+
+    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
+        soft_input = 2 * self.denoiser.tok_emb.weight.numel() * (3 if training else 1)  # softmax(s_t)·E
+        return self.denoiser.flops_per_token(seq_len, training) + soft_input
+
+
+def build(params: SimplexParams, vocab: Vocab) -> SimplexDiffusion:
+    return SimplexDiffusion(params, vocab)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@torch.no_grad()
+def generate(model: SimplexDiffusion, num: int, params: SimplexSampleParams, generator: torch.Generator,
+             device: torch.device, infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[list[int]]:
+    """SSD-LM's reverse loop over ``params.steps`` times; ``infill=(mask, tokens)`` holds known tokens.
+
+    The returned tokens are the last step's projection (the sampled token, or the argmax for top-p).
+    """
+    k, vocab = model.k, model.vocab
+    shape = (num, model.params.model.seq_len, vocab.size)
+    trained_with_sc = model.denoiser.self_cond_proj is not None
+    known = token_simplex(infill[1].to(device), vocab.size, k) if infill is not None else None
+    s = k * torch.randn(shape, generator=generator, device=device)
+    prev = torch.zeros(shape, device=device) if trained_with_sc else None  # zeros, as in training's plain pass
+    times = time_grid(model.process, params.steps, device)
+    for i in range(params.steps):
+        t = times[i].expand(num)
+        if known is not None:
+            s = torch.where(infill[0][..., None].to(device), known, s)
+        logits = model.logits(s, t, prev)
+        if trained_with_sc and params.self_condition:
+            prev = torch.softmax(logits, dim=-1)
+        tokens, s0_hat = project(logits, params.projection, params.top_p, k, generator)
+        if i + 1 < params.steps:
+            noise = torch.randn(shape, generator=generator, device=device)
+            s = noised(model.process, s0_hat, times[i + 1].expand(num), k, noise)
+    if infill is not None:
+        tokens = torch.where(infill[0].to(device), infill[1].to(device), tokens)
+    return [vocab.strip(row) for row in tokens.tolist()]
+
+
+# --------------------------------------------------------------------------- what the stages call
+
+
+fit = canvas_fit(build)
+
+
+def sample_texts(model: SimplexDiffusion, tokenizer, params: SimplexSampleParams, *, seed: int,
+                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, device), tokenizer,
+                                params.num_samples, params.batch_size, seed=seed, device=device)
+    return texts, {**speed, "nfe": params.steps}
+
+
+def likelihood(model: SimplexDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:
+    """Not computed: simplex diffusion trains a cross-entropy surrogate, not a variational bound."""
+    return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for simplex diffusion"}

@@ -1,0 +1,1 @@
+"""Spaces: how text becomes a diffusion state and back (the ±k simplex, frozen-encoder features)."""

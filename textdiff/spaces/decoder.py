@@ -1,0 +1,113 @@
+"""The trained decoder of the encoder-space rows: (noised) standardised MiniLM features → MiniLM tokens.
+
+A few bidirectional transformer layers over the feature canvas and a linear head
+over the MiniLM vocabulary, trained with cross-entropy on features noised by the
+row's own Gaussian process at small times t ~ U[0, t_max] (TEncDM: ≈ 0.15), so
+that it forgives the residual noise of a sampled x̂0. Decoding takes the argmax
+and cuts at the first [SEP].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from textdiff.config import DecoderParams
+from textdiff.data.batching import batch_indices
+from textdiff.io import atomic_path, read_json, write_json
+from textdiff.nn import BackboneConfig, Transformer
+from textdiff.processes.gaussian import GaussianProcess
+from textdiff.spaces.minilm import FEATURE_DIM, Canvas, FeatureCache, minilm_tokenizer
+from textdiff.training.checkpoint import state_dict_for_saving
+from textdiff.training.loop import TrainResult, train
+
+
+class FeatureDecoder(nn.Module):
+    def __init__(self, params: DecoderParams, seq_len: int, vocab_size: int, feature_dim: int = FEATURE_DIM):
+        super().__init__()
+        self.params, self.seq_len = params, seq_len
+        m = params.model
+        self.net = Transformer(BackboneConfig(d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
+                                              max_len=seq_len, dropout=m.dropout, input_dim=feature_dim,
+                                              output_dim=vocab_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def loss(self, batch: Canvas, process: GaussianProcess) -> torch.Tensor:
+        """CE of the tokens given their features noised at t ~ U[0, noise_t_max]."""
+        t = torch.rand(batch.x0.shape[0], device=batch.x0.device, dtype=torch.float64) * self.params.noise_t_max
+        x_t = process.q_sample(batch.x0, t, torch.randn_like(batch.x0))
+        logits = self(x_t)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.ids.reshape(-1))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def strip_wordpiece(ids: list[int]) -> list[int]:
+    """Ids of the text: cut at the first [SEP], drop [CLS] and [PAD]."""
+    tok = minilm_tokenizer()
+    if tok.sep_token_id in ids:
+        ids = ids[: ids.index(tok.sep_token_id)]
+    return [i for i in ids if i not in (tok.cls_token_id, tok.pad_token_id)]
+
+
+@torch.no_grad()
+def decode(decoder: FeatureDecoder, x0: torch.Tensor) -> list[list[int]]:
+    """Standardised features (B, L, D) → text ids per row."""
+    return [strip_wordpiece(row) for row in decoder(x0).argmax(-1).tolist()]
+
+
+@torch.no_grad()
+def accuracy(decoder: FeatureDecoder, canvas: Canvas, process: GaussianProcess, t: float,
+             generator: torch.Generator | None = None) -> dict:
+    """Token accuracy over the real tokens ([CLS] … [SEP]) and the exact-match rate of the decoded texts,
+    from features noised at time ``t`` (0 = clean)."""
+    x0 = canvas.x0
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+    x_t = process.q_sample(x0, torch.full((x0.shape[0],), t, dtype=torch.float64, device=x0.device), noise)
+    pred = decoder(x_t).argmax(-1)
+    real = canvas.ids != minilm_tokenizer().pad_token_id
+    token_acc = ((pred == canvas.ids) & real).sum().item() / real.sum().item()
+    exact = [strip_wordpiece(p) == strip_wordpiece(r) for p, r in zip(pred.tolist(), canvas.ids.tolist())]
+    return {"t": t, "alpha_bar": float(process.alpha_bar(torch.tensor([t]))), "token_accuracy": token_acc,
+            "exact_match": sum(exact) / len(exact), "sentences": len(exact)}
+
+
+def fit_decoder(params: DecoderParams, cache: FeatureCache, process: GaussianProcess, seq_len: int, *, seed: int,
+                device: torch.device, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
+                stop_after: int | None = None) -> tuple[FeatureDecoder, TrainResult]:
+    lengths = cache.lengths()
+    torch.manual_seed(seed)
+    decoder = FeatureDecoder(params, seq_len, len(minilm_tokenizer()), cache.features.shape[1])
+    result = train(decoder, lambda m, b: m.loss(b, process),
+                   lambda step: cache.canvas(batch_indices(lengths, params.train.batch_size, step, seed), seq_len),
+                   params.train, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log,
+                   progress=progress, stop_after=stop_after)
+    return decoder, result
+
+
+def save_decoder(folder: str | Path, decoder: FeatureDecoder, vocab_size: int) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "decoder.safetensors") as tmp:
+        save_file(state_dict_for_saving(decoder), str(tmp))
+    write_json(folder / "decoder.json", {"params": decoder.params.model_dump(mode="json"), "seq_len": decoder.seq_len,
+                                          "vocab_size": vocab_size, "feature_dim": decoder.net.cfg.input_dim})
+
+
+def load_decoder(folder: str | Path, device: torch.device | str = "cpu") -> FeatureDecoder:
+    folder = Path(folder)
+    weights = folder / "decoder.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(f"no trained decoder at {weights} (run the row's decoder stage first)")
+    meta = read_json(folder / "decoder.json")
+    decoder = FeatureDecoder(DecoderParams.model_validate(meta["params"]), meta["seq_len"], meta["vocab_size"],
+                             meta["feature_dim"])
+    decoder.load_state_dict(load_file(str(weights), device=str(device)))
+    return decoder.to(device).eval()
