@@ -19,7 +19,7 @@ from textdiff.device import resolve_device
 from textdiff.io import read_jsonl, write_json
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.spaces.decoder import accuracy, fit_decoder, save_decoder
-from textdiff.spaces.minilm import FeatureCache, minilm_tokenizer
+from textdiff.spaces.minilm import FeatureCache
 
 
 @stage_main("decoder")
@@ -35,7 +35,7 @@ def main(name: str) -> None:
     say("decoder", f"{name}: training on {len(cache)} cached sentences on {device}")
     decoder, result = fit_decoder(section.decoder, cache, process, section.model.seq_len, seed=p.seed, device=device,
                                   checkpoint_dir=CHECKPOINTS / f"{name}_decoder", fingerprint=key)
-    save_decoder(SPACES / name / "decoder", decoder, len(minilm_tokenizer()))
+    save_decoder(SPACES / name / "decoder", decoder)
 
     test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
     held_out = FeatureCache.build(test, cache.kind, cache.max_length, section.space.batch_size, device)
@@ -45,7 +45,7 @@ def main(name: str) -> None:
     times = sorted({0.0, section.decoder.eval_t, section.decoder.noise_t_max})
     decoder.to(device).eval()
     results = [accuracy(decoder, canvas, process, t, gen) for t in times]
-    metrics = {"row": name, "features": cache.kind, "steps": result.steps, "final_loss": result.final_loss,
+    metrics = {"row": name, "features": cache.kind, "vocabulary": len(decoder.vocab_ids), "steps": result.steps, "final_loss": result.final_loss,
                "wall_s": result.wall_s, "train_tokens_per_s": result.tokens_per_s,
                "parameters": decoder.num_parameters(), "held_out": results}
     write_json(METRICS / "decoder" / f"{name}.json", metrics)

