@@ -24,13 +24,21 @@ def reproduced(repo) -> subprocess.CompletedProcess:
 
 
 def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
-    for stage in ("prepare", "tokenizer", "train@ar", "sample@ar", "likelihood@ar", "evaluate@ar",
-                  "train@d3pm_absorb", "likelihood@d3pm_absorb", "evaluate@sedd_uniform",
-                  "steps_sweep@mdlm", "steps_sweep@sedd_uniform", "evaluate_reference", "report"):
+    for stage in ("prepare", "tokenizer", "space@ar", "train@ar", "sample@ar", "likelihood@ar", "evaluate@ar",
+                  "likelihood@sedd_uniform", "evaluate@sedd_uniform", "steps_sweep@sedd_uniform",
+                  "train@simplex", "evaluate@simplex", "space@encoder", "decoder@encoder", "train@encoder",
+                  "sample@encoder", "evaluate@encoder", "evaluate_reference", "report"):
         assert f"Running stage '{stage}'" in reproduced.stdout
     report = (repo / "reports" / "report.md").read_text()
     assert "| ar |" in report and "| real text (held-out) |" in report
     assert "## Held-out likelihood" in report and "| sedd_uniform | ≤ " in report
+    assert "| simplex |" in report and "| encoder |" in report and "## Continuous spaces" in report
+    assert "| decoder of |" in report and "| encoder | encodings | 240 |" in report
+    space = json.loads((repo / "metrics" / "space" / "encoder.json").read_text())
+    assert space["tokens"] > space["sentences"] * 5 and space["cache_bytes"] > space["tokens"] * 384 * 2
+    assert (repo / "spaces" / "encoder" / "decoder" / "decoder.safetensors").exists()
+    encoder_texts = [json.loads(line)["text"] for line in (repo / "samples" / "encoder.jsonl").read_text().splitlines()]
+    assert len(encoder_texts) == 24 and all(t == t.lower() for t in encoder_texts)  # MiniLM's uncased WordPiece
     sweep = json.loads((repo / "metrics" / "sweep" / "sedd_uniform.json").read_text())
     assert [pt["steps"] for pt in sweep["points"]] == [2, 8]
     assert (repo / "reports" / "plots" / "steps.png").stat().st_size > 1000
@@ -52,6 +60,31 @@ def test_exp_run_on_a_sample_param_reruns_only_what_depends_on_it(repo, reproduc
     out = run(["dvc", "exp", "run", "-S", "ar.sample.top_p=0.9"], repo)
     ran = {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"sample@ar", "evaluate@ar", "report"}, out.stdout
+
+
+def test_dvc_knows_what_a_changed_decoder_or_space_invalidates(repo, reproduced):
+    """A decoder change re-samples the encoder row without retraining it; a space change retrains it;
+    neither touches another row. What would run = the stages `dvc status` lists plus everything downstream
+    of them in DVC's graph (the Prefect flow's plan)."""
+    from pipelines.flow import plan
+
+    params = repo / "params.yaml"
+    original = params.read_text()
+
+    def would_run(old: str, new: str) -> set[str]:
+        assert old in original
+        try:
+            params.write_text(original.replace(old, new))
+            p = plan(repo, None)
+        finally:
+            params.write_text(original)
+        return p.changed | {s for s, up in p.upstream.items() if up & p.changed}
+
+    decoder_change = would_run("noise_t_max: 0.15", "noise_t_max: 0.1")
+    assert decoder_change == {"decoder@encoder", "sample@encoder", "evaluate@encoder", "report"}
+    space_change = would_run("features: encodings", "features: embeddings")
+    assert {"space@encoder", "decoder@encoder", "train@encoder", "sample@encoder"} <= space_change
+    assert not any(s.endswith(("@ar", "@simplex", "@mdlm")) for s in space_change | decoder_change)
 
 
 def test_bad_params_fail_with_the_key_and_keep_outputs(repo, reproduced):
