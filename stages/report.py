@@ -162,8 +162,8 @@ def _versus(rows: dict, a: str, b: str, what: str) -> str:
     gap = ra["mauve"] - rb["mauve"]
     verdict = (f"by MAUVE, `{a if gap > 0 else b}` is ahead here" if abs(gap) >= MAUVE_NOISE
                else f"their MAUVE differs by less than {MAUVE_NOISE} (within run-to-run noise), so neither is ahead")
-    return (f"{what}: `{a}` MAUVE {ra['mauve']:.3f}, gen_ppl {ra['gen_ppl']:.0f} against `{b}` MAUVE "
-            f"{rb['mauve']:.3f}, gen_ppl {rb['gen_ppl']:.0f}; {verdict}.")
+    return (f"{what}: `{a}` MAUVE {ra['mauve']:.3f}, gen_ppl {ra['gen_ppl']:.0f}, div {ra['div']:.3f} against `{b}` "
+            f"MAUVE {rb['mauve']:.3f}, gen_ppl {rb['gen_ppl']:.0f}, div {rb['div']:.3f}; {verdict}.")
 
 
 def continuous_comparison(rows: list[dict]) -> str:
@@ -177,6 +177,7 @@ def continuous_comparison(rows: list[dict]) -> str:
                      f"mem {ref['mem']:.3f}, against {by_name['real text (held-out)']['gen_ppl']:.0f} and "
                      f"{by_name['real text (held-out)']['mem']:.3f} as written. Read their gen_ppl and mem against "
                      "that; MAUVE's MiniLM features are uncased, so it compares them fairly.")
+    lines.append("A low gen_ppl with a low div is repetition (e.g. runs of commas), not fluency.")
     return "\n\n".join(f"- {line}" for line in lines) + "\n\n" + TENCDM_NOTE
 
 

@@ -87,7 +87,7 @@ def test_wordpiece_roundtrip_lowercases_and_keeps_words():
 def tiny_params() -> EncoderParams:
     return EncoderParams.model_validate({
         "space": {"max_length": 40},
-        "model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 40, "diffusion": {"steps": 200}},
+        "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "seq_len": 40, "diffusion": {"steps": 200}},
         "train": {"steps": 40, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5},
         "sample": {"num_samples": 4, "batch_size": 4, "steps": 5}})
 
@@ -97,9 +97,10 @@ def test_a_seq_len_other_than_the_space_length_is_refused():
         EncoderParams.model_validate({"space": {"max_length": 40}, "model": {"seq_len": 48}})
 
 
-def test_diffusion_loss_starts_at_the_canvas_energy_and_falls(cache, tmp_path):
+def test_diffusion_loss_starts_at_the_canvas_energy_and_denoising_improves(cache, tmp_path):
     cache.save(tmp_path / "data")
     params = tiny_params()
+    params.train.steps = 200
     torch.manual_seed(0)
     model = E.build(params)
     batch = cache.canvas(list(range(16)), 40)
@@ -107,40 +108,22 @@ def test_diffusion_loss_starts_at_the_canvas_energy_and_falls(cache, tmp_path):
         start = model.loss(batch).item()
     energy = (batch.x0 ** 2).mean().item()  # an untrained (near-zero) x0 prediction costs E[x0²]
     assert start == pytest.approx(energy, rel=0.15)
+
+    t = torch.full((16,), 0.1, dtype=torch.float64)  # tan-d: ᾱ(0.1) ≈ 0.33
+    x_t = model.process.q_sample(batch.x0, t, torch.randn(batch.x0.shape, generator=torch.Generator().manual_seed(1)))
+
+    def x0_error(m) -> float:  # at a fixed time and noise, so before and after compare
+        with torch.no_grad():
+            return ((m.predict_x0(x_t, t, torch.zeros_like(x_t)) - batch.x0) ** 2).mean().item()
+
+    # √ᾱ·x_t, the best per-coordinate linear estimate of a unit-variance x0, is printed for scale: a denoiser
+    # narrower than the 384 features (d_model 64 here, 128 in the pipeline) predicts x̂0 through a bottleneck,
+    # and measured 0.325 against the shrinkage's 0.282 here
+    alpha, _ = model.process.coefficients(t, x_t)
+    shrinkage = ((alpha * x_t - batch.x0) ** 2).mean().item()
+    before = x0_error(model)
     trained, result = E.fit(params, None, [], seed=0, device=torch.device("cpu"), space_dir=tmp_path, progress=False)
-    assert result.steps == 40 and result.losses[-1][1] < 0.7 * start
-
-
-@pytest.fixture(scope="module")
-def decoder_split(review_texts):
-    train = FeatureCache.build(review_texts[:600], "encodings", 40, batch_size=32)
-    held_out = FeatureCache.build(review_texts[1050:1200], "encodings", 40, batch_size=32)
-    held_out.mean, held_out.std = train.mean, train.std
-    return train, held_out.canvas(list(range(len(held_out))), 40)
-
-
-def test_trained_decoder_maps_held_out_encodings_back_to_their_tokens(decoder_split, tmp_path):
-    """Threshold: the untrained decoder is nearest-MiniLM-embedding decoding of the raw encodings, which
-    scores about 0.6 on clean held-out encodings. Training must add at least 8 points there (measured: 0.76
-    after 250 steps on 600 sentences; 0.80 with 400 steps on 1000), and must not lose the lightly noised ones."""
-    from textdiff.config import DecoderParams
-    from textdiff.processes.gaussian import GaussianProcess
-    from textdiff.spaces.decoder import FeatureDecoder, accuracy, fit_decoder, load_decoder, save_decoder
-
-    train, held_out = decoder_split
-    process = GaussianProcess("tan_d", 1000, 9.0)
-    params = DecoderParams.model_validate({"model": {"d_model": 64, "n_layers": 1, "n_heads": 2},
-                                           "train": {"steps": 250, "batch_size": 32, "lr": 3e-3, "warmup_steps": 10}})
-    torch.manual_seed(0)
-    untrained = FeatureDecoder(params, 40, train.ids.long().unique(), train.mean, train.std).init_from_minilm()
-    before = [accuracy(untrained, held_out, process, t, torch.Generator().manual_seed(0)) for t in (0.0, 0.05)]
-    decoder, _ = fit_decoder(params, train, process, 40, seed=0, device=torch.device("cpu"), progress=False)
-    after = [accuracy(decoder, held_out, process, t, torch.Generator().manual_seed(0)) for t in (0.0, 0.05)]
-    print("decoder token accuracy before/after (clean, t=0.05):", [b["token_accuracy"] for b in before],
-          [a["token_accuracy"] for a in after])
-    assert after[0]["token_accuracy"] >= before[0]["token_accuracy"] + 0.08
-    assert after[0]["token_accuracy"] >= 0.65
-    assert after[1]["token_accuracy"] >= before[1]["token_accuracy"]
-    save_decoder(tmp_path, decoder)
-    reloaded = load_decoder(tmp_path)
-    assert torch.equal(reloaded(held_out.x0), decoder(held_out.x0))
+    after = x0_error(trained)
+    print(f"x0 error at t = 0.1: untrained {before:.3f}, shrinkage {shrinkage:.3f}, trained {after:.3f}")
+    assert result.steps == 200
+    assert after < 0.7 * before
