@@ -320,6 +320,86 @@ class EncoderParams(Section):
         return self
 
 
+class CompressorParams(Section):
+    """The autoencoder's encoder side, over the frozen MiniLM encodings: PLANNER's attention pooling
+    (n_layers = 1 is a single pooling) or LD4LG's Perceiver layers."""
+
+    d_model: int = Field(128, ge=8)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(4, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "CompressorParams":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        return self
+
+
+class ReconstructionParams(Section):
+    """How the autoencoder stage measures held-out reconstruction."""
+
+    sentences: int = Field(512, ge=1, description="held-out (test split) sentences decoded")
+    method: Literal["greedy", "beam"] = "greedy"
+    beam_size: int = Field(4, ge=1)
+    batch_size: int = Field(128, ge=1)
+
+
+class LatentSpaceParams(Section):
+    """A sentence as a fixed set of latent vectors: the autoencoder (stage autoencoder@ROW) and the
+    latents of the training split (stage space@ROW)."""
+
+    autoencoder: Literal["planner", "ld4lg"] = Field(
+        "ld4lg", description="planner: VAE with attention pooling | ld4lg: Perceiver, L2-normalised ×√dim")
+    num_latents: int = Field(16, ge=1)
+    latent_dim: int = Field(64, ge=2)
+    kl_beta: float = Field(1e-5, ge=0, description="planner only: weight of the KL to N(0, I)")
+    max_length: int = Field(48, ge=4, description="MiniLM WordPiece tokens the encoder reads")
+    encoder_batch_size: int = Field(128, ge=1, description="sentences per MiniLM call")
+    compressor: CompressorParams = Field(default_factory=CompressorParams)
+    decoder: BackboneParams = Field(default_factory=lambda: BackboneParams(n_layers=3),
+                                    description="the causal decoder over the project tokenizer's ids")
+    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=600, batch_size=64, lr=1e-3, warmup_steps=50,
+                                                                   max_minutes=15))
+    reconstruction: ReconstructionParams = Field(default_factory=ReconstructionParams)
+
+
+def _latent_diffusion() -> DiffusionParams:
+    return DiffusionParams(schedule="cosine", steps=1000, parametrisation="v", self_condition=0.5)
+
+
+class LatentModelParams(BackboneParams):
+    """The denoiser over the latent vectors: seq_len is the number of latents."""
+
+    seq_len: int = Field(16, ge=1, le=4096)
+    diffusion: DiffusionParams = Field(default_factory=_latent_diffusion)
+
+
+class LatentSampleParams(ContinuousSampleParams):
+    """The shared Gaussian loop in latent space, then the autoencoder's decoder."""
+
+    steps: int = Field(250, ge=1, description="reverse steps (LD4LG: about 250)")
+    decoding: Literal["greedy", "beam", "top_p"] = "greedy"
+    beam_size: int = Field(4, ge=1)
+    top_p: float = Field(0.9, gt=0, le=1)
+
+
+class LatentParams(Section):
+    """Latent diffusion (PLANNER, LD4LG): Gaussian diffusion over an autoencoder's sentence latents."""
+
+    space: LatentSpaceParams = Field(default_factory=LatentSpaceParams)
+    model: LatentModelParams = Field(default_factory=LatentModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: LatentSampleParams = Field(default_factory=LatentSampleParams)
+
+    @model_validator(mode="after")
+    def _canvas_is_the_latents(self) -> "LatentParams":
+        if self.model.seq_len != self.space.num_latents:
+            raise ValueError(f"model.seq_len ({self.model.seq_len}) must equal space.num_latents "
+                             f"({self.space.num_latents}): the canvas is the latent vectors")
+        return self
+
+
 class StepsSweepParams(Section):
     """Generative perplexity and entropy of each discrete model against the number of sampling steps."""
 
@@ -363,6 +443,7 @@ class TrackingParams(Section):
 ROW_FAMILIES = {  # row (params section) -> family module in textdiff/families/
     "ar": "ar", "embedding": "embedding", "mdlm": "mdlm", "d3pm_uniform": "d3pm", "d3pm_absorb": "d3pm",
     "sedd_absorb": "sedd", "sedd_uniform": "sedd", "simplex": "simplex", "encoder": "encoder", "encoder_emb": "encoder",
+    "latent_planner": "latent", "latent_ld4lg": "latent",
 }
 FAMILY_SECTIONS = tuple(ROW_FAMILIES)
 
@@ -377,6 +458,10 @@ def _sedd(graph: str, schedule: str) -> SEDDParams:
 
 def _encoder(features: str) -> EncoderParams:
     return EncoderParams(space=EncoderSpaceParams(features=features))
+
+
+def _latent(autoencoder: str) -> LatentParams:
+    return LatentParams(space=LatentSpaceParams(autoencoder=autoencoder))
 
 
 class Params(Section):
@@ -396,6 +481,8 @@ class Params(Section):
     simplex: SimplexParams = Field(default_factory=SimplexParams)
     encoder: EncoderParams = Field(default_factory=lambda: _encoder("encodings"))
     encoder_emb: EncoderParams = Field(default_factory=lambda: _encoder("embeddings"))
+    latent_planner: LatentParams = Field(default_factory=lambda: _latent("planner"))
+    latent_ld4lg: LatentParams = Field(default_factory=lambda: _latent("ld4lg"))
     space_decoders: list[str] = Field(default_factory=list,
                                       description="rows whose space has a trained decoder (its own stage)")
     steps_sweep: StepsSweepParams = Field(default_factory=StepsSweepParams)

@@ -9,6 +9,10 @@
 - ``time_conditioning`` adds adaLN-zero modulation from the diffusion time t.
 - ``self_cond_dim`` adds a projection of the previous estimate of x0 to the input
   (equivalent to concatenating it and projecting the concatenation).
+- ``cross_dim`` adds, in every block, cross-attention from the sequence to a
+  ``memory`` of vectors of that width (the autoencoders' decoders read their latent
+  this way). The memory is short, so its keys and values are recomputed on every
+  call instead of being cached.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class BackboneConfig:
     output_dim: int | None = None
     time_conditioning: bool = False
     self_cond_dim: int | None = None
+    cross_dim: int | None = None
 
     def __post_init__(self):
         if (self.vocab_size is None) == (self.input_dim is None):
@@ -91,6 +96,25 @@ class Attention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
 
+class CrossAttention(nn.Module):
+    """Queries from the sequence, keys and values from ``memory`` (B, M, cross_dim); no mask."""
+
+    def __init__(self, cfg: BackboneConfig):
+        super().__init__()
+        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        self.q = nn.Linear(cfg.d_model, cfg.d_model)
+        self.kv = nn.Linear(cfg.cross_dim, 2 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        hd = D // self.n_heads
+        q = self.q(x).view(B, T, self.n_heads, hd).transpose(1, 2)
+        k, v = self.kv(memory).view(B, memory.shape[1], 2, self.n_heads, hd).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, D))
+
+
 class Block(nn.Module):
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
@@ -102,11 +126,21 @@ class Block(nn.Module):
                                  nn.Linear(4 * cfg.d_model, cfg.d_model))
         self.drop = nn.Dropout(cfg.dropout)
         self.modulation = nn.Linear(cfg.d_model, 6 * cfg.d_model) if cfg.time_conditioning else None
+        if cfg.cross_dim:
+            self.norm_cross = nn.LayerNorm(cfg.d_model)
+            self.cross_attn = CrossAttention(cfg)
+        else:
+            self.cross_attn = None
 
-    def forward(self, h: torch.Tensor, cond: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, cond: torch.Tensor | None, cache: KVCache | None, layer: int,
+                memory: torch.Tensor | None = None) -> torch.Tensor:
         if self.modulation is None:
             h = h + self.drop(self.attn(self.norm1(h), cache, layer))
+            if self.cross_attn is not None:
+                h = h + self.drop(self.cross_attn(self.norm_cross(h), memory))
             return h + self.drop(self.mlp(self.norm2(h)))
+        if self.cross_attn is not None:
+            raise ValueError("cross-attention is built for the causal decoders, without time conditioning")
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)
         h = h + gate1 * self.drop(self.attn(self.norm1(h) * (1 + scale1) + shift1, cache, layer))
         return h + gate2 * self.drop(self.mlp(self.norm2(h) * (1 + scale2) + shift2))
@@ -137,6 +171,8 @@ class Transformer(nn.Module):
         for block in self.blocks:  # GPT-2: residual projections scaled by depth
             nn.init.normal_(block.attn.proj.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
             nn.init.normal_(block.mlp[2].weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
+            if block.cross_attn is not None:
+                nn.init.normal_(block.cross_attn.proj.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
             if block.modulation is not None:  # adaLN-zero: each block starts as the identity
                 nn.init.zeros_(block.modulation.weight)
                 nn.init.zeros_(block.modulation.bias)
@@ -149,13 +185,16 @@ class Transformer(nn.Module):
         return x @ self.tok_emb.weight if x.is_floating_point() else self.tok_emb(x)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, self_cond: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
-        """``x``: (B, T) token ids, (B, T, V) token distributions or (B, T, input_dim); ``t``: (B,) in [0, 1]; returns (B, T, out)."""
-        return self.head(self.hidden(x, t, self_cond, cache))
+                cache: KVCache | None = None, memory: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: (B, T) token ids, (B, T, V) token distributions or (B, T, input_dim); ``t``: (B,) in [0, 1];
+        ``memory``: (B, M, cross_dim) for a backbone with cross-attention; returns (B, T, out)."""
+        return self.head(self.hidden(x, t, self_cond, cache, memory))
 
     def hidden(self, x: torch.Tensor, t: torch.Tensor | None = None, self_cond: torch.Tensor | None = None,
-               cache: KVCache | None = None) -> torch.Tensor:
+               cache: KVCache | None = None, memory: torch.Tensor | None = None) -> torch.Tensor:
         """Final normalised hidden states (B, T, d_model), before the output head."""
+        if (memory is None) != (self.cfg.cross_dim is None):
+            raise ValueError("pass memory exactly when the backbone has cross-attention (cross_dim)")
         T = x.shape[1]
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.max_len:
@@ -170,7 +209,7 @@ class Transformer(nn.Module):
             cond = self.time_emb(t)
         h = self.drop(h)
         for i, block in enumerate(self.blocks):
-            h = block(h, cond, cache, i)
+            h = block(h, cond, cache, i, memory)
         if cache is not None:
             cache.advance(T)
         return self.norm_out(h)

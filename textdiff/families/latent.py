@@ -1,0 +1,126 @@
+"""Latent diffusion (``latent_planner``, ``latent_ld4lg``): PLANNER and LD4LG.
+
+Composition:
+- space: a sentence autoencoder over the frozen MiniLM encoder
+  (textdiff.spaces.autoencoders), trained by its own stage (autoencoder@ROW). The
+  row's space stage encodes the training split to latents once and stores them
+  with per-dimension mean and std; diffusion runs on the standardised latents, a
+  canvas of ``num_latents`` vectors of ``latent_dim``;
+- process: the shared Gaussian process, cosine schedule, v-prediction and
+  self-conditioning 0.5 by default (LD4LG's recipe; all in params);
+- denoiser: the shared bidirectional backbone over the latent vectors,
+  time-conditioned, with the shared self-conditioning input;
+- sampler: the shared Gaussian reverse loop; the sampled latents are
+  un-standardised and read by the autoencoder's decoder (greedy, beam or top-p,
+  with the KV cache).
+
+Generated text is the project tokenizer's, like the token rows'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from textdiff.config import LatentParams, LatentSampleParams
+from textdiff.data.vocab import Vocab
+from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
+from textdiff.processes.gaussian import GaussianProcess
+from textdiff.sampling.batched import seeded_texts
+from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
+from textdiff.spaces.autoencoders.latents import LatentCache
+from textdiff.spaces.autoencoders.model import TextAutoencoder, load_autoencoder
+from textdiff.training.loop import train
+from textdiff.training.self_conditioning import self_condition_input
+
+PARAMS = LatentParams
+
+
+class LatentDiffusion(DenoiserModel):
+    def __init__(self, params: LatentParams, vocab: Vocab | None = None):
+        super().__init__()
+        self.params = params
+        diff, dim = params.model.diffusion, params.space.latent_dim
+        self.denoiser = Transformer(BackboneConfig.from_params(
+            params.model, causal=False, input_dim=dim, output_dim=dim, time_conditioning=True,
+            self_cond_dim=dim if diff.self_condition > 0 else None))
+        self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
+        out = self.denoiser(x_t, t, self_cond)
+        return self.process.x0_from(out, x_t, t, self.params.model.diffusion.parametrisation)
+
+    def loss(self, x0: torch.Tensor) -> torch.Tensor:
+        """MSE to the parametrisation's target (x0, ε or v) over every latent coordinate."""
+        diff = self.params.model.diffusion
+        t = self.process.sample_times(x0.shape[0], device=x0.device,
+                                      low_discrepancy=diff.timesteps == "low_discrepancy")
+        noise = torch.randn_like(x0)
+        x_t = self.process.q_sample(x0, t, noise)
+        self_cond = None
+        if self.denoiser.self_cond_proj is not None:
+            self_cond = self_condition_input(lambda sc: self.predict_x0(x_t, t, sc), x0, diff.self_condition)
+        out = self.denoiser(x_t, t, self_cond)
+        return ((out - self.process.target(x0, noise, t, diff.parametrisation)) ** 2).mean()
+
+
+def build(params: LatentParams, vocab: Vocab | None = None) -> LatentDiffusion:
+    return LatentDiffusion(params, vocab)
+
+
+@torch.no_grad()
+def generate(model: LatentDiffusion, autoencoder: TextAutoencoder, latents: LatentCache, num: int,
+             params: LatentSampleParams, generator: torch.Generator, device) -> list[list[int]]:
+    """Sample standardised latents, bring them to the autoencoder's scale and decode them to project ids."""
+    cfg = SamplerConfig(steps=params.steps, method=params.method, eta=params.eta,
+                        self_condition=params.self_condition and model.denoiser.self_cond_proj is not None)
+    space = model.params.space
+    x0 = sample(model.predict_x0, model.process, (num, space.num_latents, space.latent_dim), cfg,
+                generator=generator, device=device)
+    return autoencoder.decode(latents.to_latents(x0), params.decoding, beam_size=params.beam_size,
+                              top_p=params.top_p, generator=generator)
+
+
+def _check_space(params: LatentParams, latents: LatentCache, space_dir) -> None:
+    shape = (params.space.num_latents, params.space.latent_dim)
+    if tuple(latents.latents.shape[1:]) != shape or latents.autoencoder != params.space.autoencoder:
+        raise ValueError(f"the latents in {space_dir} are {latents.autoencoder} {tuple(latents.latents.shape[1:])}; "
+                         f"params ask for {params.space.autoencoder} {shape}: rerun the space stage")
+
+
+# --------------------------------------------------------------------------- what the stages call
+
+
+def fit(params: LatentParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
+        space_dir: Path, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
+        stop_after: int | None = None):
+    """Train on the space stage's latents (``space_dir``/data); the encoder never runs here."""
+    latents = LatentCache.load(Path(space_dir) / "data")
+    _check_space(params, latents, space_dir)
+    n, batch_size = len(latents), params.train.batch_size
+
+    def batch_fn(step: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)  # a resumed run sees the same batches
+        return latents.standardised(torch.randint(n, (batch_size,), generator=g).tolist())
+
+    torch.manual_seed(seed)
+    model = build(params)
+    result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
+                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after)
+    return model, result
+
+
+def sample_texts(model: LatentDiffusion, tokenizer, params: LatentSampleParams, *, seed: int,
+                 device: torch.device, space_dir: Path, **_) -> tuple[list[str], dict]:
+    autoencoder = load_autoencoder(Path(space_dir) / "autoencoder", device)
+    latents = LatentCache.load(Path(space_dir) / "data")
+    texts, speed = seeded_texts(
+        model, lambda n, gen: generate(model, autoencoder, latents, n, params, gen, device),
+        tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
+    return texts, {**speed, "nfe": params.steps, "decoding": params.decoding}
+
+
+def likelihood(model: LatentDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:
+    """Not computed: a bound over latents is not a bound over the text's tokens."""
+    return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for latent diffusion"}

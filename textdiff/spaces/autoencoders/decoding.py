@@ -1,0 +1,86 @@
+"""Autoregressive decoding of a latent: greedy, top-p and beam search, all through the KV cache.
+
+The decoder is the project backbone (causal, with cross-attention to the latent
+vectors). Sequences start at <bos> and end at <eos>; a finished row only appends
+<pad> and no longer changes its score.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from textdiff.data.vocab import Vocab
+from textdiff.nn import Transformer
+from textdiff.sampling.categorical import sample_categorical
+
+
+@torch.no_grad()
+def sample_tokens(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, *, top_p: float = 1.0,
+                  greedy: bool = False, generator: torch.Generator | None = None,
+                  use_cache: bool = True) -> list[list[int]]:
+    """One sequence per latent (B, M, dim): the argmax (``greedy``) or a top-p draw at each position."""
+    n = memory.shape[0]
+    seq = torch.full((n, 1), vocab.bos_id, dtype=torch.long, device=memory.device)
+    done = torch.zeros(n, dtype=torch.bool, device=memory.device)
+    cache = decoder.new_cache(n) if use_cache else None
+    for _ in range(decoder.cfg.max_len - 1):
+        step_input = seq[:, -1:] if (cache is not None and cache.length > 0) else seq
+        logits = decoder.head(decoder.hidden(step_input, cache=cache, memory=memory)[:, -1])
+        nxt = logits.argmax(-1) if greedy else sample_categorical(logits, 1.0, top_p, generator)
+        nxt = torch.where(done, torch.full_like(nxt, vocab.pad_id), nxt)
+        seq = torch.cat([seq, nxt[:, None]], dim=1)
+        done |= nxt == vocab.eos_id
+        if bool(done.all()):
+            break
+    return [vocab.strip(row) for row in seq[:, 1:].tolist()]
+
+
+@torch.no_grad()
+def beam_search(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, beam_size: int,
+                length_penalty: float = 1.0) -> list[list[int]]:
+    """The highest-scoring of ``beam_size`` beams per latent, score = log p / length^length_penalty.
+
+    Beams live in one batch of B·K rows; after each step the cache rows are
+    reordered to the surviving beams (``KVCache.select``).
+    """
+    B, K = memory.shape[0], beam_size
+    device = memory.device
+    mem = memory.repeat_interleave(K, dim=0)
+    seq = torch.full((B * K, 1), vocab.bos_id, dtype=torch.long, device=device)
+    scores = torch.zeros(B, K, device=device)
+    scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
+    lengths = torch.zeros(B * K, device=device)
+    done = torch.zeros(B * K, dtype=torch.bool, device=device)
+    cache = decoder.new_cache(B * K)
+    for _ in range(decoder.cfg.max_len - 1):
+        step_input = seq if cache.length == 0 else seq[:, -1:]
+        logp = decoder.head(decoder.hidden(step_input, cache=cache, memory=mem)[:, -1]).float().log_softmax(-1)
+        V = logp.shape[-1]
+        finished = torch.full_like(logp, float("-inf"))
+        finished[:, vocab.pad_id] = 0.0  # a finished beam continues with <pad> at no cost
+        logp = torch.where(done[:, None], finished, logp)
+        total = (scores.view(B * K, 1) + logp).view(B, K * V)
+        scores, flat = total.topk(K, dim=1)
+        rows = (torch.arange(B, device=device)[:, None] * K + flat // V).view(-1)
+        token = (flat % V).view(-1)
+        cache.select(rows)
+        seq = torch.cat([seq[rows], token[:, None]], dim=1)
+        was_done = done[rows]
+        lengths = lengths[rows] + (~was_done).float()
+        done = was_done | (token == vocab.eos_id)
+        if bool(done.all()):
+            break
+    normalised = scores / lengths.view(B, K).clamp_min(1.0) ** length_penalty
+    best = normalised.argmax(1) + torch.arange(B, device=device) * K
+    return [vocab.strip(row) for row in seq[best, 1:].tolist()]
+
+
+def decode_latents(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, method: str, *, beam_size: int = 4,
+                   top_p: float = 1.0, generator: torch.Generator | None = None) -> list[list[int]]:
+    if method == "greedy":
+        return sample_tokens(decoder, memory, vocab, greedy=True)
+    if method == "top_p":
+        return sample_tokens(decoder, memory, vocab, top_p=top_p, generator=generator)
+    if method == "beam":
+        return beam_search(decoder, memory, vocab, beam_size)
+    raise ValueError(f"unknown decoding {method!r} (greedy | beam | top_p)")
