@@ -4,7 +4,8 @@ Token rows (``space: tokens``) work on the project tokenizer's ids: their space
 folder records which tokenizer and vocabulary that is. Encoder-space rows run the
 frozen MiniLM over the training split once and cache its features (float16, real
 tokens only) with the per-dimension mean and std, so training never re-runs the
-encoder.
+encoder. Latent rows encode the training split with their trained autoencoder
+(spaces/MODEL/autoencoder) and store the latents with their per-dimension mean and std.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import time
 
 from stages.common import METRICS, PREPARED, SPACES, TOKENIZER, dump, file_digest, params, say, stage_main
+from textdiff.config import LatentSpaceParams
 from textdiff.device import resolve_device
 from textdiff.io import read_json, read_jsonl, write_json
 
@@ -22,7 +24,9 @@ def main(name: str) -> None:
     p = params()
     section = p.family(name)
     out = SPACES / name / "data"
-    if section.space == "tokens":
+    if isinstance(section.space, LatentSpaceParams):
+        summary = latent_dataset(name, section.space, p.device, out)
+    elif section.space == "tokens":
         tokenizer = read_json(TOKENIZER / "tokenizer.json")
         summary = {"space": "tokens", "tokenizer": str(TOKENIZER), "vocab_size": len(tokenizer["model"]["vocab"]),
                    "tokenizer_digest": file_digest(TOKENIZER / "tokenizer.json")}
@@ -41,6 +45,23 @@ def main(name: str) -> None:
     write_json(out / "space.json", {"row": name, **summary})
     write_json(METRICS / "space" / f"{name}.json", {"row": name, **summary})
     say("space", f"{name}: {summary.get('space') or summary['features']} ready in {out}")
+
+
+def latent_dataset(name: str, space: LatentSpaceParams, device_name: str, out) -> dict:
+    from textdiff.data.tokenizer import load_tokenizer
+    from textdiff.spaces.autoencoders.latents import LatentCache, encode_all
+    from textdiff.spaces.autoencoders.model import SentenceData, load_autoencoder
+
+    device = resolve_device(device_name)
+    texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
+    say("space", f"{name}: {space.autoencoder} latents of {len(texts)} training sentences on {device}")
+    t0 = time.perf_counter()
+    autoencoder = load_autoencoder(SPACES / name / "autoencoder", device)
+    data = SentenceData.build(texts, load_tokenizer(TOKENIZER), space, device)
+    latents = LatentCache.of(encode_all(autoencoder, data, space.encoder_batch_size, device), space.autoencoder)
+    latents.save(out)
+    return {"space": "latent", **latents.summary(), "encode_wall_s": time.perf_counter() - t0,
+            "cache_bytes": (out / "latents.safetensors").stat().st_size, "params": dump(space)}
 
 
 if __name__ == "__main__":

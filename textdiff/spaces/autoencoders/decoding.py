@@ -2,7 +2,8 @@
 
 The decoder is the project backbone (causal, with cross-attention to the latent
 vectors). Sequences start at <bos> and end at <eos>; a finished row only appends
-<pad> and no longer changes its score.
+<pad> and no longer changes its score. <bos>, <pad> and <mask> are never targets in
+training, so they are never chosen.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ import torch
 from textdiff.data.vocab import Vocab
 from textdiff.nn import Transformer
 from textdiff.sampling.categorical import sample_categorical
+
+
+def _never_chosen(logits: torch.Tensor, vocab: Vocab) -> torch.Tensor:
+    banned = [i for i in (vocab.bos_id, vocab.pad_id, vocab.mask_id) if i is not None]
+    return logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
 
 
 @torch.no_grad()
@@ -25,7 +31,7 @@ def sample_tokens(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, *, t
     cache = decoder.new_cache(n) if use_cache else None
     for _ in range(decoder.cfg.max_len - 1):
         step_input = seq[:, -1:] if (cache is not None and cache.length > 0) else seq
-        logits = decoder.head(decoder.hidden(step_input, cache=cache, memory=memory)[:, -1])
+        logits = _never_chosen(decoder.head(decoder.hidden(step_input, cache=cache, memory=memory)[:, -1]), vocab)
         nxt = logits.argmax(-1) if greedy else sample_categorical(logits, 1.0, top_p, generator)
         nxt = torch.where(done, torch.full_like(nxt, vocab.pad_id), nxt)
         seq = torch.cat([seq, nxt[:, None]], dim=1)
@@ -54,7 +60,8 @@ def beam_search(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, beam_s
     cache = decoder.new_cache(B * K)
     for _ in range(decoder.cfg.max_len - 1):
         step_input = seq if cache.length == 0 else seq[:, -1:]
-        logp = decoder.head(decoder.hidden(step_input, cache=cache, memory=mem)[:, -1]).float().log_softmax(-1)
+        logits = decoder.head(decoder.hidden(step_input, cache=cache, memory=mem)[:, -1]).float()
+        logp = _never_chosen(logits, vocab).log_softmax(-1)
         V = logp.shape[-1]
         finished = torch.full_like(logp, float("-inf"))
         finished[:, vocab.pad_id] = 0.0  # a finished beam continues with <pad> at no cost

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from textdiff.io import atomic_path
+from textdiff.spaces.autoencoders.model import SentenceData, TextAutoencoder
 from textdiff.spaces.minilm import per_dimension_stats, standardise, unstandardise
 
 LATENTS_FILE = "latents.safetensors"
@@ -63,3 +64,12 @@ class LatentCache:
                 "latent_dim": z.shape[2], "mean": float(z.mean()), "std": float(z.std()),
                 "norm": float(z.norm(dim=-1).mean()), "std_min": float(self.std.min()),
                 "std_max": float(self.std.max())}
+
+
+@torch.no_grad()
+def encode_all(model: TextAutoencoder, data: SentenceData, batch_size: int, device) -> torch.Tensor:
+    """Deterministic latents (N, num_latents, latent_dim) of every sentence, in order."""
+    model.to(device).eval()
+    out = [model.encode(data.batch(list(range(s, min(s + batch_size, len(data))))).to(device)).float().cpu()
+           for s in range(0, len(data), batch_size)]
+    return torch.cat(out)

@@ -130,15 +130,6 @@ def fit_autoencoder(params: LatentSpaceParams, data: SentenceData, vocab: Vocab,
     return model, result
 
 
-@torch.no_grad()
-def encode_all(model: TextAutoencoder, data: SentenceData, batch_size: int, device) -> torch.Tensor:
-    """Deterministic latents (N, num_latents, latent_dim) of every sentence, in order."""
-    model.to(device).eval()
-    out = [model.encode(data.batch(list(range(s, min(s + batch_size, len(data))))).to(device)).float().cpu()
-           for s in range(0, len(data), batch_size)]
-    return torch.cat(out)
-
-
 def save_autoencoder(folder: str | Path, model: TextAutoencoder) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
