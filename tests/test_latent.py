@@ -190,6 +190,19 @@ def test_the_latent_cache_equals_fresh_encoding(overfit, small_tokenizer, tmp_pa
     torch.testing.assert_close(stored.std.double(), flat.std(0).clamp_min(1e-6), rtol=1e-5, atol=1e-6)
 
 
+def test_autoencoder_training_resumes_to_the_same_weights(overfit, small_tokenizer, tmp_path):
+    _, data, _ = overfit
+    params, vocab = space("planner", steps=12), Vocab.from_tokenizer(small_tokenizer)
+    params.train.checkpoint_every = 4
+    run = dict(seed=0, device=CPU, progress=False, fingerprint="ae")
+    straight, _ = fit_autoencoder(params, data, vocab, **run)
+    fit_autoencoder(params, data, vocab, checkpoint_dir=tmp_path, stop_after=6, **run)  # killed after step 6
+    resumed, result = fit_autoencoder(params, data, vocab, checkpoint_dir=tmp_path, **run)
+    assert result.resumed_from == 4 and result.steps == 12
+    for name, value in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], value, msg=name)
+
+
 # --------------------------------------------------------------------------- latent diffusion
 
 

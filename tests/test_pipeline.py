@@ -27,7 +27,9 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
     for stage in ("prepare", "tokenizer", "space@ar", "train@ar", "sample@ar", "likelihood@ar", "evaluate@ar",
                   "likelihood@sedd_uniform", "evaluate@sedd_uniform", "steps_sweep@sedd_uniform",
                   "train@simplex", "evaluate@simplex", "space@encoder", "decoder@encoder", "train@encoder",
-                  "sample@encoder", "evaluate@encoder", "evaluate_reference", "report"):
+                  "sample@encoder", "evaluate@encoder", "evaluate_reference", "report", "autoencoder@ar",
+                  "autoencoder@latent_planner", "autoencoder@latent_ld4lg", "space@latent_planner",
+                  "space@latent_ld4lg", "train@latent_planner", "sample@latent_ld4lg", "evaluate@latent_ld4lg"):
         assert f"Running stage '{stage}'" in reproduced.stdout
     report = (repo / "reports" / "report.md").read_text()
     assert "| ar |" in report and "| real text (held-out) |" in report
@@ -39,6 +41,14 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
     assert (repo / "spaces" / "encoder" / "decoder" / "decoder.safetensors").exists()
     encoder_texts = [json.loads(line)["text"] for line in (repo / "samples" / "encoder.jsonl").read_text().splitlines()]
     assert len(encoder_texts) == 24 and all(t == t.lower() for t in encoder_texts)  # MiniLM's uncased WordPiece
+    assert "## Latent diffusion" in report and "| latent_planner | planner | 4 × 16 |" in report
+    assert "| latent_ld4lg | ld4lg | 4 × 16 |" in report and "(λ = 0.5)" in report
+    autoencoder = json.loads((repo / "metrics" / "autoencoder" / "latent_ld4lg.json").read_text())
+    assert autoencoder["held_out"]["sentences"] == 12 and len(autoencoder["interpolation"]) == 5
+    assert autoencoder["held_out"]["latent_norm"] == pytest.approx(4.0, abs=1e-4)  # √16
+    assert json.loads((repo / "metrics" / "autoencoder" / "ar.json").read_text())["autoencoder"] is None
+    latent_texts = (repo / "samples" / "latent_planner.jsonl").read_text().splitlines()
+    assert len(latent_texts) == 24
     sweep = json.loads((repo / "metrics" / "sweep" / "sedd_uniform.json").read_text())
     assert [pt["steps"] for pt in sweep["points"]] == [2, 8]
     assert (repo / "reports" / "plots" / "steps.png").stat().st_size > 1000
@@ -62,9 +72,9 @@ def test_exp_run_on_a_sample_param_reruns_only_what_depends_on_it(repo, reproduc
     assert ran == {"sample@ar", "evaluate@ar", "report"}, out.stdout
 
 
-def test_dvc_knows_what_a_changed_decoder_or_space_invalidates(repo, reproduced):
+def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo, reproduced):
     """A decoder change re-samples the encoder row without retraining it; a space change retrains it;
-    neither touches another row. What would run = the stages `dvc status` lists plus everything downstream
+    an autoencoder change re-encodes its latents and retrains its latent row; none touches another row. What would run = the stages `dvc status` lists plus everything downstream
     of them in DVC's graph (the Prefect flow's plan)."""
     from pipelines.flow import plan
 
@@ -85,6 +95,9 @@ def test_dvc_knows_what_a_changed_decoder_or_space_invalidates(repo, reproduced)
     space_change = would_run("features: encodings", "features: embeddings")
     assert {"space@encoder", "decoder@encoder", "train@encoder", "sample@encoder"} <= space_change
     assert not any(s.endswith(("@ar", "@simplex", "@mdlm")) for s in space_change | decoder_change)
+    autoencoder_change = would_run("kl_beta: 1.0e-05", "kl_beta: 0.001")
+    assert autoencoder_change == {f"{stage}@latent_planner" for stage in
+                                  ("autoencoder", "space", "train", "sample", "likelihood", "evaluate")} | {"report"}
 
 
 def test_bad_params_fail_with_the_key_and_keep_outputs(repo, reproduced):
