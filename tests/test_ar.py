@@ -98,6 +98,23 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     assert fresh.resumed_from == 0
 
 
+def test_checkpoints_of_older_params_do_not_evict_a_new_runs(tmp_path):
+    """A run with new params (another fingerprint) next to later-step checkpoints of the old run keeps its own
+    checkpoints, and resumes from them."""
+    loss = lambda m, b: ar.training_loss(m, b, VOCAB)  # noqa: E731
+    cpu = torch.device("cpu")
+    old = TrainParams(steps=12, lr=3e-3, warmup_steps=2, checkpoint_every=4, log_every=1)
+    train(tiny_model(), loss, toy_batches, old, checkpoint_dir=tmp_path, fingerprint="old", device=cpu,
+          progress=False)  # leaves step 4 and step 8
+    new = TrainParams(steps=6, lr=1e-3, warmup_steps=2, checkpoint_every=3, log_every=1)
+    train(tiny_model(), loss, toy_batches, new, checkpoint_dir=tmp_path, fingerprint="new", device=cpu,
+          progress=False, stop_after=4)  # killed after its step-3 checkpoint
+    assert (tmp_path / (tmp_path / "latest").read_text().strip()).is_dir()
+    resumed = train(tiny_model(), loss, toy_batches, new, checkpoint_dir=tmp_path, fingerprint="new", device=cpu,
+                    progress=False)
+    assert resumed.resumed_from == 3 and resumed.steps == 6
+
+
 def test_wall_clock_budget_stops_training():
     cfg = TrainParams(steps=10_000, max_minutes=0.02, checkpoint_every=10_000)
     result = train(tiny_model(), lambda m, b: ar.training_loss(m, b, VOCAB), toy_batches, cfg,

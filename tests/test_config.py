@@ -13,8 +13,9 @@ def test_default_and_tiny_params_load():
     assert list(p.models)[0] == "ar" and p.models["sedd_uniform"] == "sedd" and p.ar.model.d_model == 128
     for row in p.models:  # every row shares the backbone size, canvas and step budget
         section = getattr(p, row)
+        canvas = section.space.num_latents if p.models[row] == "latent" else 48  # a latent row's canvas: its latents
         assert (section.model.d_model, section.model.n_layers, section.model.seq_len, section.train.steps) == \
-            (128, 4, 48, 400), row
+            (128, 4, canvas, 400), row
     tiny = load_params(ROOT / "profiles" / "tiny.yaml")
     assert tiny.ar.train.steps < p.ar.train.steps
 

@@ -32,7 +32,9 @@ def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, optimizer: 
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     write_text(folder / "latest", name)
-    for old in sorted(folder.glob("step_*"))[:-keep]:
+    # the oldest written go first (not the lowest step: a run with new params may sit beside later-step
+    # checkpoints of the old one, which must not evict the new run's)
+    for old in sorted(folder.glob("step_*"), key=lambda d: d.stat().st_mtime_ns)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
