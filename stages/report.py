@@ -11,6 +11,7 @@ from pathlib import Path
 
 from stages.common import METRICS, PREPARED, REPORTS, SAMPLES, params, say, stage_main
 from textdiff.io import atomic_path, read_json, read_jsonl, write_text
+from textdiff.spaces.autoencoders.evaluation import interpolation_pair
 
 COLUMNS = [  # (header, metrics key, format)
     ("gen_ppl", "gen_ppl", "{:.1f}"),
@@ -186,12 +187,28 @@ def autoencoder_tables(models: dict) -> str:
                          f"| spaces/{m}/data | {s['sentences']:,} | {s['cache_bytes'] / 2**20:.1f} MiB | "
                          f"{s['encode_wall_s']:.0f} s | {s['std_min']:.2f} – {s['std_max']:.2f} |"
                          for m, s in spaces.items()))
+    test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
     for m, a in trained.items():
+        ends = [test[:a["held_out"]["sentences"]][i] for i in interpolation_pair(test[:a["held_out"]["sentences"]])]
         steps = "\n".join(f"{i + 1}. (λ = {step['lambda']:g}) {step['text']}" for i, step in enumerate(a["interpolation"]))
         examples = "\n".join(f"- {e['input']}\n  → {e['output']}" for e in a["held_out"]["examples"][:3])
-        parts.append(f"**{m}**: interpolation between two held-out sentences, (1 − λ)·z_a + λ·z_b decoded "
-                     f"greedily:\n\n{steps}\n\nHeld-out reconstructions:\n\n{examples}")
+        parts.append(f"**{m}**: interpolation between two held-out sentences, a = “{ends[0]}” and b = “{ends[1]}”: "
+                     f"(1 − λ)·z_a + λ·z_b decoded greedily (λ = 0 and 1 are the reconstructions of a and b):"
+                     f"\n\n{steps}\n\nHeld-out reconstructions:\n\n{examples}")
     return "\n\n".join(parts)
+
+
+def decoder_budget_note(p) -> str:
+    """The latent rows' text comes from a decoder trained apart from the diffusion model: say how long."""
+    rows = [m for m, f in p.models.items() if f == "latent"]
+    if not rows:
+        return "No latent rows in `models`."
+    steps = ", ".join(f"`{m}` {getattr(p, m).space.train.steps}" for m in rows)
+    return (f"Compute is not matched here: the autoencoders' decoders are autoregressive LMs conditioned on the "
+            f"latent, trained for {steps} steps of {getattr(p, rows[0]).space.train.batch_size} sentences, the AR "
+            f"baseline for {p.ar.train.steps}. Part of these rows' gen_ppl and MAUVE is that decoder: "
+            "`python benchmarks/latent_controls.py` scores the same decoder reading real latents (its ceiling) and "
+            "latents drawn from N(0, I) with no diffusion (its prior), beside the diffusion samples.")
 
 
 def _versus(rows: dict, a: str, b: str, what: str) -> str:
@@ -388,6 +405,7 @@ def main() -> None:
         "",
         "- " + _versus({r["model"]: r for r in rows}, "latent_ld4lg", "latent_planner",
                        "LD4LG's compression network against PLANNER's VAE"),
+        "- " + decoder_budget_note(p),
         "",
         autoencoder_tables(p.models),
         "",
