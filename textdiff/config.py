@@ -359,8 +359,8 @@ class LatentSpaceParams(Section):
     compressor: CompressorParams = Field(default_factory=CompressorParams)
     decoder: BackboneParams = Field(default_factory=lambda: BackboneParams(n_layers=3),
                                     description="the causal decoder over the project tokenizer's ids")
-    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=600, batch_size=64, lr=1e-3, warmup_steps=50,
-                                                                   max_minutes=15))
+    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=3000, batch_size=64, lr=2e-3, warmup_steps=100,
+                                                                   max_minutes=20))
     reconstruction: ReconstructionParams = Field(default_factory=ReconstructionParams)
 
 
