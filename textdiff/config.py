@@ -320,20 +320,9 @@ class EncoderParams(Section):
         return self
 
 
-class CompressorParams(Section):
+class CompressorParams(DecoderModelParams):
     """The autoencoder's encoder side, over the frozen MiniLM encodings: PLANNER's attention pooling
-    (n_layers = 1 is a single pooling) or LD4LG's Perceiver layers."""
-
-    d_model: int = Field(128, ge=8)
-    n_layers: int = Field(2, ge=1)
-    n_heads: int = Field(4, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _heads_divide(self) -> "CompressorParams":
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        return self
+    (n_layers = 1 is a single pooling) or LD4LG's Perceiver layers. The same sizes as a feature decoder."""
 
 
 class ReconstructionParams(Section):

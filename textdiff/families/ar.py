@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from textdiff.config import ARParams, BackboneParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, Transformer
-from textdiff.sampling.categorical import sample_categorical
+from textdiff.sampling.autoregressive import sample_sequences
 
 PARAMS = ARParams
 
@@ -52,29 +52,12 @@ def sequence_nll(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> tuple
     return (nll * mask).sum(1), mask.sum(1)
 
 
-@torch.no_grad()
 def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = None, temperature: float = 1.0,
              top_p: float = 1.0, generator: torch.Generator | None = None, use_cache: bool = True) -> list[list[int]]:
-    """Sample ``num`` sequences from <bos>; return token ids without <bos>, cut before <eos>.
-
-    With or without the KV cache the same random draws are used in the same
-    order, so under a fixed seed both give the same samples.
-    """
-    device = model.pos_emb.weight.device
-    max_len = min(max_len or model.cfg.max_len, model.cfg.max_len)
-    seq = torch.full((num, 1), vocab.bos_id, dtype=torch.long, device=device)
-    done = torch.zeros(num, dtype=torch.bool, device=device)
-    cache = model.new_cache(num) if use_cache else None
-    for _ in range(max_len - 1):
-        step_input = seq[:, -1:] if (cache is not None and cache.length > 0) else seq
-        logits = model.head(model.hidden(step_input, cache=cache)[:, -1])  # the head only where it is needed
-        nxt = sample_categorical(logits, temperature, top_p, generator)
-        nxt = torch.where(done, torch.full_like(nxt, vocab.pad_id), nxt)
-        seq = torch.cat([seq, nxt[:, None]], dim=1)
-        done |= nxt == vocab.eos_id
-        if bool(done.all()):
-            break
-    return [vocab.strip(row) for row in seq[:, 1:].tolist()]
+    """Sample ``num`` sequences from <bos> (the shared left-to-right loop, KV cache on by default); return
+    token ids without <bos>, cut before <eos>. Cached and uncached runs draw the same random numbers."""
+    return sample_sequences(model, num, vocab, max_len=max_len, temperature=temperature, top_p=top_p,
+                            generator=generator, use_cache=use_cache)
 
 
 # --------------------------------------------------------------------------- what the stages call

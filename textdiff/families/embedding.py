@@ -24,12 +24,12 @@ from torch import nn
 from textdiff.config import EmbeddingParams, GaussianSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
+from textdiff.losses.gaussian import denoising_pass, sample_times
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.rounding import NearestEmbedding, clamp_to_embeddings
 from textdiff.training.fit import canvas_fit
-from textdiff.training.self_conditioning import self_condition_input
 
 PARAMS = EmbeddingParams
 
@@ -62,18 +62,12 @@ class EmbeddingDiffusion(DenoiserModel):
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
         diff, process = self.params.model.diffusion, self.process
         emb = self.embedding(tokens)  # EMB(w)
-        t = process.sample_times(tokens.shape[0], device=tokens.device,
-                                 low_discrepancy=diff.timesteps == "low_discrepancy")
+        t = sample_times(process, diff, emb)
         std0 = (1 - process.alpha_bar(torch.zeros(1, device=tokens.device))).sqrt().float()
         x0 = emb + std0 * torch.randn_like(emb)  # q(x0 | w)
-        noise = torch.randn_like(x0)
-        x_t = process.q_sample(x0, t, noise)
-        self_cond = None
-        if self.denoiser.self_cond_proj is not None:
-            self_cond = self_condition_input(lambda sc: self.predict_x0(x_t, t, sc), x0, diff.self_condition)
-        out = self.denoiser(x_t, t, self_cond)
-        mse = ((out - process.target(x0, noise, t, diff.parametrisation)) ** 2).mean(dim=(1, 2))
-        x0_hat = process.x0_from(out, x_t, t, diff.parametrisation)
+        step = denoising_pass(self.denoiser, process, diff, x0, t)
+        mse = step.squared_error.mean(dim=(1, 2))
+        x0_hat = process.x0_from(step.out, step.x_t, t, diff.parametrisation)
         mse_t0 = ((x0_hat - emb) ** 2).mean(dim=(1, 2))  # at t = 0 the target is EMB(w)
         mse = torch.where(t == 0, mse_t0, mse)
         t_last = torch.full_like(t, (process.steps - 1) / process.steps)

@@ -27,13 +27,13 @@ from textdiff.config import ContinuousSampleParams, EncoderParams
 from textdiff.data.batching import batch_indices
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
+from textdiff.losses.gaussian import denoising_pass, sample_times
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.spaces.decoder import FeatureDecoder, decode, load_decoder
 from textdiff.spaces.minilm import FEATURE_DIM, Canvas, FeatureCache, minilm_tokenizer
 from textdiff.training.loop import train
-from textdiff.training.self_conditioning import self_condition_input
 
 PARAMS = EncoderParams
 
@@ -53,16 +53,9 @@ class EncoderDiffusion(DenoiserModel):
         return self.process.x0_from(out, x_t, t, self.params.model.diffusion.parametrisation)
 
     def loss(self, batch: Canvas) -> torch.Tensor:
-        diff, x0 = self.params.model.diffusion, batch.x0
-        t = self.process.sample_times(x0.shape[0], device=x0.device,
-                                      low_discrepancy=diff.timesteps == "low_discrepancy")
-        noise = torch.randn_like(x0)
-        x_t = self.process.q_sample(x0, t, noise)
-        self_cond = None
-        if self.denoiser.self_cond_proj is not None:
-            self_cond = self_condition_input(lambda sc: self.predict_x0(x_t, t, sc), x0, diff.self_condition)
-        out = self.denoiser(x_t, t, self_cond)
-        return ((out - self.process.target(x0, noise, t, diff.parametrisation)) ** 2).mean()
+        diff = self.params.model.diffusion
+        t = sample_times(self.process, diff, batch.x0)
+        return denoising_pass(self.denoiser, self.process, diff, batch.x0, t).squared_error.mean()
 
 
 def build(params: EncoderParams, vocab: Vocab | None = None) -> EncoderDiffusion:

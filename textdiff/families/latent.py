@@ -26,13 +26,13 @@ import torch
 from textdiff.config import LatentParams, LatentSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
+from textdiff.losses.gaussian import denoising_pass, sample_times
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.spaces.autoencoders.latents import LatentCache
 from textdiff.spaces.autoencoders.model import TextAutoencoder, load_autoencoder
 from textdiff.training.loop import train
-from textdiff.training.self_conditioning import self_condition_input
 
 PARAMS = LatentParams
 
@@ -54,15 +54,8 @@ class LatentDiffusion(DenoiserModel):
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
         """MSE to the parametrisation's target (x0, ε or v) over every latent coordinate."""
         diff = self.params.model.diffusion
-        t = self.process.sample_times(x0.shape[0], device=x0.device,
-                                      low_discrepancy=diff.timesteps == "low_discrepancy")
-        noise = torch.randn_like(x0)
-        x_t = self.process.q_sample(x0, t, noise)
-        self_cond = None
-        if self.denoiser.self_cond_proj is not None:
-            self_cond = self_condition_input(lambda sc: self.predict_x0(x_t, t, sc), x0, diff.self_condition)
-        out = self.denoiser(x_t, t, self_cond)
-        return ((out - self.process.target(x0, noise, t, diff.parametrisation)) ** 2).mean()
+        t = sample_times(self.process, diff, x0)
+        return denoising_pass(self.denoiser, self.process, diff, x0, t).squared_error.mean()
 
 
 def build(params: LatentParams, vocab: Vocab | None = None) -> LatentDiffusion:

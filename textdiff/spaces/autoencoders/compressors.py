@@ -80,6 +80,11 @@ class PlannerPooling(nn.Module):
         pooled = self.pool(features, padding)
         return self.mean(pooled), self.logvar(pooled)
 
+    @staticmethod
+    def on_manifold(latents: torch.Tensor) -> torch.Tensor:
+        """Any vector is a valid latent of the VAE."""
+        return latents
+
 
 class PerceiverCompressor(nn.Module):
     """LD4LG's compression network: a Perceiver resampler, then L2 normalisation × √latent_dim."""
@@ -93,6 +98,11 @@ class PerceiverCompressor(nn.Module):
 
     def forward(self, features: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         return l2_scaled(self.out(self.resampler(features, padding)))
+
+    @staticmethod
+    def on_manifold(latents: torch.Tensor) -> torch.Tensor:
+        """Back onto the sphere of radius √dim every encoded latent lies on."""
+        return l2_scaled(latents)
 
 
 def l2_scaled(z: torch.Tensor) -> torch.Tensor:

@@ -12,33 +12,19 @@ import torch
 
 from textdiff.data.vocab import Vocab
 from textdiff.nn import Transformer
-from textdiff.sampling.categorical import sample_categorical
+from textdiff.sampling.autoregressive import ban, sample_sequences
 
 
-def _never_chosen(logits: torch.Tensor, vocab: Vocab) -> torch.Tensor:
-    banned = [i for i in (vocab.bos_id, vocab.pad_id, vocab.mask_id) if i is not None]
-    return logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
+def never_chosen(vocab: Vocab) -> tuple[int, ...]:
+    return tuple(i for i in (vocab.bos_id, vocab.pad_id, vocab.mask_id) if i is not None)
 
 
-@torch.no_grad()
 def sample_tokens(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, *, top_p: float = 1.0,
                   greedy: bool = False, generator: torch.Generator | None = None,
                   use_cache: bool = True) -> list[list[int]]:
     """One sequence per latent (B, M, dim): the argmax (``greedy``) or a top-p draw at each position."""
-    n = memory.shape[0]
-    seq = torch.full((n, 1), vocab.bos_id, dtype=torch.long, device=memory.device)
-    done = torch.zeros(n, dtype=torch.bool, device=memory.device)
-    cache = decoder.new_cache(n) if use_cache else None
-    for _ in range(decoder.cfg.max_len - 1):
-        step_input = seq[:, -1:] if (cache is not None and cache.length > 0) else seq
-        logits = _never_chosen(decoder.head(decoder.hidden(step_input, cache=cache, memory=memory)[:, -1]), vocab)
-        nxt = logits.argmax(-1) if greedy else sample_categorical(logits, 1.0, top_p, generator)
-        nxt = torch.where(done, torch.full_like(nxt, vocab.pad_id), nxt)
-        seq = torch.cat([seq, nxt[:, None]], dim=1)
-        done |= nxt == vocab.eos_id
-        if bool(done.all()):
-            break
-    return [vocab.strip(row) for row in seq[:, 1:].tolist()]
+    return sample_sequences(decoder, memory.shape[0], vocab, memory=memory, top_p=top_p, greedy=greedy,
+                            banned=never_chosen(vocab), generator=generator, use_cache=use_cache)
 
 
 @torch.no_grad()
@@ -61,7 +47,7 @@ def beam_search(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, beam_s
     for _ in range(decoder.cfg.max_len - 1):
         step_input = seq if cache.length == 0 else seq[:, -1:]
         logits = decoder.head(decoder.hidden(step_input, cache=cache, memory=mem)[:, -1]).float()
-        logp = _never_chosen(logits, vocab).log_softmax(-1)
+        logp = ban(logits, never_chosen(vocab)).log_softmax(-1)
         V = logp.shape[-1]
         finished = torch.full_like(logp, float("-inf"))
         finished[:, vocab.pad_id] = 0.0  # a finished beam continues with <pad> at no cost

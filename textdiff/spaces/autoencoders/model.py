@@ -26,7 +26,7 @@ from textdiff.data.batching import batch_indices, encode_sequences, pad_batch
 from textdiff.data.vocab import Vocab
 from textdiff.io import atomic_path, read_json, write_json
 from textdiff.nn import BackboneConfig, Transformer
-from textdiff.spaces.autoencoders.compressors import build_compressor, gaussian_kl, l2_scaled, reparameterise
+from textdiff.spaces.autoencoders.compressors import build_compressor, gaussian_kl, reparameterise
 from textdiff.spaces.autoencoders.decoding import decode_latents
 from textdiff.spaces.minilm import FEATURE_DIM, FeatureCache, minilm_tokenizer
 from textdiff.training.checkpoint import state_dict_for_saving
@@ -107,11 +107,9 @@ class TextAutoencoder(nn.Module):
         return self.loss_terms(batch)["loss"]
 
     def decode(self, latents: torch.Tensor, method: str = "greedy", **kwargs) -> list[list[int]]:
-        """Latents (B, num_latents, latent_dim) → project token ids. LD4LG latents are put back on their
-        sphere (norm √dim) first, so a diffusion sample is read like an encoded sentence."""
-        if not self.variational:
-            latents = l2_scaled(latents)
-        return decode_latents(self.decoder, latents, self.vocab, method, **kwargs)
+        """Latents (B, num_latents, latent_dim) → project token ids, after projecting them onto the set of
+        latents the compressor produces (LD4LG's √dim sphere), so a diffusion sample is read like an encoded one."""
+        return decode_latents(self.decoder, self.compressor.on_manifold(latents), self.vocab, method, **kwargs)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
