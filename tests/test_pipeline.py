@@ -26,7 +26,7 @@ def reproduced(repo) -> subprocess.CompletedProcess:
 def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
     for stage in ("prepare", "tokenizer", "space@ar", "train@ar", "sample@ar", "likelihood@ar", "evaluate@ar",
                   "likelihood@sedd_uniform", "evaluate@sedd_uniform", "steps_sweep@sedd_uniform",
-                  "train@simplex", "evaluate@simplex", "space@encoder", "decoder@encoder", "train@encoder",
+                  "space@encoder", "decoder@encoder", "train@encoder",
                   "sample@encoder", "evaluate@encoder", "evaluate_reference", "report", "autoencoder@ar",
                   "autoencoder@latent_planner", "space@latent_planner", "train@latent_planner",
                   "sample@latent_planner", "evaluate@latent_planner"):
@@ -34,7 +34,7 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
     report = (repo / "reports" / "report.md").read_text()
     assert "| ar |" in report and "| real text (held-out) |" in report
     assert "## Held-out likelihood" in report and "| sedd_uniform | ≤ " in report
-    assert "| simplex |" in report and "| encoder |" in report and "## Continuous spaces" in report
+    assert "| encoder |" in report and "## Continuous spaces" in report
     assert "| decoder of |" in report and "| encoder | encodings | 240 |" in report
     space = json.loads((repo / "metrics" / "space" / "encoder.json").read_text())
     assert space["tokens"] > space["sentences"] * 5 and space["cache_bytes"] > space["tokens"] * 384 * 2
@@ -94,7 +94,7 @@ def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo,
     assert decoder_change == {"decoder@encoder", "sample@encoder", "evaluate@encoder", "report"}
     space_change = would_run("features: encodings", "features: embeddings")
     assert {"space@encoder", "decoder@encoder", "train@encoder", "sample@encoder"} <= space_change
-    assert not any(s.endswith(("@ar", "@simplex", "@mdlm")) for s in space_change | decoder_change)
+    assert not any(s.endswith(("@ar", "@sedd_uniform", "@mdlm", "@latent_planner")) for s in space_change | decoder_change)
     autoencoder_change = would_run("kl_beta: 1.0e-05", "kl_beta: 0.001")
     assert autoencoder_change == {f"{stage}@latent_planner" for stage in
                                   ("autoencoder", "space", "train", "sample", "likelihood", "evaluate")} | {"report"}
