@@ -111,13 +111,22 @@ def test_denoising_recovers_lightly_noised_sentences(eight, trained):
 
 @pytest.mark.parametrize("projection,top_p", [("sample", 1.0), ("top_p", 0.5)])
 def test_tiny_model_regenerates_its_training_sentences(eight, trained, projection, top_p):
+    """Pooled over four sampling seeds (128 samples), because one seed's 32 samples vary too much.
+
+    Measured with training seeds 0 and 1, 1 and 2 torch threads, six sampling seeds each: the share of
+    samples that are exactly a training sentence was 0.28–0.97 per seed and 0.39–0.88 pooled over six seeds
+    (another machine's single-seed run read 0.25). Random tokens give 0. The bar, 0.15 pooled, keeps a wide
+    margin below every measurement while still failing a model or sampler that does not denoise to the data.
+    """
     tok = eight[0]
     params = tiny_params(projection=projection, top_p=top_p).sample
-    ids = S.generate(trained, 32, params, torch.Generator().manual_seed(0), torch.device("cpu"))
-    texts = tok.batch_decode(ids, skip_special_tokens=True)
+    texts = []
+    for seed in range(4):
+        ids = S.generate(trained, 32, params, torch.Generator().manual_seed(seed), torch.device("cpu"))
+        texts += tok.batch_decode(ids, skip_special_tokens=True)
     exact = sum(t in SENTENCES for t in texts) / len(texts)
-    assert exact >= 0.3, texts  # measured 0.5 (sample) and 0.69 (top_p 0.5) with 50 steps; random tokens give 0
-    assert len({t for t in texts if t in SENTENCES}) >= 2
+    assert exact >= 0.15, texts
+    assert len({t for t in texts if t in SENTENCES}) >= 3
 
 
 def test_sampling_is_seeded_and_holds_infill(eight, trained):
