@@ -23,11 +23,14 @@ from pathlib import Path
 
 import yaml
 
+from pipelines import tool
 from textdiff.io import read_json, write_json
 
 ABLATIONS = Path("ablations.yaml")
 OUT = Path("reports/ablations.json")
-METRIC_KEYS = ("gen_ppl", "gen_ppl_sample_mean", "entropy", "div", "mem", "mauve", "samples_per_s", "heldout_ppl")
+METRIC_KEYS = ("gen_ppl", "gen_ppl_sample_mean", "entropy", "div", "mem", "mauve", "samples_per_s", "heldout_ppl",
+               "gen_ppl_ci", "entropy_ci", "div_ci", "mem_ci", "mauve_ci", "heldout_ppl_ci", "rounding_error",
+               "rounding_error_ci", "degenerate", "degenerate_reasons")
 
 
 def load_groups(path: Path) -> dict:
@@ -43,7 +46,7 @@ def load_groups(path: Path) -> dict:
 
 
 def dvc(*args: str, check: bool = True, cwd: Path | str = ".") -> subprocess.CompletedProcess:
-    out = subprocess.run(["dvc", *args], capture_output=True, text=True, cwd=cwd)
+    out = subprocess.run(tool("dvc", *args), capture_output=True, text=True, cwd=cwd)
     if check and out.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
     return out
@@ -88,6 +91,13 @@ def experiment_metrics(model: str, cwd: Path | str = ".") -> dict[str, dict]:
 
 
 def collect(groups: dict, cwd: Path | str = ".") -> dict:
+    """Each group's baseline and runs, with the data hash and base-params digest they were run on (the report
+    shows a group only beside a run with the same two)."""
+    from textdiff.report.provenance import base_params_digest
+
+    stats = Path(cwd) / "data/prepared/stats.json"
+    data_sha256 = read_json(stats).get("data_sha256") if stats.exists() else None
+    raw_params = yaml.safe_load((Path(cwd) / "params.yaml").read_text(encoding="utf-8")) or {}
     out = {}
     for gname, group in groups.items():
         metrics = experiment_metrics(group["model"], cwd)
@@ -101,7 +111,8 @@ def collect(groups: dict, cwd: Path | str = ".") -> dict:
             rows.append({"name": "baseline (params.yaml)", "overrides": [], **_pick(merged)})
         for run, overrides in group["runs"].items():
             rows.append({"name": run, "overrides": overrides, **_pick(metrics.get(run, {}))})
-        out[gname] = {"description": group.get("description", ""), "model": group["model"], "rows": rows}
+        out[gname] = {"description": group.get("description", ""), "model": group["model"], "rows": rows,
+                      "data_sha256": data_sha256, "base_params": base_params_digest(raw_params, group["model"])}
     return out
 
 

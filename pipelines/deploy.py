@@ -1,8 +1,8 @@
 """Deployments of the pipeline flow: a served schedule, and a work pool for GPU workers.
 
-    python -m pipelines.deploy serve            # long-running: serves the flow on orchestration.schedule_cron
-    python -m pipelines.deploy pool             # registers a deployment on the orchestration.work_pool pool
-    prefect worker start --pool textdiff-gpu    # on each GPU machine, in its own clone
+    .venv/bin/python -m pipelines.deploy serve  # long-running: serves the flow on orchestration.schedule_cron
+    .venv/bin/python -m pipelines.deploy pool   # registers a deployment on the orchestration.work_pool pool
+    .venv/bin/prefect worker start --pool textdiff-gpu  # on each GPU machine, in its own clone
 
 ``serve`` runs scheduled runs in this process (no worker needed). ``pool``
 registers the flow, from this clone's directory, on a process work pool
@@ -17,6 +17,7 @@ import argparse
 import subprocess
 from pathlib import Path
 
+from pipelines import tool
 from pipelines.flow import pipeline
 from textdiff.config import load_params
 
@@ -31,9 +32,20 @@ def serve(repo_dir: Path, cron: str | None = None) -> None:
 
 def ensure_pool(name: str) -> None:
     """Create a process work pool unless it exists (the CLI is the stable interface for this)."""
-    listed = subprocess.run(["prefect", "work-pool", "inspect", name], capture_output=True, text=True)
+    listed = subprocess.run(tool("prefect", "work-pool", "inspect", name), capture_output=True, text=True)
     if listed.returncode != 0:
-        subprocess.run(["prefect", "work-pool", "create", name, "--type", "process"], check=True)
+        subprocess.run(tool("prefect", "work-pool", "create", name, "--type", "process"), check=True)
+
+
+def run_environment(repo_dir: Path) -> dict:
+    """What a worker's flow run needs, carried by the deployment: the clone to run in, and an environment in
+    which the stages find the clone's interpreter (bin/py reads TEXTDIFF_PYTHON) with no network look-ups."""
+    venv_python = repo_dir / ".venv" / "bin" / "python"
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    if venv_python.exists():
+        env["TEXTDIFF_PYTHON"] = str(venv_python)
+    return {"working_dir": str(repo_dir), "env": env}
 
 
 def deploy_to_pool(repo_dir: Path, pool: str | None = None) -> str:
@@ -43,7 +55,7 @@ def deploy_to_pool(repo_dir: Path, pool: str | None = None) -> str:
     flow_from_source = pipeline.from_source(source=str(repo_dir), entrypoint=ENTRYPOINT)
     deployment_id = flow_from_source.deploy(name="textdiff-gpu", work_pool_name=pool,
                                             parameters={"repo_dir": str(repo_dir)}, tags=["textdiff", "gpu"],
-                                            print_next_steps=False)
+                                            job_variables=run_environment(repo_dir), print_next_steps=False)
     return str(deployment_id)
 
 

@@ -32,6 +32,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
+from pipelines import tool
 from textdiff.config import load_params
 
 PROGRESS_MARKS = ("it/s]", "s/it]", "%|")
@@ -49,7 +50,7 @@ class Plan:
 
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True)
+    out = subprocess.run(tool("dvc", *args), cwd=cwd, capture_output=True, text=True)
     if check and out.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-2000:] or out.stdout[-2000:]}")
     return out
@@ -88,7 +89,7 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
     outcome = "skipped"
     if needed:
         # --pull: a run-cache hit downloads the outputs it points to instead of recomputing them
-        cmd = ["dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage]
+        cmd = tool("dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage)
         out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
         log_stage_output(out.stdout)
         if out.returncode != 0:

@@ -5,11 +5,12 @@ Outputs data/prepared/{train,valid,test}.jsonl, stats.json and params.json.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 from stages.common import PREPARED, dump, params, record_params, say, stage_main
 from textdiff.data.clean import clean_records, length
-from textdiff.data.sources import CorpusError, load_records
+from textdiff.data.sources import CorpusError, load_corpus
 from textdiff.data.splits import split_records
 from textdiff.io import write_json, write_jsonl
 
@@ -19,12 +20,23 @@ def length_histogram(texts: list[str], unit: str, bin_width: int = 5) -> dict[st
     return {f"{lo}-{lo + bin_width - 1}": counts[lo] for lo in sorted(counts)}
 
 
+def splits_sha256(splits: dict[str, list[dict]]) -> str:
+    """One hash of the prepared splits' content: two runs compare (e.g. in the report's ablation
+    tables) only when it is the same."""
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        h.update(name.encode())
+        for row in splits[name]:
+            h.update(f"{row['text']}\t{row.get('label')}\n".encode())
+    return h.hexdigest()
+
+
 @stage_main("prepare")
 def main() -> None:
     p = params()
     cfg = p.data
-    raw = load_records(cfg)
-    say("prepare", f"read {len(raw)} records from source '{cfg.source}'")
+    raw, corpus = load_corpus(cfg)
+    say("prepare", f"read {len(raw)} records from {corpus['name']} (sha256 {corpus['sha256'][:12]})")
     kept, dropped = clean_records(raw, cfg.min_length, cfg.max_length, cfg.length_unit, cfg.keep_labels)
     if cfg.max_examples is not None:
         kept = kept[: cfg.max_examples]
@@ -37,6 +49,8 @@ def main() -> None:
     for name, rows in splits.items():
         write_jsonl(PREPARED / f"{name}.jsonl", rows)
     stats = {
+        "corpus": {"source": cfg.source, **corpus},
+        "data_sha256": splits_sha256(splits),
         "raw_records": len(raw),
         "kept": len(kept),
         "dropped": dropped,

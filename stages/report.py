@@ -29,10 +29,9 @@ COLUMNS = [  # (header, metrics key, format)
 
 
 LIKELIHOOD_NOTE = (
-    "Same held-out split, tokenizer, canvas length, backbone size and training steps for every row. The AR "
-    "perplexity is exact; each diffusion bound is exp(ELBO nats / the AR's token count), Monte-Carlo over t, and "
-    "it also pays for the canvas's padding, so it can only overstate. For scale, the SEDD paper (GPT-2 small size, "
-    "WikiText2): GPT-2 42.43, SEDD-absorb ≤ 41.84, SEDD-uniform ≤ 50.27, D3PM ≤ 77.28 (absorbing)."
+    "The AR perplexity is exact; each diffusion bound is exp(ELBO nats / the AR's token count), Monte-Carlo over "
+    "t (the interval is ± 1.96 Monte-Carlo standard errors of the nats per token), and it also pays for the "
+    "canvas's padding, so it can only overstate. The judge's own held-out perplexity is in the header."
 )
 
 
@@ -47,7 +46,9 @@ def likelihood_table(rows: list[dict]) -> str:
         if nats is None and r.get("heldout_ppl"):
             nats = math.log(r["heldout_ppl"])
         body.append(f"| {r['model']} | {'≤ ' if r['heldout_ppl_bound'] != 'exact' and r.get('heldout_ppl') else ''}"
-                    f"{fmt(r.get('heldout_ppl'), '{:.1f}')} | {fmt(nats, '{:.3f}')} | {r['heldout_ppl_bound']} | "
+                    f"{fmt_ci(r, 'heldout_ppl', '{:.1f}')} | {fmt(nats, '{:.3f}')}"
+                    f"{' ± ' + format(1.96 * r['heldout_nats_per_token_se'], '.3f') if r.get('heldout_nats_per_token_se') else ''}"
+                    f" | {r['heldout_ppl_bound']} | "
                     f"{fmt(r.get('heldout_tokens'), '{}')} | {fmt(r.get('steps'), '{}')} | "
                     f"{fmt(r.get('final_loss'), '{:.3f}')} | {fmt(r.get('parameters'), '{:,}')} |")
     return "\n".join([head, "|---|---:|---:|---|---:|---:|---:|---:|", *body])
@@ -115,11 +116,6 @@ def sweep_samples(sweeps: dict[str, dict], k: int = 2) -> str:
             lines += [f"- {steps} steps: {t if t.strip() else '(empty)'}" for t in texts]
         parts.append(f"**{name}**\n\n" + "\n".join(lines))
     return "\n\n".join(parts)
-
-
-MAUVE_NOISE = 0.02  # MAUVE differences smaller than this are not read as a ranking (256 samples per side)
-TENCDM_NOTE = ("TEncDM (ROCStories, BERT-base): MAUVE .762 with encodings against .600 with embeddings. "
-               "SSD-LM and TESS report simplex diffusion competitive with AR at GPT-2 scale after long training.")
 
 
 def space_tables(models: dict) -> str:
@@ -199,28 +195,36 @@ def autoencoder_tables(models: dict) -> str:
 
 
 def decoder_budget_note(p) -> str:
-    """The latent rows' text comes from a decoder trained apart from the diffusion model: say how long."""
+    """The latent rows' text comes from a decoder trained apart from the diffusion model: say how long, from the
+    metrics of this run."""
     rows = [m for m, f in p.models.items() if f == "latent"]
     if not rows:
         return "No latent rows in `models`."
-    steps = ", ".join(f"`{m}` {getattr(p, m).space.train.steps}" for m in rows)
-    return (f"Compute is not matched here: the autoencoders' decoders are autoregressive LMs conditioned on the "
-            f"latent, trained for {steps} steps of {getattr(p, rows[0]).space.train.batch_size} sentences, the AR "
-            f"baseline for {p.ar.train.steps}. Part of these rows' gen_ppl and MAUVE is that decoder: "
-            "`python benchmarks/latent_controls.py` scores the same decoder reading real latents (its ceiling) and "
-            "latents drawn from N(0, I) with no diffusion (its prior), beside the diffusion samples.")
+    trained = []
+    for m in rows:
+        ae, tr = METRICS / "autoencoder" / f"{m}.json", METRICS / "train" / f"{m}.json"
+        if ae.exists() and tr.exists():
+            trained.append(f"`{m}` {read_json(ae)['steps']} autoencoder steps and {read_json(tr)['steps']} "
+                           "diffusion steps")
+    return ("Each latent row's autoencoder (its decoder is an autoregressive LM conditioned on the latent) is "
+            "trained for that row and counted in its training compute (see Compute): "
+            + ("; ".join(trained) or "not trained yet") + ". Part of these rows' gen_ppl and MAUVE is that "
+            "decoder: `python benchmarks/latent_controls.py` scores the same decoder reading real latents (its "
+            "ceiling) and latents drawn from N(0, I) with no diffusion (its prior), beside the diffusion samples.")
 
 
 def _versus(rows: dict, a: str, b: str, what: str) -> str:
-    """One measured sentence comparing rows a and b on MAUVE and gen_ppl, or why it cannot be said."""
+    """One measured sentence comparing rows a and b on MAUVE (with intervals), or why it cannot be said."""
+    from textdiff.report.verdict import check
+
     if a not in rows or b not in rows:
         return f"{what}: not measured (needs both `{a}` and `{b}` in `models`)."
-    ra, rb = rows[a], rows[b]
-    gap = ra["mauve"] - rb["mauve"]
-    verdict = (f"by MAUVE, `{a if gap > 0 else b}` is ahead here" if abs(gap) >= MAUVE_NOISE
-               else f"their MAUVE differs by less than {MAUVE_NOISE} (within run-to-run noise), so neither is ahead")
-    return (f"{what}: `{a}` MAUVE {ra['mauve']:.3f}, gen_ppl {ra['gen_ppl']:.0f}, div {ra['div']:.3f} against `{b}` "
-            f"MAUVE {rb['mauve']:.3f}, gen_ppl {rb['gen_ppl']:.0f}, div {rb['div']:.3f}; {verdict}.")
+    outcome, numbers = check({"a": a, "b": b, "metric": "mauve", "relation": "higher"}, rows, {})
+    verdict = {"reproduced": f"`{a}` is ahead", "refuted": f"`{b}` is ahead"}.get(
+        outcome, "the intervals overlap or a row is degenerate, so neither is ahead")
+    return (f"{what}: {numbers}; gen_ppl {fmt(rows[a].get('gen_ppl'), '{:.0f}')} vs "
+            f"{fmt(rows[b].get('gen_ppl'), '{:.0f}')}, div {fmt(rows[a].get('div'), '{:.3f}')} vs "
+            f"{fmt(rows[b].get('div'), '{:.3f}')}; {verdict}.")
 
 
 def continuous_comparison(rows: list[dict]) -> str:
@@ -235,7 +239,7 @@ def continuous_comparison(rows: list[dict]) -> str:
                      f"{by_name['real text (held-out)']['mem']:.3f} as written. Read their gen_ppl and mem against "
                      "that; MAUVE's MiniLM features are uncased, so it compares them fairly.")
     lines.append("A low gen_ppl with a low div is repetition (e.g. runs of commas), not fluency.")
-    return "\n\n".join(f"- {line}" for line in lines) + "\n\n" + TENCDM_NOTE
+    return "\n\n".join(f"- {line}" for line in lines)
 
 
 def fmt(value, pattern: str) -> str:
@@ -257,15 +261,48 @@ def load_rows(models: list[str]) -> list[dict]:
             for f in extra:
                 if f.exists():
                     merged.update(read_json(f))
+            sample = METRICS / "sample" / f"{name}.json"
+            merged.update(sample_figures(read_json(sample)) if sample.exists() else {})
             rows.append(merged)
     return rows
+
+
+def fmt_ci(row: dict, key: str, pattern: str) -> str:
+    """A figure with its 95% interval when the metrics carry one (``KEY_ci``)."""
+    cell = fmt(row.get(key), pattern)
+    ci = row.get(f"{key}_ci")
+    if cell != "–" and ci and ci[0] is not None and ci[0] != ci[1]:
+        cell += f" [{pattern.format(ci[0])}, {pattern.format(ci[1])}]"
+    return cell
+
+
+def row_label(row: dict) -> str:
+    return row["model"] + (" ⚠ degenerate" if row.get("degenerate") else "")
+
+
+def sample_figures(sample: dict) -> dict:
+    """What the report reads from a sample stage's metrics (its `steps` is the sampler's, not training's)."""
+    out = {k: sample[k] for k in ("nfe", "rounding_error", "rounding_error_ci") if k in sample}
+    calls = sample.get("nfe_per_sequence")
+    if sample.get("steps") and calls:
+        out["cache_speedup"] = sample["steps"] / calls  # > 1 only where the sampler skips network calls
+    return out
 
 
 def table(rows: list[dict]) -> str:
     head = "| model | " + " | ".join(h for h, _, _ in COLUMNS) + " |"
     sep = "|---|" + "---:|" * len(COLUMNS)
-    body = ["| " + r["model"] + " | " + " | ".join(fmt(r.get(k), f) for _, k, f in COLUMNS) + " |" for r in rows]
+    body = ["| " + row_label(r) + " | " + " | ".join(fmt_ci(r, k, f) for _, k, f in COLUMNS) + " |" for r in rows]
     return "\n".join([head, sep, *body])
+
+
+def degenerate_note(rows: list[dict]) -> str:
+    flagged = [r for r in rows if r.get("degenerate")]
+    if not flagged:
+        return "No row's output is degenerate (mostly empty, one repeated token, or no 4-grams)."
+    return ("⚠ Degenerate output, left out of every ranking: " + "; ".join(
+        f"`{r['model']}`: {', '.join(r.get('degenerate_reasons') or [])}" for r in flagged)
+        + ". A low gen_ppl from such a row is repetition, not fluency.")
 
 
 ABLATION_COLUMNS = [("gen_ppl", "gen_ppl", "{:.1f}"), ("entropy", "entropy", "{:.2f}"), ("div", "div", "{:.3f}"),
@@ -273,19 +310,35 @@ ABLATION_COLUMNS = [("gen_ppl", "gen_ppl", "{:.1f}"), ("entropy", "entropy", "{:
                     ("held-out ppl", "heldout_ppl", "{:.1f}")]
 
 
-def ablation_tables(path: Path) -> str:
-    """One table per ablation group collected by `python -m pipelines.ablate`."""
-    groups = read_json(path) if path.exists() else {}
-    if not groups:
-        return "No ablations collected yet: run `make ablate` (DVC experiments), then `dvc repro report`."
+def ablation_tables(groups: dict, left_out: dict[str, str]) -> str:
+    """One table per ablation group collected by `python -m pipelines.ablate` on this run's data and base params;
+    the groups collected elsewhere are counted, not shown."""
     parts = []
     for name, group in groups.items():
         head = "| run | overrides | " + " | ".join(h for h, _, _ in ABLATION_COLUMNS) + " |"
         sep = "|---|---|" + "---:|" * len(ABLATION_COLUMNS)
-        body = ["| " + r["name"] + " | " + (", ".join(f"`{o}`" for o in r["overrides"]) or "–") + " | "
-                + " | ".join(fmt(r.get(k), f) for _, k, f in ABLATION_COLUMNS) + " |" for r in group["rows"]]
+        body = ["| " + row_label({**r, "model": r["name"]}) + " | "
+                + (", ".join(f"`{o}`" for o in r["overrides"]) or "–") + " | "
+                + " | ".join(fmt_ci(r, k, f) for _, k, f in ABLATION_COLUMNS) + " |" for r in group["rows"]]
         parts.append(f"### {name} ({group['model']})\n\n{group['description']}\n\n" + "\n".join([head, sep, *body]))
+    if not parts:
+        parts.append("No ablations collected on this run's data and params: run `make ablate` (DVC experiments), "
+                     "then `dvc repro report`.")
+    if left_out:
+        parts.append(f"{len(left_out)} collected ablation group(s) left out as not comparable with this run: "
+                     + "; ".join(f"`{n}` ({why})" for n, why in left_out.items()) + ".")
     return "\n\n".join(parts)
+
+
+def load_ablations(p, raw_params: dict, data_sha256: str | None) -> tuple[dict, dict]:
+    from textdiff.report.provenance import base_params_digest, comparable_groups
+
+    path = REPORTS / "ablations.json"
+    groups = read_json(path) if path.exists() else {}
+    kept, left_out = comparable_groups(groups, data_sha256, lambda row: base_params_digest(raw_params, row))
+    for name in [n for n, g in kept.items() if g["model"] not in p.models]:
+        left_out[name] = f"`{kept.pop(name)['model']}` is not in this run's models"
+    return kept, left_out
 
 
 def plot_quality(rows: list[dict], path: Path) -> None:
@@ -295,12 +348,15 @@ def plot_quality(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for r in rows:
-        ax.scatter(r["gen_ppl"], r["mauve"], s=40)
-        ax.annotate(r["model"], (r["gen_ppl"], r["mauve"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        x, y = r["gen_ppl"], r["mauve"]
+        xci, yci = r.get("gen_ppl_ci") or (x, x), r.get("mauve_ci") or (y, y)
+        ax.errorbar(x, y, xerr=[[x - xci[0]], [xci[1] - x]], yerr=[[y - yci[0]], [yci[1] - y]], fmt="o", ms=5,
+                    capsize=3, mfc="none" if r.get("degenerate") else None)
+        ax.annotate(row_label(r), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("generative perplexity under the judge LM (log)")
     ax.set_ylabel("MAUVE vs held-out text")
-    ax.set_title("Quality: lower-right is worse")
+    ax.set_title("Quality (95% intervals): lower-right is worse")
     ax.grid(alpha=0.3)
     save_figure(fig, path)
 
@@ -350,35 +406,161 @@ def samples_section(models: list[str], k: int) -> str:
     return "\n\n".join(parts)
 
 
+def shared_or_listed(label: str, values: dict[str, object]) -> str:
+    """"label: X for every row" when all rows agree, else each row's value: sentences computed from params."""
+    if not values:
+        return f"{label}: –"
+    distinct = set(map(str, values.values()))
+    if len(distinct) == 1:
+        return f"{label}: {next(iter(distinct))} for every row"
+    return f"{label} by row: " + ", ".join(f"`{r}` {v}" for r, v in values.items())
+
+
+def settings_note(p, rows: list[dict]) -> str:
+    """What the rows share and where they differ, read from this run's params and metrics."""
+    sections = {m: getattr(p, m) for m in p.models}
+    trained = {r["model"]: r for r in rows if "steps" in r}
+    parts = [
+        shared_or_listed("backbone", {m: f"d{s.model.d_model} × {s.model.n_layers}" for m, s in sections.items()}),
+        shared_or_listed("canvas (positions the model sees)", {m: s.model.seq_len for m, s in sections.items()}),
+        shared_or_listed("sampling steps", {m: getattr(s.sample, "steps", "left to right")
+                                            for m, s in sections.items()}),
+        shared_or_listed("diffusion-model training steps", {m: r["steps"] for m, r in trained.items()}),
+    ]
+    return "; ".join(parts) + "."
+
+
+def corpus_header(p, stats: dict) -> str:
+    corpus = stats.get("corpus") or {}
+    files = ", ".join(f"`{f['path']}` (sha256 {f['sha256'][:12]}, {f['bytes']:,} bytes)" for f in corpus.get("files", []))
+    name = corpus.get("name", p.data.source)
+    return (f"Corpus: **{name}** (source `{p.data.source}`){': ' + files if files else ''}; content hash "
+            f"{str(corpus.get('sha256', '–'))[:12]}; prepared-data hash {str(stats.get('data_sha256', '–'))[:12]}. "
+            f"Splits: " + ", ".join(f"{k} {v:,}" for k, v in stats["splits"].items()) + f". Seed {p.seed}.")
+
+
+def judge_header(p, rows: list[dict]) -> str:
+    path = METRICS / "judge.json"
+    if not path.exists():
+        return f"Judge LM for gen_ppl: `{p.evaluate.judge}` (no judge metrics yet)."
+    j = read_json(path)
+    what = (f"the judge stage's LM (d{p.judge.model.d_model} × {p.judge.model.n_layers}, {j.get('steps')} steps, "
+            f"{j.get('parameters', 0):,} parameters)" if j["kind"] == "trained" else f"`{j['path']}`")
+    line = (f"Judge LM for gen_ppl: {what}; its exact held-out perplexity on the test split is "
+            f"**{j['heldout_ppl']:.1f}** ({j['tokenizer']} tokens).")
+    if j["kind"] == "trained":
+        weaker = [r["model"] for r in rows if r.get("heldout_ppl") and r["heldout_ppl"] < j["heldout_ppl"]]
+        line += (f" ⚠ The judge is *weaker* than {', '.join(f'`{m}`' for m in weaker)} by held-out perplexity: "
+                 "read gen_ppl with care." if weaker else " Every row's held-out perplexity is higher: the judge "
+                 "is the stronger model.")
+    return line
+
+
+def canvas_warnings(p) -> list[str]:
+    """Rows whose canvas truncates more than 5% of the training texts, with the length that would fit."""
+    from textdiff.data.lengths import overflow
+
+    out = []
+    tok_path = METRICS / "tokenizer.json"
+    counts = read_json(tok_path).get("canvas_lengths", {}).get("counts") if tok_path.exists() else None
+    for m in p.models:
+        section = getattr(p, m)
+        checks = []
+        if counts and section.space == "tokens":
+            checks.append(("project tokens", overflow(counts, section.model.seq_len), "model.seq_len"))
+        if counts and hasattr(section.space, "decoder"):
+            checks.append(("project tokens (decoder)", overflow(counts, section.space.decoder.seq_len),
+                           "space.decoder.seq_len"))
+        space_path = METRICS / "space" / f"{m}.json"
+        if space_path.exists() and "canvas_overflow" in read_json(space_path):
+            checks.append(("MiniLM tokens", read_json(space_path)["canvas_overflow"], "space.max_length"))
+        for unit, o, key in checks:
+            if o["share_longer"] > 0.05:
+                out.append(f"- ⚠ `{m}`: its canvas of {o['limit']} {unit} truncates {o['share_longer']:.0%} of the "
+                           f"training texts; `{m}.{key}: {o['p95']}` would fit 95% of them ({o['p99']}: 99%).")
+    return out
+
+
+def compute_table(p) -> str:
+    """Training compute per row (everything trained for it) against the budget, and sampling cost."""
+    from textdiff.training.flops import row_compute
+
+    head = ("| row | training FLOPs (all components) | components | vs budget | frozen-encoder FLOPs | NFE per sample "
+            "| sampling FLOPs per sample |\n|---|---:|---|---:|---:|---:|---:|")
+    body, budget = [], None
+    for m in p.models:
+        c = row_compute(METRICS, m)
+        budget = c.get("budget_flops") or budget
+        sample = read_json(METRICS / "sample" / f"{m}.json") if (METRICS / "sample" / f"{m}.json").exists() else {}
+        ratio = f"{c['train_flops'] / c['budget_flops']:.2f}×" if c.get("budget_flops") else "no budget"
+        if c.get("budget_flops") and not c.get("within_budget"):
+            ratio += " ⚠"
+        parts = ", ".join(f"{k} {v:.2e}" for k, v in (c.get("components") or {}).items())
+        body.append(f"| {m} | {c['train_flops']:.2e} | {parts} | {ratio} | {fmt(c.get('frozen_encoder_flops'), '{:.2e}')} | "
+                    f"{fmt(sample.get('nfe'), '{:.0f}')} | {fmt(sample.get('sample_flops_per_sample'), '{:.2e}')} |")
+    note = (f"Budget: {budget:.2e} training FLOPs per row (`budget.train_flops`), forward + backward, counting the "
+            "autoencoder and decoder a row trains; ⚠ marks a row more than 10% off it. Frozen MiniLM passes are "
+            "counted apart." if budget else "No FLOP budget set (`budget.train_flops: null`): rows train the "
+            "steps their params give, so their compute differs as the table shows.")
+    return "\n".join([head, *body]) + "\n\n" + note
+
+
 @stage_main("report")
 def main() -> None:
+    import yaml
+
+    from textdiff.report.verdict import load_claims, verdict_section
+
     p = params()
+    raw_params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8")) or {}
     rows = load_rows(p.models)
+    by_name = {r["model"]: r for r in rows}
+    model_rows = {r["model"]: r for r in rows if r["model"] in p.models}
     plots = REPORTS / "plots"
     plot_quality(rows, plots / "quality.png")
     plot_losses(p.models, plots / "loss.png")
     sweeps = load_sweeps(p.steps_sweep.models)
     plot_steps(sweeps, plots / "steps.png")
     stats = read_json(PREPARED / "stats.json")
+    ablations, left_out = load_ablations(p, raw_params, stats.get("data_sha256"))
+    first = next((r for r in rows if "mauve_n" in r), {})
+    warnings = canvas_warnings(p)
     lines = [
         "# textdiff report",
         "",
-        f"Corpus: `{p.data.source}`, splits {stats['splits']}. Seed {p.seed}. "
-        f"Judge LM for gen_ppl: `{p.evaluate.judge}`. MAUVE on MiniLM sentence features, "
-        f"n = {rows[0]['mauve_n'] if rows else '–'} per side.",
+        corpus_header(p, stats),
+        "",
+        judge_header(p, rows),
+        "",
+        f"MAUVE on MiniLM sentence features, n = {first.get('mauve_n', '–')} per side. Intervals are 95% "
+        f"percentile bootstrap intervals over samples ({first.get('bootstrap_resamples', '–')} resamples; "
+        f"{first.get('mauve_bootstrap_resamples', '–')} for MAUVE).",
+        "",
+        *([*warnings, ""] if warnings else []),
+        "## Verdict",
+        "",
+        verdict_section(model_rows, ablations, load_claims()),
         "",
         "## Comparison",
         "",
+        settings_note(p, rows),
+        "",
         table(rows),
+        "",
+        degenerate_note(rows),
         "",
         "gen_ppl: exp(Σ NLL / Σ tokens) of the samples under the judge (token-weighted); entropy: mean per-sample "
         "unigram entropy of judge tokens (nats); div: ∏ₙ₌₂..₄ unique/total word n-grams; mem: fraction of "
         "generated word 4-grams found in the training split; held-out ppl: exact for AR (an upper bound for "
-        "diffusion families); MFU against the CPU's 185 GFLOP/s fp32 matmul peak.",
+        "diffusion families); MFU against the CPU fp32 matmul peak recorded with the training metrics.",
         "",
         "![quality](plots/quality.png)",
         "",
         "![training loss](plots/loss.png)",
+        "",
+        "## Compute",
+        "",
+        compute_table(p),
         "",
         "## Held-out likelihood",
         "",
@@ -390,21 +572,17 @@ def main() -> None:
         "",
         "## Continuous spaces: simplex and frozen-encoder features",
         "",
-        "Same backbone, canvas, training steps and 50 sampling steps for `embedding`, `simplex`, `encoder` and "
-        "`encoder_emb` (the encoder rows' canvas counts MiniLM WordPiece tokens).",
-        "",
         continuous_comparison(rows),
         "",
         space_tables(p.models),
         "",
         "## Latent diffusion: PLANNER and LD4LG",
         "",
-        "Both rows diffuse standardised sentence latents with the shared Gaussian process (cosine schedule, "
-        "v-prediction, self-conditioning 0.5 by default) and decode sampled latents with their autoencoder's "
-        "decoder. The autoencoders read frozen MiniLM encodings; their decoders write the project tokenizer's text.",
+        "Both rows diffuse standardised sentence latents with the shared Gaussian process and decode sampled "
+        "latents with their autoencoder's decoder. The autoencoders read frozen MiniLM encodings; their decoders "
+        "write the project tokenizer's text.",
         "",
-        "- " + _versus({r["model"]: r for r in rows}, "latent_ld4lg", "latent_planner",
-                       "LD4LG's compression network against PLANNER's VAE"),
+        "- " + _versus(by_name, "latent_ld4lg", "latent_planner", "LD4LG's compression network against PLANNER's VAE"),
         "- " + decoder_budget_note(p),
         "",
         autoencoder_tables(p.models),
@@ -422,7 +600,7 @@ def main() -> None:
         "",
         "## Ablations",
         "",
-        ablation_tables(REPORTS / "ablations.json"),
+        ablation_tables(ablations, left_out),
         "",
         "## Samples",
         "",

@@ -32,6 +32,7 @@ def main(name: str) -> None:
                    "tokenizer_digest": file_digest(TOKENIZER / "tokenizer.json")}
     else:
         from textdiff.spaces.minilm import FeatureCache, space_summary
+        from textdiff.training.flops import minilm_flops
 
         texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
         device = resolve_device(p.device)
@@ -41,16 +42,32 @@ def main(name: str) -> None:
                                    section.space.batch_size, device, progress=True)
         cache.save(out)
         summary = {**space_summary(cache), "encode_wall_s": time.perf_counter() - t0,
+                   "frozen_encoder_flops": minilm_flops(cache.lengths(), section.space.batch_size, cache.kind),
                    "cache_bytes": (out / "features.safetensors").stat().st_size, "params": dump(section.space)}
     write_json(out / "space.json", {"row": name, **summary})
-    write_json(METRICS / "space" / f"{name}.json", {"row": name, **summary})
+    if section.space != "tokens":
+        summary_metrics = {**summary, "canvas_overflow": minilm_overflow(section.space.max_length)}
+    else:
+        summary_metrics = summary
+    write_json(METRICS / "space" / f"{name}.json", {"row": name, **summary_metrics})
     say("space", f"{name}: {summary.get('space') or summary['features']} ready in {out}")
+
+
+def minilm_overflow(max_length: int) -> dict:
+    """The share of training sentences longer than the MiniLM canvas ([CLS] … [SEP]), which it truncates."""
+    from textdiff.data.lengths import length_counts, overflow
+    from textdiff.spaces.minilm import minilm_tokenizer
+
+    texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
+    lengths = [len(ids) for ids in minilm_tokenizer()(texts)["input_ids"]]
+    return {"unit": "MiniLM WordPiece tokens incl. [CLS] and [SEP]", **overflow(length_counts(lengths), max_length)}
 
 
 def latent_dataset(name: str, space: LatentSpaceParams, device_name: str, out) -> dict:
     from textdiff.data.tokenizer import load_tokenizer
     from textdiff.spaces.autoencoders.latents import LatentCache, encode_all
     from textdiff.spaces.autoencoders.model import SentenceData, load_autoencoder
+    from textdiff.training.flops import minilm_flops
 
     device = resolve_device(device_name)
     texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
@@ -61,6 +78,7 @@ def latent_dataset(name: str, space: LatentSpaceParams, device_name: str, out) -
     latents = LatentCache.of(encode_all(autoencoder, data, space.encoder_batch_size, device), space.autoencoder)
     latents.save(out)
     return {"space": "latent", **latents.summary(), "encode_wall_s": time.perf_counter() - t0,
+            "frozen_encoder_flops": minilm_flops(data.cache.lengths(), space.encoder_batch_size),
             "cache_bytes": (out / "latents.safetensors").stat().st_size, "params": dump(space)}
 
 

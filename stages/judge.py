@@ -1,0 +1,84 @@
+"""judge: the LM that scores every row's samples, apart from the rows it judges.
+
+With ``evaluate.judge: judge`` (the default) it trains a causal transformer on the
+project tokenizer with its own params section (``judge``: larger and longer
+than any row), checkpointed and cached like any training stage. With a path it
+records that Hugging Face causal LM instead. Either way it measures the
+judge's exact held-out perplexity on the test split, which the report prints
+beside the rows' so that a reader can check the judge is the stronger model.
+
+Outputs judge/ (weights and config, or a pointer to the path) and metrics/judge.json.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from stages.common import (CHECKPOINTS, METRICS, PREPARED, TOKENIZER, dump, fingerprint, params, record_params, say,
+                           stage_main)
+from textdiff.data.tokenizer import load_tokenizer
+from textdiff.data.vocab import Vocab
+from textdiff.device import resolve_device
+from textdiff.io import read_jsonl, write_json
+from textdiff.persist import save_model
+
+JUDGE = Path("judge")
+TRAINED = "judge"  # the evaluate.judge value that means "this stage's trained LM"
+
+
+def load_judge(p, device):
+    """The judge the params name, ready to score texts (``.score(texts)``)."""
+    from textdiff.eval.judge import HFJudge, ProjectJudge
+    from textdiff.persist import load_model
+
+    if p.evaluate.judge == TRAINED:
+        model, _ = load_model(JUDGE, device)
+        tok = load_tokenizer(TOKENIZER)
+        return ProjectJudge(model, tok, Vocab.from_tokenizer(tok), device, p.evaluate.batch_size)
+    return HFJudge(p.evaluate.judge, device, p.evaluate.batch_size)
+
+
+def train_judge(p, device) -> dict:
+    from textdiff.config import ARParams
+    from textdiff.families import ar
+
+    section = ARParams(model=p.judge.model, train=p.judge.train)
+    tokenizer = load_tokenizer(TOKENIZER)
+    train_texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
+    key = fingerprint({"seed": p.seed, "judge": dump(p.judge)}, PREPARED / "train.jsonl",
+                      TOKENIZER / "tokenizer.json", Path(ar.__file__), Path("textdiff/nn"), Path("textdiff/training"))
+    say("judge", f"training the judge LM ({p.judge.model.d_model}×{p.judge.model.n_layers}, "
+                 f"{p.judge.train.steps} steps) on {len(train_texts)} sentences")
+    model, result = ar.fit(section, tokenizer, train_texts, seed=p.seed, device=device,
+                           checkpoint_dir=CHECKPOINTS / "_judge", fingerprint=key)
+    save_model(JUDGE, model, "ar", dump(section), Vocab.from_tokenizer(tokenizer))
+    record_params(JUDGE / "params.json", {"seed": p.seed, "judge": dump(p.judge)})
+    tokens_per_step = result.tokens / max(result.steps, 1)
+    return {"kind": "trained", "steps": result.steps, "stopped_by": result.stopped_by, "wall_s": result.wall_s,
+            "final_loss": result.final_loss, "parameters": model.num_parameters(),
+            "train_tokens": result.tokens, "tokens_per_step": tokens_per_step,
+            "train_flops": model.flops_per_token(p.judge.model.seq_len, training=True) * result.tokens}
+
+
+@stage_main("judge")
+def main() -> None:
+    p = params()
+    device = resolve_device(p.device)
+    if p.evaluate.judge == TRAINED:
+        metrics = train_judge(p, device)
+    else:
+        metrics = {"kind": "huggingface", "path": p.evaluate.judge}
+        write_json(JUDGE / "judge.json", metrics)
+    test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
+    nll, counts, _ = load_judge(p, device).score(test)
+    nats = float(nll.sum() / counts.sum())
+    metrics.update({"heldout_ppl": math.exp(nats), "heldout_nats_per_token": nats, "heldout_tokens": int(counts.sum()),
+                    "heldout_texts": len(test),
+                    "tokenizer": "project" if p.evaluate.judge == TRAINED else "the judge's own"})
+    write_json(METRICS / "judge.json", metrics)
+    say("judge", f"held-out ppl {metrics['heldout_ppl']:.1f} (exact, {metrics['heldout_tokens']} tokens)")
+
+
+if __name__ == "__main__":
+    main()

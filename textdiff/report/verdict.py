@@ -1,0 +1,151 @@
+"""The report's verdict: a ranking that only calls a row ahead when the intervals separate, and the papers'
+claims checked against this run's numbers. Pure functions of metrics dicts; the claims are data
+(``claims.yaml`` beside this module)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
+LOWER_IS_BETTER = {"gen_ppl", "heldout_ppl", "mem", "rounding_error"}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    point: float
+    lo: float
+    hi: float
+
+    def below(self, other: "Estimate") -> bool:
+        """The whole interval lies below the other's."""
+        return self.hi < other.lo
+
+    def overlaps(self, other: "Estimate") -> bool:
+        return not (self.below(other) or other.below(self))
+
+
+def estimate(metrics: dict, key: str) -> Estimate | None:
+    """The metric with its 95% interval (``KEY_ci``); a figure without one is its own interval."""
+    value = metrics.get(key)
+    if value is None or value != value:  # missing or nan
+        return None
+    lo, hi = metrics.get(f"{key}_ci") or (value, value)
+    return Estimate(float(value), float(lo), float(hi))
+
+
+def load_claims(path: Path = CLAIMS_FILE) -> list[dict]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def rank_tiers(rows: dict[str, dict], metric: str = "mauve") -> list[list[str]]:
+    """Rows in tiers, best first: a row starts a new tier only when its interval lies wholly on the worse side
+    of the interval of every row in the tier above. Degenerate rows and rows without the metric are left out."""
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+    scored = sorted(((name, estimate(m, metric)) for name, m in rows.items()
+                     if not m.get("degenerate") and estimate(m, metric) is not None),
+                    key=lambda item: -sign * item[1].point)
+    tiers: list[list[tuple[str, Estimate]]] = []
+    for name, est in scored:
+        if tiers and not all(_worse(est, other, sign) for _, other in tiers[-1]):
+            tiers[-1].append((name, est))
+        else:
+            tiers.append([(name, est)])
+    return [[name for name, _ in tier] for tier in tiers]
+
+
+def _worse(a: Estimate, b: Estimate, sign: int) -> bool:
+    """a is separated from b on the worse side."""
+    return a.below(b) if sign > 0 else b.below(a)
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def check(spec: dict, rows: dict[str, dict], ablations: dict[str, dict]) -> tuple[str, str]:
+    """One check of a claim: (outcome, the numbers behind it)."""
+    metric, relation = spec["metric"], spec["relation"]
+    source = rows
+    where = ""
+    if "group" in spec:
+        group = ablations.get(spec["group"])
+        if group is None:
+            return "inconclusive", f"ablation group `{spec['group']}` not run on this data and params"
+        source = {r["name"]: r for r in group["rows"]}
+        where = f" ({spec['group']})"
+    a = source.get(spec["a"])
+    if a is None:
+        return "inconclusive", f"`{spec['a']}` not measured{where}"
+    if a.get("degenerate"):
+        return "inconclusive", f"`{spec['a']}` is degenerate"
+    ea = estimate(a, metric)
+    if ea is None:
+        return "inconclusive", f"`{spec['a']}` has no {metric}"
+    if relation == "at_least":
+        outcome = "reproduced" if ea.point >= spec["value"] else "refuted"
+        return outcome, f"`{spec['a']}` {metric} {ea.point:.3g} (claim: ≥ {spec['value']:g})"
+    b = source.get(spec["b"])
+    if b is None:
+        return "inconclusive", f"`{spec['b']}` not measured{where}"
+    if b.get("degenerate"):
+        return "inconclusive", f"`{spec['b']}` is degenerate"
+    eb = estimate(b, metric)
+    if eb is None:
+        return "inconclusive", f"`{spec['b']}` has no {metric}"
+    numbers = f"`{spec['a']}` {_show(ea)} vs `{spec['b']}` {_show(eb)} ({metric}{where})"
+    if relation == "about":
+        tol = spec.get("tolerance", 0.1)
+        close = abs(ea.point / eb.point - 1) <= tol if eb.point else ea.point == 0
+        if close and ea.overlaps(eb):
+            return "reproduced", numbers
+        if not ea.overlaps(eb) and not close:
+            return "refuted", numbers
+        return "inconclusive", numbers
+    a_better = ea.below(eb) if relation == "lower" else eb.below(ea)
+    b_better = eb.below(ea) if relation == "lower" else ea.below(eb)
+    return ("reproduced" if a_better else "refuted" if b_better else "inconclusive"), numbers
+
+
+def judge_claim(claim: dict, rows: dict[str, dict], ablations: dict[str, dict]) -> dict:
+    results = [check(spec, rows, ablations) for spec in claim["checks"]]
+    outcomes = [o for o, _ in results]
+    verdict = ("reproduced" if all(o == "reproduced" for o in outcomes)
+               else "refuted" if "refuted" in outcomes else "inconclusive")
+    return {"id": claim["id"], "claim": claim["claim"], "source": claim["source"], "paper": claim.get("paper", ""),
+            "verdict": verdict, "evidence": [n for _, n in results]}
+
+
+def _show(e: Estimate) -> str:
+    if e.lo == e.hi:
+        return f"{e.point:.3g}"
+    return f"{e.point:.3g} [{e.lo:.3g}, {e.hi:.3g}]"
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def verdict_section(rows: dict[str, dict], ablations: dict[str, dict], claims: list[dict],
+                    metric: str = "mauve") -> str:
+    tiers = rank_tiers(rows, metric)
+    degenerate = [n for n, m in rows.items() if m.get("degenerate")]
+    lines = [f"**Ranking by {metric.upper() if metric == 'mauve' else metric}** (95% bootstrap intervals; a row is "
+             "ahead of another only when their intervals separate; rows in one tier are not told apart):", ""]
+    for i, tier in enumerate(tiers, 1):
+        shown = ", ".join(f"`{n}` {_show(estimate(rows[n], metric))}" for n in tier)
+        lines.append(f"{i}. {shown}")
+    if not tiers:
+        lines.append("(no row has a usable figure)")
+    if degenerate:
+        lines += ["", "Not ranked, degenerate output: " + "; ".join(
+            f"`{n}` ({', '.join(rows[n].get('degenerate_reasons') or ['degenerate'])})" for n in degenerate) + "."]
+    lines += ["", "| claim | source | verdict | this run | paper |", "|---|---|---|---|---|"]
+    for claim in claims:
+        j = judge_claim(claim, rows, ablations)
+        lines.append(f"| {j['claim']} | {j['source']} | **{j['verdict']}** | {'; '.join(j['evidence'])} | "
+                     f"{j['paper']} |")
+    return "\n".join(lines)
