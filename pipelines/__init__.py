@@ -20,3 +20,10 @@ for _key, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLIN
 def tool(name: str, *args: str) -> list[str]:
     """The command line for a Python tool installed beside this interpreter (``dvc``, ``prefect``)."""
     return [sys.executable, "-m", name, *args]
+
+
+def tool_env() -> dict[str, str]:
+    """The environment for those tools: this interpreter's bin folder first on PATH, because DVC's experiment
+    queue (its celery workers) starts ``dvc exp exec-run`` by name from PATH."""
+    bin_dir = os.path.dirname(sys.executable)
+    return {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines import tool
+from pipelines import tool, tool_env
 from textdiff.io import read_json, write_json
 
 ABLATIONS = Path("ablations.yaml")
@@ -46,7 +46,7 @@ def load_groups(path: Path) -> dict:
 
 
 def dvc(*args: str, check: bool = True, cwd: Path | str = ".") -> subprocess.CompletedProcess:
-    out = subprocess.run(tool("dvc", *args), capture_output=True, text=True, cwd=cwd)
+    out = subprocess.run(tool("dvc", *args), capture_output=True, text=True, cwd=cwd, env=tool_env())
     if check and out.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
     return out

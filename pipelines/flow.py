@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
-from pipelines import tool
+from pipelines import tool, tool_env
 from textdiff.config import load_params
 
 PROGRESS_MARKS = ("it/s]", "s/it]", "%|")
@@ -50,7 +51,7 @@ class Plan:
 
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(tool("dvc", *args), cwd=cwd, capture_output=True, text=True)
+    out = subprocess.run(tool("dvc", *args), cwd=cwd, capture_output=True, text=True, env=tool_env())
     if check and out.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-2000:] or out.stdout[-2000:]}")
     return out
@@ -90,7 +91,7 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
     if needed:
         # --pull: a run-cache hit downloads the outputs it points to instead of recomputing them
         cmd = tool("dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage)
-        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=tool_env())
         log_stage_output(out.stdout)
         if out.returncode != 0:
             log_stage_output(out.stderr)
@@ -116,6 +117,7 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
     stage_task = run_stage.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff)
                                         if retries and backoff > 0 else 0)
     p = plan(cwd, remote)
+    os.environ["TEXTDIFF_RUN_GROUP"] = f"prefect-{flow_run_id()}"  # the wandb group of this run's stages
     unknown = set(stages or []) - set(p.order)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}; DVC has: {', '.join(p.order)}")
@@ -128,6 +130,12 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
         outcome[stage] = stage_task(stage, str(cwd), needed, remote)
     publish_report(cwd, outcome)
     return outcome
+
+
+def flow_run_id() -> str:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id or "local")
 
 
 def publish_report(cwd: Path, outcome: dict[str, str]) -> None:

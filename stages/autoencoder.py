@@ -30,15 +30,17 @@ def main(name: str) -> None:
         write_json(out / "autoencoder.json", record)
         write_json(METRICS / "autoencoder" / f"{name}.json", record)
         return
-    train_latent_autoencoder(name, section.space, p.seed, p.device, out)
+    train_latent_autoencoder(name, section.space, p.seed, p.device, out, p.budget.train_flops)
 
 
-def train_latent_autoencoder(name: str, space: LatentSpaceParams, seed: int, device_name: str, out: Path) -> None:
+def train_latent_autoencoder(name: str, space: LatentSpaceParams, seed: int, device_name: str, out: Path,
+                             budget_flops: float | None = None) -> None:
     from textdiff.data.tokenizer import load_tokenizer
     from textdiff.data.vocab import Vocab
     from textdiff.device import resolve_device
     from textdiff.spaces.autoencoders.evaluation import interpolation, interpolation_pair, reconstruction
     from textdiff.spaces.autoencoders.model import SentenceData, fit_autoencoder, save_autoencoder
+    from textdiff.training.flops import minilm_flops, train_record
 
     device = resolve_device(device_name)
     tokenizer = load_tokenizer(TOKENIZER)
@@ -48,10 +50,12 @@ def train_latent_autoencoder(name: str, space: LatentSpaceParams, seed: int, dev
     t0 = time.perf_counter()
     data = SentenceData.build(train_texts, tokenizer, space, device)
     encode_wall = time.perf_counter() - t0
-    key = fingerprint({"seed": seed, "space": dump(space)}, PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json",
+    key = fingerprint({"seed": seed, "space": dump(space), "budget": budget_flops}, PREPARED / "train.jsonl",
+                      TOKENIZER / "tokenizer.json",
                       Path("textdiff/spaces/autoencoders"), Path("textdiff/nn"), Path("textdiff/training"))
     model, result = fit_autoencoder(space, data, Vocab.from_tokenizer(tokenizer), seed=seed, device=device,
-                                    checkpoint_dir=CHECKPOINTS / f"{name}_autoencoder", fingerprint=key)
+                                    checkpoint_dir=CHECKPOINTS / f"{name}_autoencoder", fingerprint=key,
+                                    budget_flops=budget_flops)
     save_autoencoder(out, model)
 
     rec = space.reconstruction
@@ -65,7 +69,10 @@ def train_latent_autoencoder(name: str, space: LatentSpaceParams, seed: int, dev
                "latent_dim": space.latent_dim, "kl_beta": space.kl_beta if model.variational else None,
                "parameters": model.num_parameters(), "steps": result.steps, "stopped_by": result.stopped_by,
                "final_loss": result.final_loss, "wall_s": result.wall_s, "train_tokens_per_s": result.tokens_per_s,
-               "encode_wall_s": encode_wall, "loss_curve": [[step, loss] for step, loss, _ in result.losses],
+               "encode_wall_s": encode_wall, **train_record(result, space.train, budget_flops),
+               "frozen_encoder_flops": sum(minilm_flops(d.cache.lengths(), space.encoder_batch_size)
+                                           for d in (data, held_out, seen)),  # MiniLM: reported, not charged
+               "loss_curve": [[step, loss] for step, loss, _ in result.losses],
                "held_out": held,
                "held_out_decode_sentences_per_s": len(held_out) / decode_wall,
                "train_subset": reconstruction(model, seen, tokenizer, examples=0, **measure),

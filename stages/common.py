@@ -52,6 +52,37 @@ def fingerprint(obj: dict, *paths: Path) -> str:
     return hashlib.sha256((json.dumps(obj, sort_keys=True) + file_digest(*paths)).encode()).hexdigest()[:16]
 
 
+def git_commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_group() -> str:
+    """The wandb group of one pipeline run: $TEXTDIFF_RUN_GROUP (the Prefect flow sets its run id), else the
+    commit and the prepared-data hash, which together name what a `dvc repro` computed."""
+    import os
+
+    if os.environ.get("TEXTDIFF_RUN_GROUP"):
+        return os.environ["TEXTDIFF_RUN_GROUP"]
+    stats = PREPARED / "stats.json"
+    data = json.loads(stats.read_text()).get("data_sha256", "") if stats.exists() else ""
+    return f"{git_commit()[:8]}-{data[:8] or 'nodata'}"
+
+
+def tracking_config(p, row: str | None = None) -> dict:
+    """What every wandb run of a stage carries: seed, device, the data params and hash, the row's params."""
+    stats = PREPARED / "stats.json"
+    config = {"seed": p.seed, "device": p.device, "data": dump(p.data), "git_commit": git_commit(),
+              "data_sha256": json.loads(stats.read_text()).get("data_sha256") if stats.exists() else None}
+    if row is not None:
+        config[row] = dump(p.family(row))
+    return config
+
+
 def say(stage: str, message: str) -> None:
     print(f"[{stage}] {message}", flush=True)
 

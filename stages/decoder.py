@@ -20,6 +20,7 @@ from textdiff.io import read_jsonl, write_json
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.spaces.decoder import accuracy, fit_decoder, save_decoder
 from textdiff.spaces.minilm import FeatureCache
+from textdiff.training.flops import minilm_flops, train_record
 
 
 @stage_main("decoder")
@@ -30,11 +31,13 @@ def main(name: str) -> None:
     cache = FeatureCache.load(SPACES / name / "data")
     diff = section.model.diffusion
     process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
-    key = fingerprint({"seed": p.seed, "decoder": dump(section.decoder), "diffusion": dump(diff)},
+    key = fingerprint({"seed": p.seed, "decoder": dump(section.decoder), "diffusion": dump(diff),
+                       "budget": p.budget.train_flops},
                       SPACES / name / "data", Path("textdiff/spaces"))
     say("decoder", f"{name}: training on {len(cache)} cached sentences on {device}")
     decoder, result = fit_decoder(section.decoder, cache, process, section.model.seq_len, seed=p.seed, device=device,
-                                  checkpoint_dir=CHECKPOINTS / f"{name}_decoder", fingerprint=key)
+                                  checkpoint_dir=CHECKPOINTS / f"{name}_decoder", fingerprint=key,
+                                  budget_flops=p.budget.train_flops)
     save_decoder(SPACES / name / "decoder", decoder)
 
     test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
@@ -45,9 +48,13 @@ def main(name: str) -> None:
     times = sorted({0.0, section.decoder.eval_t, section.decoder.noise_t_max})
     decoder.to(device).eval()
     results = [accuracy(decoder, canvas, process, t, gen) for t in times]
-    metrics = {"row": name, "features": cache.kind, "vocabulary": len(decoder.vocab_ids), "steps": result.steps, "final_loss": result.final_loss,
+    metrics = {"row": name, "features": cache.kind, "vocabulary": len(decoder.vocab_ids), "steps": result.steps,
+               "stopped_by": result.stopped_by, "final_loss": result.final_loss,
                "wall_s": result.wall_s, "train_tokens_per_s": result.tokens_per_s,
-               "parameters": decoder.num_parameters(), "held_out": results}
+               "parameters": decoder.num_parameters(),
+               **train_record(result, section.decoder.train, p.budget.train_flops),
+               "frozen_encoder_flops": minilm_flops(held_out.lengths(), section.space.batch_size, cache.kind),
+               "held_out": results}
     write_json(METRICS / "decoder" / f"{name}.json", metrics)
     for r in results:
         say("decoder", f"{name} @ t={r['t']:.2f} (ᾱ={r['alpha_bar']:.3f}): token accuracy {r['token_accuracy']:.4f}, "

@@ -9,37 +9,58 @@ from __future__ import annotations
 
 import argparse
 
-from stages.common import METRICS, MODELS, PREPARED, SAMPLES, TOKENIZER, dump, params, say, stage_main
-from textdiff.data.tokenizer import load_tokenizer
+from pathlib import Path
+
+from stages.common import (METRICS, PREPARED, SAMPLES, dump, params, run_group, say, stage_main,
+                           tracking_config)
 from textdiff.device import resolve_device
-from textdiff.eval.judge import HFJudge, ProjectJudge, perplexity_metrics
-from textdiff.eval.mauve_score import mauve
+from textdiff.eval.degenerate import degenerate_report
+from textdiff.eval.intervals import CI_LEVEL, sample_intervals, train_ngram_set
+from textdiff.eval.judge import perplexity_metrics, perplexity_scores
+from textdiff.eval.mauve_score import mauve_features, mauve_from_features
 from textdiff.eval.ngrams import diversity, memorisation
-from textdiff.data.vocab import Vocab
 from textdiff.io import read_json, read_jsonl, write_json
-from textdiff.persist import load_model
+
+SUMMARY = Path("summary")  # one compact file per row, declared as DVC metrics (`dvc metrics show` in 80 columns)
 
 
 def make_judge(p, device):
-    if p.evaluate.judge == "ar":
-        model, _ = load_model(MODELS / "ar", device)
-        tok = load_tokenizer(TOKENIZER)
-        return ProjectJudge(model, tok, Vocab.from_tokenizer(tok), device, p.evaluate.batch_size)
-    return HFJudge(p.evaluate.judge, device, p.evaluate.batch_size)
+    """The judge stage's LM, or the Hugging Face causal LM at ``evaluate.judge`` (stages/judge.py)."""
+    from stages.judge import load_judge
+
+    return load_judge(p, device)
 
 
 def text_metrics(texts: list[str], p, device) -> dict:
+    """The sample metrics, each with its 95% bootstrap interval (``*_ci``, textdiff.eval.intervals: the
+    judge scores, n-gram tables and MiniLM features are computed once and re-weighted per resample),
+    and whether the output is degenerate (textdiff.eval.degenerate)."""
     train = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     refs = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")][: p.evaluate.num_references]
-    return {
+    ppl, per_text = perplexity_scores(make_judge(p, device), texts)
+    features = mauve_features(texts, refs, device=str(device))
+    metrics = {
         "num_samples": len(texts),
-        **perplexity_metrics(make_judge(p, device), texts),
+        **ppl,
         "div": diversity(texts),
         "mem": memorisation(texts, train),
-        "mauve": mauve(texts, refs, p.evaluate.mauve_scaling, seed=p.seed, device=str(device)),
+        "mauve": mauve_from_features(*features, p.evaluate.mauve_scaling, seed=p.seed),
         "mauve_n": min(len(texts), len(refs)),
         "judge": p.evaluate.judge,
     }
+    if p.evaluate.bootstrap or p.evaluate.mauve_bootstrap:
+        say("evaluate", f"bootstrap intervals: {p.evaluate.bootstrap} resamples, "
+                        f"{p.evaluate.mauve_bootstrap} for mauve")
+    metrics.update(sample_intervals(texts, per_text["nll"], per_text["counts"], per_text["entropy"],
+                                    train_grams=train_ngram_set(train), features=features,
+                                    mauve_point=metrics["mauve"], resamples=p.evaluate.bootstrap,
+                                    mauve_resamples=p.evaluate.mauve_bootstrap, seed=p.seed,
+                                    mauve_scaling=p.evaluate.mauve_scaling, level=CI_LEVEL))
+    degenerate = degenerate_report(texts, div=metrics["div"], mem=metrics["mem"])
+    metrics.update({"degenerate": degenerate["degenerate"], "degenerate_reasons": degenerate["reasons"],
+                    "empty_share": degenerate["empty_share"],
+                    "repeated_token_share": degenerate["repeated_token_share"]})
+    return metrics
 
 
 def wordpiece_reference(texts: list[str], p, device) -> dict:
@@ -51,6 +72,29 @@ def wordpiece_reference(texts: list[str], p, device) -> dict:
     train = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     return {**perplexity_metrics(make_judge(p, device), written), "div": diversity(written),
             "mem": memorisation(written, train)}
+
+
+def summary(metrics: dict, likelihood: dict) -> dict:
+    """The headline numbers of a row, MAUVE with its 95% interval, rounded so that `dvc metrics show summary`
+    fits 80 columns (the full figures, the degenerate flag and every other interval are in metrics/eval)."""
+    def rounded(value, digits):
+        return None if value is None else round(float(value), digits)
+
+    lo, hi = metrics.get("mauve_ci") or (None, None)
+    return {"mauve": rounded(metrics["mauve"], 3), "mauve_lo": rounded(lo, 3), "mauve_hi": rounded(hi, 3),
+            "gen_ppl": rounded(metrics["gen_ppl"], 1), "ppl": rounded(likelihood.get("heldout_ppl"), 1)}
+
+
+def log_to_wandb(p, name: str, metrics: dict) -> None:
+    """The row's evaluation as a wandb run in the pipeline run's group, with the data params it was run on."""
+    from textdiff.tracking import Tracker
+
+    tracker = Tracker(f"eval-{name}", {**tracking_config(p, name), "evaluate": dump(p.evaluate),
+                                       "dvc_stage": f"evaluate@{name}"},
+                      mode=p.tracking.wandb_mode, project=p.tracking.project, tags=[name], group=run_group(),
+                      job_type="evaluate")
+    tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float, bool)) or k.endswith("_ci")})
+    tracker.finish()
 
 
 @stage_main("evaluate")
@@ -72,8 +116,12 @@ def main(name: str | None) -> None:
         out = METRICS / "eval" / f"{name}.json"
     metrics["evaluate_params"] = dump(p.evaluate)
     write_json(out, metrics)
+    if name is not None:
+        write_json(SUMMARY / f"{name}.json", summary(metrics, read_json(METRICS / "likelihood" / f"{name}.json")))
+        log_to_wandb(p, name, metrics)
     say("evaluate", f"{metrics['model']}: gen_ppl {metrics['gen_ppl']:.1f}, mauve {metrics['mauve']:.3f}, "
-                    f"div {metrics['div']:.3f}, mem {metrics['mem']:.3f}")
+                    f"div {metrics['div']:.3f}, mem {metrics['mem']:.3f}"
+                    + (f" (DEGENERATE: {'; '.join(metrics['degenerate_reasons'])})" if metrics["degenerate"] else ""))
 
 
 if __name__ == "__main__":

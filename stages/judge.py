@@ -54,11 +54,9 @@ def train_judge(p, device) -> dict:
                            checkpoint_dir=CHECKPOINTS / "_judge", fingerprint=key)
     save_model(JUDGE, model, "ar", dump(section), Vocab.from_tokenizer(tokenizer))
     record_params(JUDGE / "params.json", {"seed": p.seed, "judge": dump(p.judge)})
-    tokens_per_step = result.tokens / max(result.steps, 1)
     return {"kind": "trained", "steps": result.steps, "stopped_by": result.stopped_by, "wall_s": result.wall_s,
-            "final_loss": result.final_loss, "parameters": model.num_parameters(),
-            "train_tokens": result.tokens, "tokens_per_step": tokens_per_step,
-            "train_flops": model.flops_per_token(p.judge.model.seq_len, training=True) * result.tokens}
+            "final_loss": result.final_loss, "parameters": model.num_parameters(), "train_tokens": result.tokens,
+            "train_tokens_per_s": result.tokens_per_s, "train_flops": result.flops}
 
 
 @stage_main("judge")

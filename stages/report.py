@@ -444,8 +444,9 @@ def judge_header(p, rows: list[dict]) -> str:
     if not path.exists():
         return f"Judge LM for gen_ppl: `{p.evaluate.judge}` (no judge metrics yet)."
     j = read_json(path)
+    flops = f", {j['train_flops']:.2e} training FLOPs" if j.get("train_flops") else ""
     what = (f"the judge stage's LM (d{p.judge.model.d_model} × {p.judge.model.n_layers}, {j.get('steps')} steps, "
-            f"{j.get('parameters', 0):,} parameters)" if j["kind"] == "trained" else f"`{j['path']}`")
+            f"{j.get('parameters', 0):,} parameters{flops})" if j["kind"] == "trained" else f"`{j['path']}`")
     line = (f"Judge LM for gen_ppl: {what}; its exact held-out perplexity on the test split is "
             f"**{j['heldout_ppl']:.1f}** ({j['tokenizer']} tokens).")
     if j["kind"] == "trained":
@@ -533,8 +534,11 @@ def main() -> None:
         judge_header(p, rows),
         "",
         f"MAUVE on MiniLM sentence features, n = {first.get('mauve_n', '–')} per side. Intervals are 95% "
-        f"percentile bootstrap intervals over samples ({first.get('bootstrap_resamples', '–')} resamples; "
-        f"{first.get('mauve_bootstrap_resamples', '–')} for MAUVE).",
+        f"bootstrap intervals over samples ({first.get('bootstrap_resamples', '–')} resamples; "
+        f"{first.get('mauve_bootstrap_resamples', '–')} for MAUVE): percentile intervals for gen_ppl, entropy and "
+        "mem; for div and MAUVE, whose resamples are biased low by duplicated samples, the bootstrap spread "
+        "re-centred on the point (MAUVE's is conservative: about 3× its seed-to-seed spread, so a real gap may "
+        "not separate). Held-out bounds: ± 1.96 Monte-Carlo standard errors.",
         "",
         *([*warnings, ""] if warnings else []),
         "## Verdict",

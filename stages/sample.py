@@ -26,7 +26,8 @@ def main(name: str) -> None:
     write_jsonl(SAMPLES / f"{name}.jsonl", [{"text": t} for t in texts])
     write_json(METRICS / "sample" / f"{name}.json", {**speed, "device": str(device), "params": dump(section.sample)})
     say("sample", f"{name}: {len(texts)} samples, {speed['samples_per_s']:.1f} samples/s, "
-                  f"{speed['tokens_per_s']:.0f} tokens/s")
+                  f"{speed['tokens_per_s']:.0f} tokens/s, {speed['nfe']:.1f} network calls and "
+                  f"{speed['sample_flops_per_sample']:.3g} FLOPs per sample")
 
 
 if __name__ == "__main__":

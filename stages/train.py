@@ -7,11 +7,10 @@ loss curve metrics/train/MODEL_loss.csv.
 from __future__ import annotations
 
 import argparse
-import subprocess
 from pathlib import Path
 
 from stages.common import (CHECKPOINTS, METRICS, MODELS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params,
-                           record_params, say, stage_main)
+                           record_params, run_group, say, stage_main, tracking_config)
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.data.vocab import Vocab
 from textdiff.device import resolve_device
@@ -19,15 +18,9 @@ from textdiff.families import get_family
 from textdiff.io import read_jsonl, write_json, write_text
 from textdiff.persist import save_model
 from textdiff.tracking import Tracker
+from textdiff.training.flops import train_record
 
-PEAK_FLOPS = 185e9  # measured dense fp32 matmul peak of the 2-core CPU machines (DESIGN.md §8)
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+PEAK_FLOPS = 135e9  # dense fp32 matmul peak of the 2-core CPU machines: 124–142 GFLOP/s measured (DESIGN.md §8)
 
 
 @stage_main("train")
@@ -38,17 +31,19 @@ def main(name: str) -> None:
     device = resolve_device(p.device)
     tokenizer = load_tokenizer(TOKENIZER)
     train_texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
-    resolved = {"seed": p.seed, "device": str(device), name: dump(section)}
+    resolved = {"seed": p.seed, "device": str(device), "budget": dump(p.budget), name: dump(section)}
     code = [Path("textdiff") / d for d in ("nn", "training", "processes", "spaces")]
-    key = fingerprint({"seed": p.seed, "model": dump(section.model), "train": dump(section.train)},
+    key = fingerprint({"seed": p.seed, "model": dump(section.model), "train": dump(section.train),
+                       "budget": p.budget.train_flops},
                       PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json", SPACES / name / "data",
                       Path(family.__file__), *code)
-    tracker = Tracker(f"train-{name}", {**resolved, "git_commit": git_commit(), "dvc_stage": f"train@{name}"},
-                      mode=p.tracking.wandb_mode, project=p.tracking.project, tags=[name])
+    tracker = Tracker(f"train-{name}", {**resolved, **tracking_config(p, name), "dvc_stage": f"train@{name}"},
+                      mode=p.tracking.wandb_mode, project=p.tracking.project, tags=[name], group=run_group(),
+                      job_type="train")
     say("train", f"{name}: {len(train_texts)} sentences on {device}")
     model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device,
                                checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log,
-                               space_dir=SPACES / name)
+                               space_dir=SPACES / name, budget_flops=p.budget.train_flops)
     save_model(MODELS / name, model, name, dump(section), Vocab.from_tokenizer(tokenizer))
     record_params(MODELS / name / "params.json", resolved)
     seq_len = section.model.seq_len
@@ -62,15 +57,18 @@ def main(name: str) -> None:
         "train_tokens_per_s": result.tokens_per_s,
         "parameters": model.num_parameters(),
         "flops_per_token": flops,
-        "mfu_vs_cpu_peak": result.tokens_per_s * flops / PEAK_FLOPS if device.type == "cpu" else None,
+        **train_record(result, section.train, p.budget.train_flops),
+        "peak_flops": PEAK_FLOPS if device.type == "cpu" else None,
+        "mfu_vs_cpu_peak": result.flops / result.wall_s / PEAK_FLOPS if device.type == "cpu" and result.wall_s
+        else None,
     }
     write_json(METRICS / "train" / f"{name}.json", metrics)
     write_text(METRICS / "train" / f"{name}_loss.csv",
                "step,loss,lr\n" + "".join(f"{s},{l:.6f},{lr:.3e}\n" for s, l, lr in result.losses))
     tracker.summary(metrics)
     tracker.finish()
-    say("train", f"{name}: {result.steps} steps ({result.stopped_by}), loss {result.final_loss:.3f}, "
-                 f"{result.tokens_per_s:.0f} tokens/s")
+    say("train", f"{name}: {result.steps} of {result.planned_steps} steps ({result.stopped_by}), loss "
+                 f"{result.final_loss:.3f}, {result.tokens_per_s:.0f} tokens/s, {result.flops:.3g} FLOPs")
 
 
 if __name__ == "__main__":

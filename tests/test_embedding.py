@@ -112,3 +112,23 @@ def test_sampling_is_seeded(eight, trained):
     sp = trained.params.sample.model_copy(update={"steps": 10})
     runs = [E.generate(trained, 4, sp, torch.Generator().manual_seed(7), torch.device("cpu")) for _ in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_rounding_error_is_the_distance_to_the_nearest_embedding(trained):
+    from textdiff.sampling.rounding import NearestEmbedding
+
+    table = trained.embedding.weight.detach()
+    exact = table[torch.tensor([[3, 5, 7], [1, 2, 9]])]
+    nearest = NearestEmbedding("torch")
+    assert torch.equal(E.rounding_error(exact, trained, nearest), torch.zeros(2))
+    shift = torch.zeros_like(exact)
+    shift[..., 0] = 1e-3  # far smaller than the gaps between embeddings: each vector keeps its own nearest
+    assert torch.allclose(E.rounding_error(exact + shift, trained, nearest), torch.full((2,), 1e-3), atol=1e-6)
+
+
+def test_sample_texts_reports_the_rounding_error_with_an_interval(eight, trained):
+    tok = eight[0]
+    params = trained.params.sample.model_copy(update={"num_samples": 8, "batch_size": 4, "steps": 5})
+    _, speed = E.sample_texts(trained, tok, params, seed=0, device=torch.device("cpu"))
+    lo, hi = speed["rounding_error_ci"]
+    assert 0 <= lo <= speed["rounding_error"] <= hi

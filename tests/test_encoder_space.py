@@ -127,3 +127,35 @@ def test_diffusion_loss_starts_at_the_canvas_energy_and_denoising_improves(cache
     print(f"x0 error at t = 0.1: untrained {before:.3f}, shrinkage {shrinkage:.3f}, trained {after:.3f}")
     assert result.steps == 200
     assert after < 0.7 * before
+
+
+def test_decoder_starts_calibrated_and_a_few_budgeted_steps_do_not_undo_its_start(cache):
+    """At initialisation the decoder is nearest-embedding decoding with its logit scale fitted to the first
+    batch; nine steps at lr 1e-3 without warmup (a budgeted run) leave it at least as accurate as it started
+    (they used to take it far below: the flat softmax of scale 1 was sharpened through the correction)."""
+    from textdiff.config import DecoderParams
+    from textdiff.processes.gaussian import GaussianProcess
+    from textdiff.spaces.decoder import accuracy, fit_decoder
+    from textdiff.spaces.minilm import unstandardise
+
+    params = DecoderParams.model_validate({"model": {"d_model": 64, "n_layers": 2, "n_heads": 2},
+                                           "train": {"steps": 9, "batch_size": 16, "lr": 1e-3, "warmup_steps": 0}})
+    process = GaussianProcess("tan_d", 1000, 9.0)
+    cpu = torch.device("cpu")
+    start, _ = fit_decoder(params, cache, process, 40, seed=0, device=cpu, progress=False, stop_after=0)
+    trained, result = fit_decoder(params, cache, process, 40, seed=0, device=cpu, progress=False)
+    assert result.steps == 9
+
+    canvas = cache.canvas(list(range(len(cache))), 40)
+    real = canvas.ids != minilm_tokenizer().pad_token_id
+    vec = unstandardise(canvas.x0, cache.mean, cache.std)[real]
+    nearest = start.vocab_ids[torch.cdist(vec, start.token_embeddings.detach()).argmin(-1)]
+    assert torch.equal(start.ids_of(start(canvas.x0))[real], nearest)  # the correction starts at zero
+    assert start.log_scale.item() > 0.5  # sharper than the raw closeness: its distances are large and alike
+
+    def acc(decoder, t):
+        return accuracy(decoder, canvas, process, t, torch.Generator().manual_seed(0))["token_accuracy"]
+
+    for t in (0.0, 0.05):
+        print(f"decoder token accuracy at t = {t}: start {acc(start, t):.3f}, 9 steps {acc(trained, t):.3f}")
+        assert acc(trained, t) >= acc(start, t) - 0.01

@@ -24,7 +24,7 @@ def reproduced(repo) -> subprocess.CompletedProcess:
 
 
 def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
-    for stage in ("prepare", "tokenizer", "space@ar", "train@ar", "sample@ar", "likelihood@ar", "evaluate@ar",
+    for stage in ("prepare", "tokenizer", "judge", "space@ar", "train@ar", "sample@ar", "likelihood@ar", "evaluate@ar",
                   "likelihood@sedd_uniform", "evaluate@sedd_uniform", "steps_sweep@sedd_uniform",
                   "space@encoder", "decoder@encoder", "train@encoder",
                   "sample@encoder", "evaluate@encoder", "evaluate_reference", "report", "autoencoder@ar",
@@ -57,6 +57,12 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
     assert '"ar"' in (repo / "models" / "ar" / "params.json").read_text()  # resolved params recorded
     metrics = run(["dvc", "metrics", "show", "--json"], repo).stdout
     assert "gen_ppl" in metrics and "heldout_ppl" in metrics
+    judge = json.loads((repo / "metrics" / "judge.json").read_text())
+    assert judge["kind"] == "trained" and judge["heldout_ppl"] > 1 and f"**{judge['heldout_ppl']:.1f}**" in report
+    assert report.index("## Verdict") < report.index("## Comparison") and "| claim | source | verdict |" in report
+    summary = run(["dvc", "metrics", "show", "summary"], repo).stdout
+    assert "summary/ar.json" in summary and "mauve_lo" in summary
+    assert max(len(line) for line in summary.splitlines()) <= 80, summary
 
 
 def test_second_repro_has_nothing_to_do(repo, reproduced):

@@ -31,3 +31,31 @@ def test_wandb_offline_run_writes_locally(tmp_path):
     tracker.finish()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+def test_evaluation_runs_carry_data_params_and_the_pipeline_group(tmp_path, monkeypatch):
+    """An offline wandb run of a row's evaluation: grouped by pipeline run, with the data params and hash."""
+    import stages.common as common
+    import stages.evaluate as evaluate
+    from textdiff.config import parse_params
+
+    prepared = tmp_path / "prepared"
+    write_json(prepared / "stats.json", {"data_sha256": "ab" * 32})
+    monkeypatch.setattr(common, "PREPARED", prepared)
+    monkeypatch.setenv("TEXTDIFF_RUN_GROUP", "run-42")
+    monkeypatch.chdir(tmp_path)
+    p = parse_params({"models": {"ar": "ar"}, "tracking": {"wandb_mode": "offline"}})
+    seen = {}
+    real_finish = Tracker.finish
+
+    def finish(self):
+        seen.update(group=self.run.group, job=self.run.job_type, config=dict(self.run.config),
+                    summary={k: self.run.summary[k] for k in ("mauve", "gen_ppl")})
+        real_finish(self)
+
+    monkeypatch.setattr(Tracker, "finish", finish)
+    evaluate.log_to_wandb(p, "ar", {"mauve": 0.5, "gen_ppl": 80.0, "mauve_ci": [0.4, 0.6], "judge": "judge"})
+    assert seen["group"] == "run-42" and seen["job"] == "evaluate"
+    assert seen["config"]["data"]["source"] == "rotten_tomatoes" and seen["config"]["data_sha256"] == "ab" * 32
+    assert seen["config"]["ar"]["model"]["d_model"] == p.ar.model.d_model
+    assert seen["summary"] == {"mauve": 0.5, "gen_ppl": 80.0}

@@ -15,6 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
+CORPUS_DIR = "corpus"  # local corpus files live here; dvc.yaml makes the folder a dependency of prepare
+
+
 class ParamsError(ValueError):
     """Invalid params: the message names the file, the key path and the problem."""
 
@@ -82,10 +85,17 @@ class BackboneParams(Section):
 
 
 class TrainParams(Section):
-    steps: int = Field(600, ge=1)
+    """One trained component. Under a FLOP budget (``budget.train_flops``) ``steps`` is derived:
+    floor(budget_share × train_flops / FLOPs per step), and the warmup is min(warmup_steps, steps // 10)
+    (textdiff.training.flops.budgeted)."""
+
+    steps: int = Field(600, ge=1, description="optimizer steps; replaced by the derived count under a FLOP budget")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
-    warmup_steps: int = Field(50, ge=0)
+    warmup_steps: int = Field(50, ge=0, description="linear warmup; under a budget capped at a tenth of the steps")
+    budget_share: float | None = Field(
+        None, gt=0, le=1, description="fraction of the row's budget.train_flops this component trains with; "
+                                      "null = 1 (the row's only trained component)")
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, gt=0)
@@ -402,11 +412,27 @@ class StepsSweepParams(Section):
 
 
 class EvaluateParams(Section):
-    judge: str = Field("ar", description="'ar' (the pipeline's AR model) or a path to a HF causal LM")
+    judge: str = Field("judge", description="'judge' (the judge stage's LM, trained on the project tokenizer) or "
+                                            "a local path to a Hugging Face causal LM")
     num_references: int = Field(512, ge=2, description="held-out texts compared against by mauve")
     mauve_scaling: float = Field(5.0, gt=0)
     batch_size: int = Field(64, ge=1)
     elbo_t_draws: int = Field(16, ge=1, description="Monte-Carlo draws of t per held-out sequence for ELBO bounds")
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples of the samples for the 95% intervals of "
+                                                   "gen_ppl, entropy, div and mem (0 = no intervals)")
+    mauve_bootstrap: int = Field(200, ge=0, description="bootstrap resamples for mauve's interval, each a k-means "
+                                                        "rerun (~0.03 s at 256 vs 256 on 2 CPU cores; 0 = none)")
+
+
+class JudgeParams(Section):
+    """The LM that scores every row's samples (gen_ppl): a causal transformer on the project tokenizer, larger
+    and trained longer than any row, in its own cached stage. Unused when evaluate.judge is a path."""
+
+    model: BackboneParams = Field(default_factory=lambda: BackboneParams(d_model=192, n_layers=4, n_heads=4,
+                                                                         dropout=0.1, seq_len=64))
+    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=1000, batch_size=64, lr=2e-3,
+                                                                   warmup_steps=100, weight_decay=0.1,
+                                                                   max_minutes=20, checkpoint_every=250))
 
 
 class ReportParams(Section):
@@ -422,6 +448,27 @@ class OrchestrationParams(Section):
     work_pool: str = Field("textdiff-gpu", description="work pool of the GPU deployment")
     remote: str | None = Field(None, description="DVC remote shared by workers (null: local cache only)")
     sweep_jobs: int = Field(1, ge=1, description="DVC experiments run at once in an ablation sweep")
+
+
+class BudgetParams(Section):
+    """Compute-matched rows (DESIGN §9): every row trains with the same FLOPs, autoencoders and decoders
+    included; each component's ``train.budget_share`` splits its row's budget and sets its steps."""
+
+    train_flops: float | None = Field(
+        None, gt=0, description="training FLOPs per row (forward + backward, textdiff.training.flops); "
+                                "null = every component trains its written steps")
+
+
+def train_components(section: Section) -> dict[str, TrainParams]:
+    """A row's trained components by key path below the row, in the order they train: its autoencoder's
+    ``space.train`` or its decoder's ``decoder.train`` where it has one, then ``train``."""
+    parts = {}
+    if isinstance(getattr(section, "space", None), LatentSpaceParams):
+        parts["space.train"] = section.space.train
+    if isinstance(getattr(section, "decoder", None), DecoderParams):
+        parts["decoder.train"] = section.decoder.train
+    parts["train"] = section.train
+    return parts
 
 
 class TrackingParams(Section):
@@ -475,10 +522,12 @@ class Params(Section):
     space_decoders: list[str] = Field(default_factory=list,
                                       description="rows whose space has a trained decoder (its own stage)")
     steps_sweep: StepsSweepParams = Field(default_factory=StepsSweepParams)
+    judge: JudgeParams = Field(default_factory=JudgeParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
     orchestration: OrchestrationParams = Field(default_factory=OrchestrationParams)
+    budget: BudgetParams = Field(default_factory=BudgetParams)
 
     @model_validator(mode="after")
     def _check_models(self) -> "Params":
@@ -497,8 +546,41 @@ class Params(Section):
         if set(self.space_decoders) != need_decoder:
             raise ValueError(f"space_decoders {self.space_decoders} must list exactly the encoder-space rows in "
                              f"models: {sorted(need_decoder)}")
-        if "ar" not in self.models:
-            raise ValueError("models must include 'ar': it is the baseline row and the pipeline's judge LM")
+        return self
+
+    @model_validator(mode="after")
+    def _corpus_files_tracked(self) -> "Params":
+        """Local corpus files must sit in corpus/, the folder DVC hashes as a dependency of prepare."""
+        if self.data.source == "files":
+            for i, name in enumerate(self.data.files):
+                parts = Path(name).parts
+                if Path(name).is_absolute() or len(parts) < 2 or parts[0] != CORPUS_DIR or ".." in parts:
+                    raise ValueError(f"data.files[{i}]: {name!r} is not inside {CORPUS_DIR}/; put (or copy) local "
+                                     f"corpus files in {CORPUS_DIR}/, which DVC tracks as a dependency of prepare, "
+                                     f"and name them as {CORPUS_DIR}/FILE")
+        return self
+
+    @model_validator(mode="after")
+    def _budget_shares(self) -> "Params":
+        """Each row's component shares sum to 1; under a budget an enabled row of several components names
+        every share (a single component's null share means 1)."""
+        for row in FAMILY_SECTIONS:
+            parts = train_components(getattr(self, row))
+            shares = {f"{row}.{path}.budget_share": cfg.budget_share for path, cfg in parts.items()}
+            if len(shares) == 1:
+                key, share = next(iter(shares.items()))
+                if share is not None and abs(share - 1) > 1e-6:
+                    raise ValueError(f"{key} is {share}: the shares of one row's components must sum to 1, "
+                                     f"and {row} trains one component (leave it null, which means 1)")
+                continue
+            unset = [k for k, v in shares.items() if v is None]
+            needed = self.budget.train_flops is not None and row in self.models
+            if unset and (needed or len(unset) < len(shares)):
+                raise ValueError(f"{', '.join(unset)} not set: {row} trains {len(shares)} components "
+                                 f"({', '.join(shares)}); give each its share of budget.train_flops, summing to 1")
+            if not unset and abs(sum(shares.values()) - 1) > 1e-6:
+                raise ValueError(" + ".join(f"{k} ({v})" for k, v in shares.items())
+                                 + f" = {sum(shares.values()):.6g}: the shares of one row's components must sum to 1")
         return self
 
     def family(self, name: str) -> Section:

@@ -10,13 +10,14 @@ class Tracker:
     """A thin wandb run; ``mode='disabled'`` makes every call a no-op inside wandb itself."""
 
     def __init__(self, name: str, config: dict, mode: str = "offline", project: str = "textdiff",
-                 folder: str | Path = "logs", tags: list[str] | None = None):
+                 folder: str | Path = "logs", tags: list[str] | None = None, group: str | None = None,
+                 job_type: str | None = None):
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
         Path(folder).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, name=name, config=config, mode=mode, dir=str(folder),
-                              tags=tags or [], reinit="finish_previous")
+                              tags=tags or [], group=group, job_type=job_type, reinit="finish_previous")
 
     def log(self, values: dict, step: int) -> None:
         self.run.log(values, step=step)

@@ -3,10 +3,43 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import torch
 
 from textdiff.data.batching import encode_sequences, pad_batch
+
+
+def mc_standard_error(per_draw: torch.Tensor, tokens: int) -> float | None:
+    """Monte-Carlo standard error of the per-token estimate R = Σ_i Ȳ_i / N.
+
+    ``per_draw`` (n, D): Y_ik, sequence i's single-draw bound estimate at draw k, so
+    Ȳ_i = mean_k Y_ik is the bound the model reports for sequence i; N = ``tokens``.
+    N is fixed by the held-out texts (no ratio of random quantities, so the delta
+    method reduces to this), and the draws of different sequences are independent,
+    so Var(R) = Σ_i Var(Ȳ_i) / N², each Var(Ȳ_i) estimated by s_i² / D with s_i² the
+    sample variance of sequence i's D draws:
+
+        se = sqrt(Σ_i s_i² / D) / N.
+
+    The draws are stratified in t (draw k in [k/D, (k+1)/D)); s_i² also counts the
+    spread between strata, which stratification removes, so this over-states the
+    error (conservative). It is the Monte-Carlo error only, given the held-out
+    texts, as the AR's exact perplexity has none. None when D < 2.
+    """
+    per_draw = per_draw.double()
+    draws = per_draw.shape[1]
+    if draws < 2 or tokens <= 0:
+        return None
+    return math.sqrt(per_draw.var(dim=1, unbiased=True).sum().item() / draws) / tokens
+
+
+def ppl_interval(nats_per_token: float, se: float | None, level: float = 0.95) -> list[float] | None:
+    """[exp(nats − z·se), exp(nats + z·se)], z the normal quantile of ``level`` (1.96 for 0.95)."""
+    if se is None:
+        return None
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    return [math.exp(nats_per_token - z * se), math.exp(nats_per_token + z * se)]
 
 
 def elbo_perplexity(model, tokenizer, texts: list[str], *, device: torch.device, batch_size: int = 64,
@@ -18,16 +51,25 @@ def elbo_perplexity(model, tokenizer, texts: list[str], *, device: torch.device,
     pays for (the text fixes them), so it stays an upper bound on the text's
     perplexity. Sequences longer than the canvas are truncated, as in training
     and as the AR likelihood truncates them.
+
+    ``heldout_nats_per_token_se`` is the Monte-Carlo standard error over the t draws
+    (``mc_standard_error``) and ``heldout_ppl_ci`` the 95 % normal interval it gives
+    on the perplexity (both None with a single draw).
     """
     vocab = model.vocab
     L = model.params.model.seq_len
     seqs = encode_sequences(tokenizer, texts, L)
     gen = torch.Generator(device=device).manual_seed(seed)
     nll, count = 0.0, 0
+    per_draw = []
     model.to(device).eval()
     for i in range(0, len(seqs), batch_size):
         batch = pad_batch(seqs[i:i + batch_size], vocab.pad_id, length=L).to(device)
-        nll += model.nll_bound(batch, draws, gen).sum().item()
+        bound, draws_values = model.nll_bound(batch, draws, gen, per_draw=True)
+        nll += bound.sum().item()
+        per_draw.append(draws_values.cpu())
         count += sum(len(s) - 1 for s in seqs[i:i + batch_size])  # tokens after <bos>, as the AR counts
+    se = mc_standard_error(torch.cat(per_draw), count)
     return {"heldout_ppl": math.exp(nll / count), "heldout_ppl_bound": f"ELBO upper bound, {draws} t draws",
-            "heldout_nats_per_token": nll / count, "heldout_tokens": count}
+            "heldout_nats_per_token": nll / count, "heldout_tokens": count,
+            "heldout_nats_per_token_se": se, "heldout_ppl_ci": ppl_interval(nll / count, se)}

@@ -70,11 +70,23 @@ class HFJudge:
         return torch.cat(nll).numpy(), torch.cat(counts).numpy(), [s[1:] for s in ids]
 
 
-def perplexity_metrics(judge, texts: list[str]) -> dict[str, float]:
-    """gen_ppl (token-weighted), the per-sample mean ppl, and the mean per-sample unigram entropy."""
+def perplexity_scores(judge, texts: list[str]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """(``perplexity_metrics``'s numbers, the per-text arrays they come from), scoring the texts once.
+
+    The arrays, for bootstrapping (textdiff.eval.intervals): ``nll`` (summed nats per
+    text), ``counts`` (its scored tokens) and ``entropy`` (its unigram entropy).
+    """
     nll, counts, ids = judge.score(texts)
-    return {
+    entropies = np.array([unigram_entropy(s) for s in ids], dtype=np.float64)
+    metrics = {
         "gen_ppl": float(math.exp(nll.sum() / counts.sum())),
         "gen_ppl_sample_mean": float(np.mean(np.exp(nll / np.maximum(counts, 1)))),
-        "entropy": float(np.mean([unigram_entropy(s) for s in ids])),
+        "entropy": float(np.mean(entropies)),
     }
+    return metrics, {"nll": np.asarray(nll, dtype=np.float64), "counts": np.asarray(counts, dtype=np.int64),
+                     "entropy": entropies}
+
+
+def perplexity_metrics(judge, texts: list[str]) -> dict[str, float]:
+    """gen_ppl (token-weighted), the per-sample mean ppl, and the mean per-sample unigram entropy."""
+    return perplexity_scores(judge, texts)[0]

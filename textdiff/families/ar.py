@@ -53,20 +53,25 @@ def sequence_nll(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> tuple
 
 
 def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = None, temperature: float = 1.0,
-             top_p: float = 1.0, generator: torch.Generator | None = None, use_cache: bool = True) -> list[list[int]]:
+             top_p: float = 1.0, generator: torch.Generator | None = None, use_cache: bool = True,
+             stats: dict | None = None) -> list[list[int]]:
     """Sample ``num`` sequences from <bos> (the shared left-to-right loop, KV cache on by default); return
-    token ids without <bos>, cut before <eos>. Cached and uncached runs draw the same random numbers."""
+    token ids without <bos>, cut before <eos>. Cached and uncached runs draw the same random numbers.
+    ``stats['batches']`` collects (sequences, network calls) of the batch."""
     return sample_sequences(model, num, vocab, max_len=max_len, temperature=temperature, top_p=top_p,
-                            generator=generator, use_cache=use_cache)
+                            generator=generator, use_cache=use_cache, stats=stats)
 
 
 # --------------------------------------------------------------------------- what the stages call
 
 
 def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.device, checkpoint_dir,
-        fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None, space_dir=None):
-    """Train the AR model on ``train_texts``; return (model, TrainResult). ``space_dir``: unused (tokens)."""
+        fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None, space_dir=None,
+        budget_flops: float | None = None):
+    """Train the AR model on ``train_texts``; return (model, TrainResult). ``space_dir``: unused (tokens).
+    ``budget_flops``: the row's FLOP budget (sets the steps; textdiff.training.flops)."""
     from textdiff.data.batching import training_batches
+    from textdiff.training.flops import causal_lm_step_flops
     from textdiff.training.loop import train
 
     vocab = Vocab.from_tokenizer(tokenizer)
@@ -76,7 +81,8 @@ def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.d
     model = build(params, vocab)
     result = train(model, lambda m, b: training_loss(m, b, vocab), batch_fn, params.train,
                    checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log,
-                   progress=progress, stop_after=stop_after)
+                   progress=progress, stop_after=stop_after, budget_flops=budget_flops,
+                   flops_fn=lambda b: causal_lm_step_flops(model, b, vocab.pad_id))
     return model, result
 
 
@@ -85,12 +91,16 @@ def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: to
     """Generate ``params.num_samples`` texts in batches; return them and speed figures."""
     from textdiff.sampling.batched import seeded_texts
 
+    from textdiff.training.flops import generation_cost
+
     vocab = Vocab.from_tokenizer(tokenizer)
+    stats: dict = {}
     texts, speed = seeded_texts(
         model, lambda n, gen: generate(model, n, vocab, temperature=params.temperature, top_p=params.top_p,
-                                       generator=gen, use_cache=params.use_cache),
+                                       generator=gen, use_cache=params.use_cache, stats=stats),
         tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
-    return texts, {**speed, "nfe_max": model.cfg.max_len - 1}
+    nfe, flops = generation_cost(model, stats["batches"], use_cache=params.use_cache)
+    return texts, {**speed, "nfe": nfe, "decoder_nfe": 0, "sample_flops_per_sample": flops}
 
 
 def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch.device,
@@ -99,5 +109,6 @@ def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch
     from textdiff.eval.judge import ProjectJudge
 
     nll, counts, _ = ProjectJudge(model, tokenizer, Vocab.from_tokenizer(tokenizer), device, batch_size).score(texts)
-    return {"heldout_ppl": float(torch.tensor(nll.sum() / counts.sum()).exp()), "heldout_ppl_bound": "exact",
-            "heldout_tokens": int(counts.sum())}
+    ppl = float(torch.tensor(nll.sum() / counts.sum()).exp())
+    return {"heldout_ppl": ppl, "heldout_ppl_bound": "exact", "heldout_tokens": int(counts.sum()),
+            "heldout_nats_per_token_se": 0.0, "heldout_ppl_ci": [ppl, ppl]}  # exact: no Monte-Carlo error

@@ -32,6 +32,7 @@ from textdiff.eval.elbo import elbo_perplexity
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
 from textdiff.training.fit import canvas_fit
+from textdiff.training.flops import denoising_flops
 
 PARAMS = D3PMParams
 
@@ -83,13 +84,24 @@ class D3PM(DenoiserModel):
         return self.token_losses(x0, stratified_steps(x0.shape[0], self.timesteps, x0.device))[0].mean()
 
     @torch.no_grad()
-    def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Per-sequence upper bound on −log p(x0) in nats: T·E_t[KL] over ``draws`` stratified t, plus the prior."""
-        total = prior_kl(x0, self.alphabar[-1].item(), self.stationary).sum(1)
+    def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None,
+                  per_draw: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence upper bound on −log p(x0) in nats: T·E_t[KL] over ``draws`` stratified t, plus the prior.
+
+        ``per_draw=True`` also returns the (B, draws) single-draw estimates (prior + T·KL at
+        that draw's t) whose mean is the bound; the bound and the random draws are the same.
+        """
+        prior = prior_kl(x0, self.alphabar[-1].item(), self.stationary).sum(1)
+        total = prior.clone()
+        terms = []
         for k in range(draws):
             u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
             t = (((k + u) / draws) * self.timesteps).long().clamp(0, self.timesteps - 1) + 1
-            total += self.token_losses(x0, t, generator)[1].double().sum(1) / draws
+            term = self.token_losses(x0, t, generator)[1].double().sum(1)
+            total += term / draws
+            terms.append(term)
+        if per_draw:
+            return total, prior[:, None] + torch.stack(terms, 1)
         return total
 
 
@@ -142,7 +154,8 @@ def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, *, seed: 
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device), tokenizer,
                                 params.num_samples, params.batch_size, seed=seed, device=device)
     nfe = len(time_grid(model.timesteps, params.steps)) - 1
-    return texts, {**speed, "steps": params.steps, "nfe_per_sequence": nfe}
+    return texts, {**speed, "steps": params.steps, "nfe": nfe, "decoder_nfe": 0,
+                   "sample_flops_per_sample": denoising_flops(model, model.params.model.seq_len, nfe)}
 
 
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)

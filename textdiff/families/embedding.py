@@ -111,17 +111,36 @@ def clamping(model: EmbeddingDiffusion, params: GaussianSampleParams, nearest: N
 @torch.no_grad()
 def generate(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, generator: torch.Generator,
              device: torch.device, infill: tuple[torch.Tensor, torch.Tensor] | None = None,
-             nearest: NearestEmbedding | None = None) -> list[list[int]]:
+             nearest: NearestEmbedding | None = None, stats: dict | None = None) -> list[list[int]]:
     """Sample ``num`` sequences; round the final x̂0 to tokens; strip specials.
 
     Pass one ``nearest`` across batches to reuse its index (rebuilt only if the table changes).
+    ``stats['rounding_error']`` collects, per sample, the rounding error (``rounding_error``).
     """
     nearest = nearest or NearestEmbedding(params.rounding)
     shape = (num, model.params.model.seq_len, model.params.model.embedding_dim)
-    x0 = sample(model.predict_x0, model.process, shape, sampler_config(params, model), generator=generator,
+    last = {}
+
+    def denoise(x_t, t, self_cond):
+        last["x0"] = model.predict_x0(x_t, t, self_cond)  # the model's own x̂0, before clamping
+        return last["x0"]
+
+    x0 = sample(denoise, model.process, shape, sampler_config(params, model), generator=generator,
                 device=device, denoised_fn=clamping(model, params, nearest), infill=infill)
     ids = nearest(x0, model.embedding.weight)
+    if stats is not None:
+        stats.setdefault("rounding_error", []).extend(rounding_error(last["x0"].detach(), model, nearest).tolist())
     return [model.vocab.strip(row) for row in ids.tolist()]
+
+
+def rounding_error(x0_raw: torch.Tensor, model: EmbeddingDiffusion, nearest: NearestEmbedding) -> torch.Tensor:
+    """Per sample: the mean L2 distance from the last step's predicted x̂0 (before any clamping) to its nearest
+    embedding, over the canvas. Diffusion-LM's clamping claim is that this error shrinks when x̂0 is clamped
+    during the earlier steps (with clamping on, the final x̂0 itself is an embedding, so the raw prediction is
+    the figure that can differ)."""
+    table = model.embedding.weight
+    snapped = table[nearest(x0_raw, table)]
+    return (x0_raw - snapped).norm(dim=-1).mean(-1)
 
 
 # --------------------------------------------------------------------------- what the stages call
@@ -132,10 +151,26 @@ fit = canvas_fit(build)
 
 def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, *, seed: int,
                  device: torch.device, space_dir=None) -> tuple[list[str], dict]:
+    from textdiff.eval.intervals import mean_interval
+
     nearest = NearestEmbedding(params.rounding)
-    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, device, nearest=nearest),
+    stats: dict = {}
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, device, nearest=nearest,
+                                                               stats=stats),
                                 tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
-    return texts, {**speed, "nfe": params.steps}
+    errors = stats["rounding_error"]
+    return texts, {**speed, "nfe": params.steps, "decoder_nfe": 0,
+                   "sample_flops_per_sample": sample_flops(model, params),
+                   "rounding_error": sum(errors) / len(errors), "rounding_error_ci": mean_interval(errors, seed=seed)}
+
+
+def sample_flops(model: EmbeddingDiffusion, params: GaussianSampleParams) -> float:
+    """FLOPs per sample: ``steps`` denoiser passes, and a nearest-embedding search (≈ 2·V·dim per position,
+    as the rounding head) at every clamped step and once at the end."""
+    L = model.params.model.seq_len
+    searches = (max(0, params.steps - params.clamp_from) if params.clamp else 0) + 1
+    return params.steps * L * model.denoiser.flops_per_token(L, training=False) \
+        + searches * L * 2 * model.embedding.weight.numel()
 
 
 def likelihood(model: EmbeddingDiffusion, tokenizer, texts: list[str], *, device: torch.device,

@@ -33,6 +33,7 @@ from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.spaces.decoder import FeatureDecoder, decode, load_decoder
 from textdiff.spaces.minilm import FEATURE_DIM, Canvas, FeatureCache, minilm_tokenizer
+from textdiff.training.flops import canvas_step_flops, denoising_flops
 from textdiff.training.loop import train
 
 PARAMS = EncoderParams
@@ -89,8 +90,9 @@ class WordPieceText:
 
 def fit(params: EncoderParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
         space_dir: Path, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
-        stop_after: int | None = None):
-    """Train on the space stage's cached features (``space_dir``), not on ``train_texts`` directly."""
+        stop_after: int | None = None, budget_flops: float | None = None):
+    """Train on the space stage's cached features (``space_dir``), not on ``train_texts`` directly.
+    ``budget_flops``: the row's FLOP budget (sets the steps; textdiff.training.flops)."""
     cache = FeatureCache.load(Path(space_dir) / "data")
     if cache.max_length != params.space.max_length or cache.kind != params.space.features:
         raise ValueError(f"the feature cache in {space_dir} holds {cache.kind} of {cache.max_length} tokens; "
@@ -101,7 +103,7 @@ def fit(params: EncoderParams, tokenizer, train_texts: list[str], *, seed: int, 
     result = train(model, lambda m, b: m.loss(b),
                    lambda step: cache.canvas(batch_indices(lengths, batch_size, step, seed), seq_len), params.train,
                    checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log, progress=progress,
-                   stop_after=stop_after)
+                   stop_after=stop_after, budget_flops=budget_flops, flops_fn=lambda b: canvas_step_flops(model, b))
     return model, result
 
 
@@ -111,7 +113,10 @@ def sample_texts(model: EncoderDiffusion, tokenizer, params: ContinuousSamplePar
     decoder = load_decoder(Path(space_dir) / "decoder", device)
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, decoder, n, params, gen, device),
                                 WordPieceText(), params.num_samples, params.batch_size, seed=seed, device=device)
-    return texts, {**speed, "nfe": params.steps, "tokens": "MiniLM WordPiece"}
+    L = model.params.model.seq_len
+    flops = denoising_flops(model, L, params.steps) + denoising_flops(decoder, L, 1)  # then one decoder pass
+    return texts, {**speed, "nfe": params.steps, "decoder_nfe": 1, "sample_flops_per_sample": flops,
+                   "tokens": "MiniLM WordPiece"}
 
 
 def likelihood(model: EncoderDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:

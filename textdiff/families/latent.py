@@ -32,6 +32,7 @@ from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.spaces.autoencoders.latents import LatentCache
 from textdiff.spaces.autoencoders.model import TextAutoencoder, load_autoencoder
+from textdiff.training.flops import canvas_step_flops, denoising_flops, generation_cost
 from textdiff.training.loop import train
 
 PARAMS = LatentParams
@@ -64,15 +65,17 @@ def build(params: LatentParams, vocab: Vocab | None = None) -> LatentDiffusion:
 
 @torch.no_grad()
 def generate(model: LatentDiffusion, autoencoder: TextAutoencoder, latents: LatentCache, num: int,
-             params: LatentSampleParams, generator: torch.Generator, device) -> list[list[int]]:
-    """Sample standardised latents, bring them to the autoencoder's scale and decode them to project ids."""
+             params: LatentSampleParams, generator: torch.Generator, device,
+             stats: dict | None = None) -> list[list[int]]:
+    """Sample standardised latents, bring them to the autoencoder's scale and decode them to project ids
+    (``stats['batches']`` collects the decoder's (latents, calls) per batch)."""
     cfg = SamplerConfig(steps=params.steps, method=params.method, eta=params.eta,
                         self_condition=params.self_condition and model.denoiser.self_cond_proj is not None)
     space = model.params.space
     x0 = sample(model.predict_x0, model.process, (num, space.num_latents, space.latent_dim), cfg,
                 generator=generator, device=device)
     return autoencoder.decode(latents.to_latents(x0), params.decoding, beam_size=params.beam_size,
-                              top_p=params.top_p, generator=generator)
+                              top_p=params.top_p, generator=generator, stats=stats)
 
 
 def _check_space(params: LatentParams, latents: LatentCache, space_dir) -> None:
@@ -87,8 +90,9 @@ def _check_space(params: LatentParams, latents: LatentCache, space_dir) -> None:
 
 def fit(params: LatentParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
         space_dir: Path, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
-        stop_after: int | None = None):
-    """Train on the space stage's latents (``space_dir``/data); the encoder never runs here."""
+        stop_after: int | None = None, budget_flops: float | None = None):
+    """Train on the space stage's latents (``space_dir``/data); the encoder never runs here.
+    ``budget_flops``: the row's FLOP budget (sets the steps; textdiff.training.flops)."""
     latents = LatentCache.load(Path(space_dir) / "data")
     _check_space(params, latents, space_dir)
     n, batch_size = len(latents), params.train.batch_size
@@ -100,7 +104,8 @@ def fit(params: LatentParams, tokenizer, train_texts: list[str], *, seed: int, d
     torch.manual_seed(seed)
     model = build(params)
     result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
-                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after)
+                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after,
+                   budget_flops=budget_flops, flops_fn=lambda b: canvas_step_flops(model, b))
     return model, result
 
 
@@ -108,10 +113,17 @@ def sample_texts(model: LatentDiffusion, tokenizer, params: LatentSampleParams, 
                  device: torch.device, space_dir: Path, **_) -> tuple[list[str], dict]:
     autoencoder = load_autoencoder(Path(space_dir) / "autoencoder", device)
     latents = LatentCache.load(Path(space_dir) / "data")
+    stats: dict = {}
     texts, speed = seeded_texts(
-        model, lambda n, gen: generate(model, autoencoder, latents, n, params, gen, device),
+        model, lambda n, gen: generate(model, autoencoder, latents, n, params, gen, device, stats),
         tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
-    return texts, {**speed, "nfe": params.steps, "decoding": params.decoding}
+    M = model.params.space.num_latents
+    decoder_nfe, decoder_flops = generation_cost(
+        autoencoder.decoder, stats["batches"], memory_len=M,
+        rows_per_sample=params.beam_size if params.decoding == "beam" else 1)
+    flops = denoising_flops(model, M, params.steps) + decoder_flops
+    return texts, {**speed, "nfe": params.steps, "decoder_nfe": decoder_nfe, "sample_flops_per_sample": flops,
+                   "decoding": params.decoding}
 
 
 def likelihood(model: LatentDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:

@@ -18,8 +18,6 @@ Composition:
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from textdiff.config import MaskedSampleParams, MDLMParams
@@ -32,6 +30,7 @@ from textdiff.eval.elbo import elbo_perplexity
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas
 from textdiff.training.fit import canvas_fit
+from textdiff.training.flops import body_forward, head_forward, mean_masked_fraction
 
 PARAMS = MDLMParams
 
@@ -69,6 +68,14 @@ class MaskedDiffusion(DenoiserModel):
         out[masked] = self.masked_log_probs(x_t, t)
         return out
 
+    # ---------------------------------------------------------------- accounting
+
+    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
+        """The output head runs only at masked positions: in training (and in the ELBO) a fraction
+        E_t[1 − α(t)] of the canvas (1/2 for log-linear). Sampling counts the positions it scores."""
+        fwd = body_forward(self.denoiser, seq_len) + mean_masked_fraction(self.schedule) * head_forward(self.denoiser)
+        return 3 * fwd if training else fwd
+
     # ---------------------------------------------------------------- loss and ELBO
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
@@ -85,13 +92,23 @@ class MaskedDiffusion(DenoiserModel):
         return self.token_losses(x0, antithetic_times(x0.shape[0], x0.device)).mean()
 
     @torch.no_grad()
-    def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Per-sequence upper bound on −log p(x0) in nats: Monte-Carlo over ``draws`` stratified t."""
+    def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None,
+                  per_draw: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence upper bound on −log p(x0) in nats: Monte-Carlo over ``draws`` stratified t.
+
+        ``per_draw=True`` also returns the (B, draws) single-draw estimates whose mean is the
+        bound (for its Monte-Carlo standard error); the bound and the random draws are the same.
+        """
         total = torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
+        terms = []
         for k in range(draws):
             u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
             t = ((k + u) / draws).clamp(1e-5, 1.0)
-            total += self.token_losses(x0, t, generator).double().sum(1)
+            term = self.token_losses(x0, t, generator).double().sum(1)
+            total += term
+            terms.append(term)
+        if per_draw:
+            return total / draws, torch.stack(terms, 1)
         return total / draws
 
 
@@ -123,7 +140,8 @@ def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch
     (valid because the denoiser does not take t). The random draws do not depend
     on the cache, so cached and uncached runs give the same samples.
     ``infill=(known_mask, tokens)`` holds known positions fixed. ``stats['nfe']``
-    accumulates denoiser evaluations per sequence.
+    accumulates denoiser evaluations per sequence; ``stats['sequences']``, ``['evaluated_rows']``
+    and ``['scored_positions']`` (masked positions given to the head) accumulate totals.
     """
     vocab, mask_id = model.vocab, model.vocab.mask_id
     L = model.params.model.seq_len
@@ -132,18 +150,21 @@ def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch
     cacheable = use_cache and not model.params.model.time_conditioning
     cache = torch.zeros(num, L, vocab.size, device=device)
     stale = torch.ones(num, dtype=torch.bool, device=device)
-    evaluations = 0
+    evaluations = scored = 0
     for k in range(steps):
         t, s = times[k], times[k + 1]
         rows = stale if cacheable else torch.ones_like(stale)
         if rows.any():
             cache[rows] = model.log_probs(x[rows], t.expand(int(rows.sum())))
             evaluations += int(rows.sum())
+            scored += int((x[rows] == mask_id).sum())
         x, reveal = masked_ancestral_step(x, cache, model.schedule.alpha(t), model.schedule.alpha(s), mask_id,
                                           generator)
         stale = reveal.any(dim=1)
     if stats is not None:
         stats["nfe"] = stats.get("nfe", 0) + evaluations / num
+        for key, value in (("sequences", num), ("evaluated_rows", evaluations), ("scored_positions", scored)):
+            stats[key] = stats.get(key, 0) + value
     return x
 
 
@@ -173,8 +194,11 @@ def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, 
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device, params.use_cache,
                                                                stats=stats),
                                 tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
-    batches = math.ceil(params.num_samples / params.batch_size)
-    return texts, {**speed, "steps": params.steps, "nfe_per_sequence": stats["nfe"] / batches}
+    n, L = stats["sequences"], model.params.model.seq_len
+    flops = (stats["evaluated_rows"] * L * body_forward(model.denoiser, L)
+             + stats["scored_positions"] * head_forward(model.denoiser)) / n
+    return texts, {**speed, "steps": params.steps, "nfe": stats["evaluated_rows"] / n, "decoder_nfe": 0,
+                   "sample_flops_per_sample": flops}
 
 
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)

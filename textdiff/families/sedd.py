@@ -34,6 +34,7 @@ from textdiff.eval.elbo import elbo_perplexity
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
 from textdiff.training.fit import canvas_fit
+from textdiff.training.flops import denoising_flops
 
 PARAMS = SEDDParams
 
@@ -82,14 +83,25 @@ class SEDD(DenoiserModel):
         return self.token_losses(x0, antithetic_times(x0.shape[0], x0.device)).mean()
 
     @torch.no_grad()
-    def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Per-sequence upper bound on −log p(x0) in nats: ∫₀¹ score entropy over ``draws`` stratified t + prior."""
+    def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None,
+                  per_draw: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence upper bound on −log p(x0) in nats: ∫₀¹ score entropy over ``draws`` stratified t + prior.
+
+        ``per_draw=True`` also returns the (B, draws) single-draw estimates (prior + score
+        entropy at that draw's t) whose mean is the bound; the bound and the random draws are the same.
+        """
         alpha_1 = self.schedule.alpha(torch.ones((), dtype=torch.float64)).item()
-        total = prior_kl(x0, alpha_1, self.graph.stationary(x0.device)).sum(1)
+        prior = prior_kl(x0, alpha_1, self.graph.stationary(x0.device)).sum(1)
+        total = prior.clone()
+        terms = []
         for k in range(draws):
             u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
             t = ((k + u) / draws).clamp(1e-5, 1.0)
-            total += self.token_losses(x0, t, generator).double().sum(1) / draws
+            term = self.token_losses(x0, t, generator).double().sum(1)
+            total += term / draws
+            terms.append(term)
+        if per_draw:
+            return total, prior[:, None] + torch.stack(terms, 1)
         return total
 
     # ---------------------------------------------------------------- reverse steps (B, L, V) probabilities
@@ -184,7 +196,8 @@ def sample_texts(model: SEDD, tokenizer, params: SEDDSampleParams, *, seed: int,
                  device: torch.device, space_dir=None) -> tuple[list[str], dict]:
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device, params.method),
                                 tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
-    return texts, {**speed, "steps": params.steps, "method": params.method, "nfe_per_sequence": params.steps}
+    return texts, {**speed, "steps": params.steps, "method": params.method, "nfe": params.steps, "decoder_nfe": 0,
+                   "sample_flops_per_sample": denoising_flops(model, model.params.model.seq_len, params.steps)}
 
 
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)

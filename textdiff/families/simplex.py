@@ -29,6 +29,7 @@ from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import time_grid
 from textdiff.spaces.simplex import noised, project, token_simplex
 from textdiff.training.fit import canvas_fit
+from textdiff.training.flops import denoising_flops
 from textdiff.training.self_conditioning import self_condition_input
 
 PARAMS = SimplexParams
@@ -67,8 +68,15 @@ class SimplexDiffusion(DenoiserModel):
         return F.cross_entropy(logits.reshape(-1, self.vocab.size), tokens.reshape(-1))
 
     def flops_per_token(self, seq_len: int, training: bool = True) -> float:
-        soft_input = 2 * self.denoiser.tok_emb.weight.numel() * (3 if training else 1)  # softmax(s_t)·E
-        return self.denoiser.flops_per_token(seq_len, training) + soft_input
+        """The denoiser plus its input layers: softmax(s_t)·E and, with the self-conditioning input,
+        softmax(previous logits)·E (computed on zeros too: the plain pass feeds zeros through it)."""
+        products = 2 if self.denoiser.self_cond_proj is not None else 1
+        soft_inputs = products * 2 * self.denoiser.tok_emb.weight.numel() * (3 if training else 1)
+        return self.denoiser.flops_per_token(seq_len, training) + soft_inputs
+
+    def self_condition_flops_per_token(self, seq_len: int) -> float:
+        """The estimate pass runs the same input layers as the trained pass, forward only."""
+        return self.flops_per_token(seq_len, training=False)
 
 
 def build(params: SimplexParams, vocab: Vocab) -> SimplexDiffusion:
@@ -118,7 +126,8 @@ def sample_texts(model: SimplexDiffusion, tokenizer, params: SimplexSampleParams
                  device: torch.device, space_dir=None) -> tuple[list[str], dict]:
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, device), tokenizer,
                                 params.num_samples, params.batch_size, seed=seed, device=device)
-    return texts, {**speed, "nfe": params.steps}
+    return texts, {**speed, "nfe": params.steps, "decoder_nfe": 0,
+                   "sample_flops_per_sample": denoising_flops(model, model.params.model.seq_len, params.steps)}
 
 
 def likelihood(model: SimplexDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:

@@ -72,6 +72,11 @@ class DenoiserModel(nn.Module):
     def flops_per_token(self, seq_len: int, training: bool = True) -> float:
         return self.denoiser.flops_per_token(seq_len, training)
 
+    def self_condition_flops_per_token(self, seq_len: int) -> float:
+        """Forward FLOPs per position of self-conditioning's no-grad estimate pass: the denoiser (a family
+        whose input layers run in that pass too adds them). textdiff.training.flops weighs it by p."""
+        return self.denoiser.flops_per_token(seq_len, training=False)
+
 
 class Attention(nn.Module):
     def __init__(self, cfg: BackboneConfig):

@@ -18,15 +18,18 @@ from textdiff.sampling.categorical import sample_categorical
 def sample_sequences(model: Transformer, num: int, vocab: Vocab, *, memory: torch.Tensor | None = None,
                      max_len: int | None = None, temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
                      banned: tuple[int, ...] = (), generator: torch.Generator | None = None,
-                     use_cache: bool = True) -> list[list[int]]:
+                     use_cache: bool = True, stats: dict | None = None) -> list[list[int]]:
     """``num`` sequences from <bos>, each cut before its <eos>: the argmax (``greedy``) or a draw at
-    ``temperature`` from the top-p nucleus at every position; ``banned`` ids are never chosen."""
+    ``temperature`` from the top-p nucleus at every position; ``banned`` ids are never chosen.
+    ``stats['batches']`` gets (num, network calls): every row runs until the whole batch is done."""
     device = model.pos_emb.weight.device
     max_len = min(max_len or model.cfg.max_len, model.cfg.max_len)
     seq = torch.full((num, 1), vocab.bos_id, dtype=torch.long, device=device)
     done = torch.zeros(num, dtype=torch.bool, device=device)
     cache = model.new_cache(num) if use_cache else None
+    calls = 0
     for _ in range(max_len - 1):
+        calls += 1
         step_input = seq[:, -1:] if (cache is not None and cache.length > 0) else seq
         logits = model.head(model.hidden(step_input, cache=cache, memory=memory)[:, -1])  # the head only where needed
         if banned:
@@ -37,6 +40,8 @@ def sample_sequences(model: Transformer, num: int, vocab: Vocab, *, memory: torc
         done |= nxt == vocab.eos_id
         if bool(done.all()):
             break
+    if stats is not None:
+        stats.setdefault("batches", []).append((num, calls))
     return [vocab.strip(row) for row in seq[:, 1:].tolist()]
 
 

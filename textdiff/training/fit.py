@@ -8,19 +8,23 @@ import torch
 
 from textdiff.data.batching import training_batches
 from textdiff.data.vocab import Vocab
+from textdiff.training.flops import canvas_step_flops
 from textdiff.training.loop import train
 
 
 def fit_on_canvas(build: Callable, params, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
-                  checkpoint_dir, fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None):
+                  checkpoint_dir, fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None,
+                  budget_flops: float | None = None):
     """Build ``build(params, vocab)`` under ``seed`` and train its ``loss`` on
-    ``<bos> text <eos> <pad>…`` canvases of ``params.model.seq_len``; return (model, TrainResult)."""
+    ``<bos> text <eos> <pad>…`` canvases of ``params.model.seq_len``; return (model, TrainResult).
+    ``budget_flops``: the row's FLOP budget (sets the steps; textdiff.training.flops)."""
     batch_fn = training_batches(tokenizer, train_texts, params.model.seq_len, params.train.batch_size, seed,
                                 fixed_length=True)
     torch.manual_seed(seed)
     model = build(params, Vocab.from_tokenizer(tokenizer))
     result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
-                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after)
+                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after,
+                   budget_flops=budget_flops, flops_fn=lambda b: canvas_step_flops(model, b))
     return model, result
 
 

@@ -4,7 +4,9 @@ A family supplies ``loss_fn(model, batch) -> scalar`` and ``batch_fn(step) ->
 tensor``; the loop owns AdamW, warmup + cosine, gradient clipping, the step and
 wall-clock budgets, checkpoints and resume, progress and logging. Batches
 depend only on the step, so a resumed run continues exactly where a killed run
-stopped.
+stopped. With ``flops_fn(batch) -> FLOPs`` it counts the training FLOPs of the
+batches it runs, and with a FLOP budget it derives the steps from them
+(textdiff.training.flops.budgeted).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 from textdiff.config import TrainParams
 from textdiff.device import autocast
 from textdiff.training.checkpoint import load_checkpoint, save_checkpoint
+from textdiff.training.flops import budgeted, mean_step_flops
 from textdiff.training.lr_schedule import lr_at
 
 
@@ -33,6 +36,9 @@ class TrainResult:
     final_loss: float
     resumed_from: int
     losses: list[tuple[int, float, float]] = field(default_factory=list)  # (step, loss, lr)
+    flops: float = 0.0  # training FLOPs of the steps done (0 without a flops_fn)
+    planned_steps: int = 0  # the steps it was to run: cfg.steps, or the budget's derived count
+    warmup_steps: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -50,18 +56,29 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainParams) -> torch.optim.Adam
 def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], torch.Tensor], cfg: TrainParams,
           *, checkpoint_dir: Path | None, fingerprint: str, device: torch.device,
           log: Callable[[dict, int], None] | None = None, progress: bool = True,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, flops_fn: Callable[[object], float] | None = None,
+          budget_flops: float | None = None) -> TrainResult:
     """Train to ``cfg.steps`` or ``cfg.max_minutes``, whichever comes first.
 
+    ``flops_fn(batch)``: the training FLOPs of one step on that batch, summed into
+    the result. ``budget_flops``: the row's FLOP budget; the steps become
+    floor(cfg.budget_share × budget_flops / mean FLOPs per step) (needs
+    ``flops_fn``), and the derived steps join the checkpoint fingerprint.
     ``stop_after`` ends the run early at that step without marking it finished
     (for tests of resume; a killed process behaves the same).
     """
+    if budget_flops is not None:
+        if flops_fn is None:
+            raise ValueError("a FLOP budget needs flops_fn to count the FLOPs of a step")
+        cfg = budgeted(cfg, budget_flops, mean_step_flops(batch_fn, flops_fn))
+        fingerprint = f"{fingerprint}:steps={cfg.steps}:warmup={cfg.warmup_steps}"
     model.to(device).train()
     optimizer = make_optimizer(model, cfg)
     state = (load_checkpoint(checkpoint_dir, model, optimizer, fingerprint) if checkpoint_dir else None) or {}
     step = start = state.get("step", 0)
     elapsed_before = state.get("wall_s", 0.0)
     tokens = state.get("tokens", 0)
+    flops = state.get("flops", 0.0)
     losses = [tuple(x) for x in state.get("losses", [])]
     budget_s = cfg.max_minutes * 60
     t0 = time.perf_counter()
@@ -78,7 +95,10 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
         lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = batch_fn(step).to(device)
+        batch = batch_fn(step)
+        if flops_fn is not None:
+            flops += flops_fn(batch)
+        batch = batch.to(device)
         with autocast(device):
             loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
@@ -100,9 +120,10 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
         if checkpoint_dir and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             wall = elapsed_before + time.perf_counter() - t0
             save_checkpoint(checkpoint_dir, step, model, optimizer,
-                            {"wall_s": wall, "tokens": tokens, "losses": losses}, fingerprint)
+                            {"wall_s": wall, "tokens": tokens, "flops": flops, "losses": losses}, fingerprint)
     bar.close()
     wall = elapsed_before + time.perf_counter() - t0
     final = losses[-1][1] if losses else float("nan")
     model.eval()
-    return TrainResult(step, stopped_by, wall, tokens, final, start, losses)
+    return TrainResult(step, stopped_by, wall, tokens, final, start, losses, flops=flops, planned_steps=cfg.steps,
+                       warmup_steps=cfg.warmup_steps)

@@ -21,19 +21,20 @@ def never_chosen(vocab: Vocab) -> tuple[int, ...]:
 
 def sample_tokens(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, *, top_p: float = 1.0,
                   greedy: bool = False, generator: torch.Generator | None = None,
-                  use_cache: bool = True) -> list[list[int]]:
+                  use_cache: bool = True, stats: dict | None = None) -> list[list[int]]:
     """One sequence per latent (B, M, dim): the argmax (``greedy``) or a top-p draw at each position."""
     return sample_sequences(decoder, memory.shape[0], vocab, memory=memory, top_p=top_p, greedy=greedy,
-                            banned=never_chosen(vocab), generator=generator, use_cache=use_cache)
+                            banned=never_chosen(vocab), generator=generator, use_cache=use_cache, stats=stats)
 
 
 @torch.no_grad()
 def beam_search(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, beam_size: int,
-                length_penalty: float = 1.0) -> list[list[int]]:
+                length_penalty: float = 1.0, stats: dict | None = None) -> list[list[int]]:
     """The highest-scoring of ``beam_size`` beams per latent, score = log p / length^length_penalty.
 
     Beams live in one batch of B·K rows; after each step the cache rows are
-    reordered to the surviving beams (``KVCache.select``).
+    reordered to the surviving beams (``KVCache.select``). ``stats['batches']``
+    gets (B, network calls); each call runs K rows per latent.
     """
     B, K = memory.shape[0], beam_size
     device = memory.device
@@ -44,7 +45,9 @@ def beam_search(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, beam_s
     lengths = torch.zeros(B * K, device=device)
     done = torch.zeros(B * K, dtype=torch.bool, device=device)
     cache = decoder.new_cache(B * K)
+    calls = 0
     for _ in range(decoder.cfg.max_len - 1):
+        calls += 1
         step_input = seq if cache.length == 0 else seq[:, -1:]
         logits = decoder.head(decoder.hidden(step_input, cache=cache, memory=mem)[:, -1]).float()
         logp = ban(logits, never_chosen(vocab)).log_softmax(-1)
@@ -63,17 +66,21 @@ def beam_search(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, beam_s
         done = was_done | (token == vocab.eos_id)
         if bool(done.all()):
             break
+    if stats is not None:
+        stats.setdefault("batches", []).append((B, calls))
     normalised = scores / lengths.view(B, K).clamp_min(1.0) ** length_penalty
     best = normalised.argmax(1) + torch.arange(B, device=device) * K
     return [vocab.strip(row) for row in seq[best, 1:].tolist()]
 
 
 def decode_latents(decoder: Transformer, memory: torch.Tensor, vocab: Vocab, method: str, *, beam_size: int = 4,
-                   top_p: float = 1.0, generator: torch.Generator | None = None) -> list[list[int]]:
+                   top_p: float = 1.0, generator: torch.Generator | None = None,
+                   stats: dict | None = None) -> list[list[int]]:
+    """``stats['batches']`` collects (latents, decoder calls) per call (for the sampling cost)."""
     if method == "greedy":
-        return sample_tokens(decoder, memory, vocab, greedy=True)
+        return sample_tokens(decoder, memory, vocab, greedy=True, stats=stats)
     if method == "top_p":
-        return sample_tokens(decoder, memory, vocab, top_p=top_p, generator=generator)
+        return sample_tokens(decoder, memory, vocab, top_p=top_p, generator=generator, stats=stats)
     if method == "beam":
-        return beam_search(decoder, memory, vocab, beam_size)
+        return beam_search(decoder, memory, vocab, beam_size, stats=stats)
     raise ValueError(f"unknown decoding {method!r} (greedy | beam | top_p)")

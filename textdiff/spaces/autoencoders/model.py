@@ -30,6 +30,7 @@ from textdiff.spaces.autoencoders.compressors import build_compressor, gaussian_
 from textdiff.spaces.autoencoders.decoding import decode_latents
 from textdiff.spaces.minilm import FEATURE_DIM, FeatureCache, minilm_tokenizer
 from textdiff.training.checkpoint import state_dict_for_saving
+from textdiff.training.flops import autoencoder_step_flops
 from textdiff.training.loop import TrainResult, train
 
 
@@ -117,14 +118,18 @@ class TextAutoencoder(nn.Module):
 
 def fit_autoencoder(params: LatentSpaceParams, data: SentenceData, vocab: Vocab, *, seed: int, device,
                     checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
-                    stop_after: int | None = None) -> tuple[TextAutoencoder, TrainResult]:
+                    stop_after: int | None = None, budget_flops: float | None = None
+                    ) -> tuple[TextAutoencoder, TrainResult]:
+    """Train the compressor and decoder (``budget_flops``: the row's FLOP budget, which with
+    ``params.train.budget_share`` sets the steps; textdiff.training.flops)."""
     lengths = [len(t) for t in data.tokens]
     torch.manual_seed(seed)
     model = TextAutoencoder(params, vocab)
     result = train(model, lambda m, b: m.loss(b),
                    lambda step: data.batch(batch_indices(lengths, params.train.batch_size, step, seed)),
                    params.train, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log,
-                   progress=progress, stop_after=stop_after)
+                   progress=progress, stop_after=stop_after, budget_flops=budget_flops,
+                   flops_fn=lambda b: autoencoder_step_flops(model, b))
     return model, result
 
 
