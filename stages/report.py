@@ -350,7 +350,10 @@ def plot_quality(rows: list[dict], path: Path) -> None:
     for r in rows:
         x, y = r["gen_ppl"], r["mauve"]
         xci, yci = r.get("gen_ppl_ci") or (x, x), r.get("mauve_ci") or (y, y)
-        ax.errorbar(x, y, xerr=[[x - xci[0]], [xci[1] - x]], yerr=[[y - yci[0]], [yci[1] - y]], fmt="o", ms=5,
+        # a percentile interval need not contain the point (small, skewed samples): clip its arms at 0
+        xerr = [[max(0.0, x - xci[0])], [max(0.0, xci[1] - x)]]
+        yerr = [[max(0.0, y - yci[0])], [max(0.0, yci[1] - y)]]
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=5,
                     capsize=3, mfc="none" if r.get("degenerate") else None)
         ax.annotate(row_label(r), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")

@@ -59,3 +59,37 @@ def test_evaluation_runs_carry_data_params_and_the_pipeline_group(tmp_path, monk
     assert seen["config"]["data"]["source"] == "rotten_tomatoes" and seen["config"]["data_sha256"] == "ab" * 32
     assert seen["config"]["ar"]["model"]["d_model"] == p.ar.model.d_model
     assert seen["summary"] == {"mauve": 0.5, "gen_ppl": 80.0}
+
+
+def test_the_work_pool_deployment_carries_the_clone_and_its_interpreter(tmp_path):
+    """A worker started from a fresh clone runs the flow in that clone with its .venv's interpreter."""
+    from pipelines.deploy import run_environment
+
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").write_text("")
+    job = run_environment(tmp_path)
+    assert job["working_dir"] == str(tmp_path)
+    assert job["env"]["TEXTDIFF_PYTHON"] == str(tmp_path / ".venv" / "bin" / "python")
+    assert job["env"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and job["env"]["HF_HUB_OFFLINE"] == "1"
+
+
+def test_bin_py_finds_the_venv_above_a_dvc_temp_workspace(tmp_path):
+    """`dvc exp run --temp` runs stages in .dvc/tmp/exps/…: bin/py walks up to the clone's .venv."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    workspace = tmp_path / ".dvc" / "tmp" / "exps" / "tmpabc"
+    workspace.mkdir(parents=True)
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1], target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "TEXTDIFF_PYTHON")}
+    env["PATH"] = "/usr/bin:/bin"
+    out = subprocess.run([str(root / "bin" / "py"), "-c", "import sys; print(sys.prefix)"], cwd=workspace, env=env,
+                         capture_output=True, text=True, check=True)
+    assert Path(out.stdout.strip()).resolve() == Path(sys.prefix).resolve()
+    env["TEXTDIFF_PYTHON"] = "/usr/bin/python3"
+    out = subprocess.run([str(root / "bin" / "py"), "-c", "import sys; print(sys.executable)"], cwd=workspace,
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "/usr/bin/python3"
