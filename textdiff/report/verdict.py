@@ -78,25 +78,15 @@ def check(spec: dict, rows: dict[str, dict], ablations: dict[str, dict]) -> tupl
             return "inconclusive", f"ablation group `{spec['group']}` not run on this data and params"
         source = {r["name"]: r for r in group["rows"]}
         where = f" ({spec['group']})"
-    a = source.get(spec["a"])
-    if a is None:
-        return "inconclusive", f"`{spec['a']}` not measured{where}"
-    if a.get("degenerate"):
-        return "inconclusive", f"`{spec['a']}` is degenerate"
-    ea = estimate(a, metric)
-    if ea is None:
-        return "inconclusive", f"`{spec['a']}` has no {metric}"
+    ea, missing = _evidence(source, spec["a"], metric, where)
+    if missing:
+        return "inconclusive", missing
     if relation == "at_least":
         outcome = "reproduced" if ea.point >= spec["value"] else "refuted"
         return outcome, f"`{spec['a']}` {metric} {ea.point:.3g} (claim: ≥ {spec['value']:g})"
-    b = source.get(spec["b"])
-    if b is None:
-        return "inconclusive", f"`{spec['b']}` not measured{where}"
-    if b.get("degenerate"):
-        return "inconclusive", f"`{spec['b']}` is degenerate"
-    eb = estimate(b, metric)
-    if eb is None:
-        return "inconclusive", f"`{spec['b']}` has no {metric}"
+    eb, missing = _evidence(source, spec["b"], metric, where)
+    if missing:
+        return "inconclusive", missing
     numbers = f"`{spec['a']}` {_show(ea)} vs `{spec['b']}` {_show(eb)} ({metric}{where})"
     if relation == "about":
         tol = spec.get("tolerance", 0.1)
@@ -109,6 +99,17 @@ def check(spec: dict, rows: dict[str, dict], ablations: dict[str, dict]) -> tupl
     a_better = ea.below(eb) if relation == "lower" else eb.below(ea)
     b_better = eb.below(ea) if relation == "lower" else ea.below(eb)
     return ("reproduced" if a_better else "refuted" if b_better else "inconclusive"), numbers
+
+
+def _evidence(source: dict[str, dict], name: str, metric: str, where: str) -> tuple[Estimate | None, str]:
+    """The row's (or run's) estimate, or why it cannot be evidence."""
+    row = source.get(name)
+    if row is None:
+        return None, f"`{name}` not measured{where}"
+    if row.get("degenerate"):
+        return None, f"`{name}` is degenerate"
+    est = estimate(row, metric)
+    return (est, "") if est is not None else (None, f"`{name}` has no {metric}")
 
 
 def judge_claim(claim: dict, rows: dict[str, dict], ablations: dict[str, dict]) -> dict:
