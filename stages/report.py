@@ -283,7 +283,7 @@ def row_label(row: dict) -> str:
 def sample_figures(sample: dict) -> dict:
     """What the report reads from a sample stage's metrics (its `steps` is the sampler's, not training's)."""
     out = {k: sample[k] for k in ("nfe", "rounding_error", "rounding_error_ci") if k in sample}
-    calls = sample.get("nfe_per_sequence")
+    calls = sample.get("nfe")
     if sample.get("steps") and calls:
         out["cache_speedup"] = sample["steps"] / calls  # > 1 only where the sampler skips network calls
     return out

@@ -62,7 +62,7 @@ def report(tmp_path_factory) -> str:
                                                       "heldout_ppl_bound": kind, "heldout_tokens": 200})
         write(d / f"metrics/train/{name}.json", {"steps": 30, "train_flops": 1.0e9, "budget_flops": 1.0e9,
                                                  "budget_share": 1.0, "final_loss": 3.0, "parameters": 1000})
-        write(d / f"metrics/sample/{name}.json", {"steps": 16, "nfe": 16, "nfe_per_sequence": 8.0,
+        write(d / f"metrics/sample/{name}.json", {"steps": 16, "nfe": 8.0,
                                                   "sample_flops_per_sample": 1.0e6, "wall_s": 1.0})
         write(d / f"samples/{name}.jsonl", texts)
     digest = base_params_digest(raw, "ar")
