@@ -27,3 +27,19 @@ def small_tokenizer(review_texts, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tok")
     train_tokenizer(review_texts[:1000], vocab_size=600).save_pretrained(str(folder))
     return load_tokenizer(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(small_tokenizer):
+    """A real (untrained, seeded) project-tokenizer judge: the judge stage's scoring path on a small AR model."""
+    import torch
+
+    from textdiff.config import BackboneParams
+    from textdiff.data.vocab import Vocab
+    from textdiff.eval.judge import ProjectJudge
+    from textdiff.families import ar
+
+    vocab = Vocab.from_tokenizer(small_tokenizer)
+    torch.manual_seed(0)
+    model = ar.build_backbone(BackboneParams(d_model=32, n_layers=1, n_heads=2, seq_len=64), vocab)
+    return ProjectJudge(model, small_tokenizer, vocab, torch.device("cpu"), batch_size=3)

@@ -193,17 +193,11 @@ def test_mauve_interval_on_real_minilm_features(review_texts):
     assert mauve_interval(p, q, 0, point=point)[0] is None
 
 
-def test_perplexity_scores_give_the_metrics_and_the_per_text_arrays(small_tokenizer, review_texts):
-    from textdiff.config import BackboneParams
-    from textdiff.data.vocab import Vocab
-    from textdiff.eval.judge import ProjectJudge, perplexity_metrics, perplexity_scores
+def test_perplexity_scores_give_the_metrics_and_the_per_text_arrays(tiny_judge, review_texts):
+    from textdiff.eval.judge import perplexity_metrics, perplexity_scores
     from textdiff.eval.ngrams import unigram_entropy
-    from textdiff.families import ar
 
-    vocab = Vocab.from_tokenizer(small_tokenizer)
-    torch.manual_seed(0)
-    model = ar.build_backbone(BackboneParams(d_model=32, n_layers=1, n_heads=2, seq_len=64), vocab)
-    judge = ProjectJudge(model, small_tokenizer, vocab, torch.device("cpu"), batch_size=3)
+    judge = tiny_judge
     texts = review_texts[:5]
     metrics, per_text = perplexity_scores(judge, texts)
     assert metrics == perplexity_metrics(judge, texts)
@@ -334,22 +328,8 @@ def test_ar_likelihood_is_exact_with_zero_standard_error(small_tokenizer, review
 # --------------------------------------------------------------------------- the evaluate stage's keys
 
 
-def tiny_judge(tokenizer):
-    """A real (untrained, seeded) project-tokenizer judge: the stage's code path, on a small model."""
-    from textdiff.config import ARParams
-    from textdiff.data.vocab import Vocab
-    from textdiff.eval.judge import ProjectJudge
-    from textdiff.families import ar
-
-    vocab = Vocab.from_tokenizer(tokenizer)
-    torch.manual_seed(0)
-    model = ar.build(ARParams.model_validate({"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "seq_len": 48}}),
-                     vocab)
-    return ProjectJudge(model, tokenizer, vocab, torch.device("cpu"), 32)
-
-
 def test_evaluate_stage_writes_intervals_and_the_degenerate_verdict(tmp_path, monkeypatch, review_texts,
-                                                                   small_tokenizer):
+                                                                   tiny_judge):
     import stages.evaluate as evaluate
     from textdiff.config import EvaluateParams
     from textdiff.io import write_jsonl
@@ -357,8 +337,7 @@ def test_evaluate_stage_writes_intervals_and_the_degenerate_verdict(tmp_path, mo
     write_jsonl(tmp_path / "train.jsonl", [{"text": t} for t in review_texts[200:1200]])
     write_jsonl(tmp_path / "test.jsonl", [{"text": t} for t in review_texts[100:200]])
     monkeypatch.setattr(evaluate, "PREPARED", tmp_path)
-    judge = tiny_judge(small_tokenizer)
-    monkeypatch.setattr(evaluate, "make_judge", lambda p, device: judge)  # the judge stage's model, built here
+    monkeypatch.setattr(evaluate, "make_judge", lambda p, device: tiny_judge)  # the judge stage's model, built here
     p = SimpleNamespace(seed=0, evaluate=EvaluateParams(num_references=40, bootstrap=300, mauve_bootstrap=10))
     m = evaluate.text_metrics(review_texts[:40], p, torch.device("cpu"))
     for key in ("gen_ppl", "gen_ppl_sample_mean", "entropy", "div", "mem", "mauve", "mauve_n", "judge"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from textdiff.eval.judge import HFJudge, ProjectJudge, perplexity_metrics
+from textdiff.eval.judge import HFJudge, perplexity_metrics
 from textdiff.eval.mauve_score import mauve, sentence_features
 from textdiff.eval.ngrams import diversity, memorisation, unigram_entropy, words
 
@@ -49,15 +49,8 @@ def test_mauve_on_real_minilm_features(review_texts):
         mauve(a[:1], b)
 
 
-def test_gen_ppl_token_weighted_and_per_sample(small_tokenizer, review_texts):
-    from textdiff.config import BackboneParams
-    from textdiff.data.vocab import Vocab
-    from textdiff.families import ar
-
-    vocab = Vocab.from_tokenizer(small_tokenizer)
-    torch.manual_seed(0)
-    model = ar.build_backbone(BackboneParams(d_model=32, n_layers=1, n_heads=2, seq_len=64), vocab)
-    judge = ProjectJudge(model, small_tokenizer, vocab, torch.device("cpu"), batch_size=3)
+def test_gen_ppl_token_weighted_and_per_sample(tiny_judge, small_tokenizer, review_texts):
+    judge = tiny_judge
     texts = review_texts[:5]
     nll, counts, _ = judge.score(texts)
     m = perplexity_metrics(judge, texts)

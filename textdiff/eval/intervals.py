@@ -31,7 +31,6 @@ the resampled values, clipped to the metric's range. It always contains θ̂.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
