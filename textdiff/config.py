@@ -76,6 +76,8 @@ class BackboneParams(Section):
     n_heads: int = Field(6, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
     seq_len: int = Field(64, ge=4, description="maximum tokens per sequence incl. BOS/EOS")
+    positions: Literal["rotary", "learned"] = Field(
+        "rotary", description="rotary (RoPE, the SEDD/MDLM backbones) or learned absolute position embeddings")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "BackboneParams":

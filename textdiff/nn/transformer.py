@@ -9,6 +9,12 @@
 - ``time_conditioning`` adds adaLN-zero modulation from the diffusion time t.
 - ``self_cond_dim`` adds a projection of the previous estimate of x0 to the input
   (equivalent to concatenating it and projecting the concatenation).
+- ``positions``: ``rotary`` (RoPE on queries and keys, as the SEDD/MDLM DiT
+  backbones) or ``learned`` absolute embeddings (GPT-2). A bidirectional denoiser
+  must learn to look at its neighbours through attention alone (an AR model gets
+  the current token through the residual stream); with learned absolute positions
+  at this scale it stays on the unigram plateau for hundreds of steps, with
+  rotary offsets it reads its neighbours within a few dozen (issue 14's evidence).
 - ``cross_dim`` adds, in every block, cross-attention from the sequence to a
   ``memory`` of vectors of that width (the autoencoders' decoders read their latent
   this way). The memory is short, so its keys and values are recomputed on every
@@ -42,6 +48,7 @@ class BackboneConfig:
     time_conditioning: bool = False
     self_cond_dim: int | None = None
     cross_dim: int | None = None
+    positions: str = "learned"  # "rotary" | "learned"; the default keeps models saved before rotary loadable
 
     def __post_init__(self):
         if (self.vocab_size is None) == (self.input_dim is None):
@@ -50,15 +57,19 @@ class BackboneConfig:
             raise ValueError("BackboneConfig without vocab_size needs output_dim")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} not divisible by n_heads {self.n_heads}")
+        if self.positions not in ("rotary", "learned"):
+            raise ValueError(f"positions must be 'rotary' or 'learned', not {self.positions!r}")
+        if self.positions == "rotary" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"rotary positions need an even head size; d_model/n_heads = {self.d_model // self.n_heads}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_params(cls, params, **rest) -> "BackboneConfig":
-        """From a params section with d_model, n_layers, n_heads, dropout and seq_len (= max_len)."""
+        """From a params section with d_model, n_layers, n_heads, dropout, positions and seq_len (= max_len)."""
         return cls(d_model=params.d_model, n_layers=params.n_layers, n_heads=params.n_heads, max_len=params.seq_len,
-                   dropout=params.dropout, **rest)
+                   dropout=params.dropout, positions=params.positions, **rest)
 
 
 class DenoiserModel(nn.Module):
@@ -85,9 +96,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
         dropout = self.dropout if self.training else 0.0
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=dropout)
@@ -99,6 +113,21 @@ class Attention(nn.Module):
                 mask = torch.arange(start + T, device=x.device)[None, :] <= (start + torch.arange(T, device=x.device))[:, None]
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (T, head_dim) of RoPE's angles pos·base^(−2i/head_dim), each frequency used for two features."""
+    inv = base ** (-torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
+    angles = positions.float()[:, None] * inv[None]
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on (B, H, T, hd): the feature pairs (i, i + hd/2) turned by their position's angle."""
+    half = x.shape[-1] // 2
+    turned = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + turned * sin).to(x.dtype)
 
 
 class CrossAttention(nn.Module):
@@ -138,16 +167,16 @@ class Block(nn.Module):
             self.cross_attn = None
 
     def forward(self, h: torch.Tensor, cond: torch.Tensor | None, cache: KVCache | None, layer: int,
-                memory: torch.Tensor | None = None) -> torch.Tensor:
+                memory: torch.Tensor | None = None, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         if self.modulation is None:
-            h = h + self.drop(self.attn(self.norm1(h), cache, layer))
+            h = h + self.drop(self.attn(self.norm1(h), cache, layer, rope))
             if self.cross_attn is not None:
                 h = h + self.drop(self.cross_attn(self.norm_cross(h), memory))
             return h + self.drop(self.mlp(self.norm2(h)))
         if self.cross_attn is not None:
             raise ValueError("cross-attention is built for the causal decoders, without time conditioning")
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)
-        h = h + gate1 * self.drop(self.attn(self.norm1(h) * (1 + scale1) + shift1, cache, layer))
+        h = h + gate1 * self.drop(self.attn(self.norm1(h) * (1 + scale1) + shift1, cache, layer, rope))
         return h + gate2 * self.drop(self.mlp(self.norm2(h) * (1 + scale2) + shift2))
 
 
@@ -159,7 +188,7 @@ class Transformer(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, d) if cfg.vocab_size else None
         self.in_proj = nn.Linear(cfg.input_dim, d) if cfg.input_dim else None
         self.self_cond_proj = nn.Linear(cfg.self_cond_dim, d) if cfg.self_cond_dim else None
-        self.pos_emb = nn.Embedding(cfg.max_len, d)
+        self.pos_emb = nn.Embedding(cfg.max_len, d) if cfg.positions == "learned" else None
         self.time_emb = TimeEmbedding(d) if cfg.time_conditioning else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
@@ -204,7 +233,13 @@ class Transformer(nn.Module):
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.max_len:
             raise ValueError(f"sequence of {start + T} positions exceeds max_len {self.cfg.max_len}")
-        h = self.embed(x) + self.pos_emb(torch.arange(start, start + T, device=x.device))
+        positions = torch.arange(start, start + T, device=x.device)
+        h = self.embed(x)
+        rope = None
+        if self.pos_emb is not None:
+            h = h + self.pos_emb(positions)
+        else:
+            rope = rotary_tables(positions, self.cfg.d_model // self.cfg.n_heads)
         if self.self_cond_proj is not None and self_cond is not None:
             h = h + self.self_cond_proj(self_cond)
         cond = None
@@ -214,7 +249,7 @@ class Transformer(nn.Module):
             cond = self.time_emb(t)
         h = self.drop(h)
         for i, block in enumerate(self.blocks):
-            h = block(h, cond, cache, i, memory)
+            h = block(h, cond, cache, i, memory, rope)
         if cache is not None:
             cache.advance(T)
         return self.norm_out(h)
@@ -224,7 +259,7 @@ class Transformer(nn.Module):
         return self.out_proj(h) if self.out_proj is not None else h @ self.tok_emb.weight.T
 
     def new_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
-        p = self.pos_emb.weight
+        p = next(self.parameters())
         return KVCache(self.cfg.n_layers, batch_size, self.cfg.n_heads, self.cfg.max_len,
                        self.cfg.d_model // self.cfg.n_heads, device or p.device, dtype or p.dtype)
 

@@ -22,7 +22,7 @@ def sample_sequences(model: Transformer, num: int, vocab: Vocab, *, memory: torc
     """``num`` sequences from <bos>, each cut before its <eos>: the argmax (``greedy``) or a draw at
     ``temperature`` from the top-p nucleus at every position; ``banned`` ids are never chosen.
     ``stats['batches']`` gets (num, network calls): every row runs until the whole batch is done."""
-    device = model.pos_emb.weight.device
+    device = next(model.parameters()).device
     max_len = min(max_len or model.cfg.max_len, model.cfg.max_len)
     seq = torch.full((num, 1), vocab.bos_id, dtype=torch.long, device=device)
     done = torch.zeros(num, dtype=torch.bool, device=device)

@@ -1,0 +1,135 @@
+"""Held-out likelihood against training FLOPs, per row: which family learns fastest per FLOP.
+
+Each (row, budget) point is a fresh run of the row's ``fit`` (its params from
+params.yaml, default sizes) under that FLOP budget, with its own warmup and
+cosine schedule, exactly as the ``train`` stage trains under ``budget.train_flops``;
+then the row's held-out likelihood (exact for AR, the ELBO bound for the discrete
+rows) on the test split and, for the absorbing rows, the masked-NLL-by-share probe
+(textdiff.eval.context_probe). Rows without a token likelihood (the continuous
+rows) are skipped with a note. Points are appended to ``OUT/points.jsonl`` as they
+finish (a killed run keeps them; a re-run skips points already there), and
+``OUT/learning_curves.png`` plots held-out ppl against FLOPs.
+
+    .venv/bin/python benchmarks/learning_curves.py --rows ar mdlm --budgets 1e13 4e13 \\
+        [--positions learned] [--out benchmarks/results/learning_curves]
+
+Run it in the repository after ``dvc repro prepare tokenizer`` (it reads data/prepared and data/tokenizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from textdiff.config import load_params
+from textdiff.data.batching import encode_sequences, pad_batch
+from textdiff.data.tokenizer import load_tokenizer
+from textdiff.data.vocab import Vocab
+from textdiff.device import resolve_device
+from textdiff.eval.context_probe import absorbing_predictor, masked_nll_by_share, unigram_nll
+from textdiff.families import get_family
+from textdiff.io import read_jsonl
+
+
+def benchmark_section(section, positions: str | None):
+    """The row's params with no wall-clock cut (the budget decides the steps) and optionally other positions."""
+    update = {"train": section.train.model_copy(update={"max_minutes": 1e6})}
+    if positions is not None:
+        update["model"] = section.model.model_copy(update={"positions": positions})
+    return section.model_copy(update=update)
+
+
+def probe(model, tokenizer, train_texts, test_texts) -> dict:
+    vocab, L = model.vocab, model.params.model.seq_len
+    x = pad_batch(encode_sequences(tokenizer, test_texts, L), vocab.pad_id, L)
+    protect = torch.zeros(L, dtype=torch.bool)
+    protect[0] = True  # <bos> is never masked in training
+    shares = masked_nll_by_share(absorbing_predictor(model), x, vocab.pad_id, vocab.mask_id,
+                                 generator=torch.Generator().manual_seed(1), protect=protect)
+    unigram = unigram_nll(encode_sequences(tokenizer, train_texts, L), x, vocab.pad_id, vocab.size, protect)
+    return {"masked_nll_by_share": {str(k): v for k, v in shares.items()}, "unigram_nll": unigram}
+
+
+def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, positions, device) -> dict:
+    family = get_family(row)
+    section = benchmark_section(p.family(row), positions)
+    t0 = time.perf_counter()
+    model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device, checkpoint_dir=None,
+                               fingerprint="", progress=False, budget_flops=budget, space_dir=None)
+    wall = time.perf_counter() - t0
+    like = family.likelihood(model, tokenizer, test_texts, device=device)
+    point = {"row": row, "budget_flops": budget, "train_flops": result.flops, "steps": result.steps,
+             "positions": section.model.positions, "train_wall_s": wall,
+             "heldout_ppl": like.get("heldout_ppl"), "heldout_ppl_ci": like.get("heldout_ppl_ci"),
+             "bound": like.get("heldout_ppl_bound")}
+    if row != "ar" and getattr(model.vocab, "mask_id", None) is not None:
+        try:
+            point.update(probe(model, tokenizer, train_texts, test_texts[:256]))
+        except (TypeError, ValueError):
+            pass  # not an absorbing model
+    return point
+
+
+def plot(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in sorted({(q["row"], q["positions"]) for q in points}):
+        pts = sorted((q["train_flops"], q["heldout_ppl"]) for q in points
+                     if (q["row"], q["positions"]) == key and q["heldout_ppl"])
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=f"{key[0]} ({key[1]})")
+    ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="held-out perplexity (bound for diffusion)",
+           title="Learning curves: held-out ppl vs training FLOPs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", nargs="+", default=["ar", "mdlm", "sedd_absorb", "d3pm_absorb"])
+    ap.add_argument("--budgets", nargs="+", type=float, default=[1e13, 4e13])
+    ap.add_argument("--positions", choices=["rotary", "learned"], default=None,
+                    help="override every row's model.positions (default: as in params.yaml)")
+    ap.add_argument("--test-sentences", type=int, default=512)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/learning_curves"))
+    args = ap.parse_args()
+    p = load_params(Path("params.yaml"))
+    device = resolve_device(p.device)
+    tokenizer = load_tokenizer(Path("data/tokenizer"))
+    train_texts = [r["text"] for r in read_jsonl(Path("data/prepared/train.jsonl"))]
+    test_texts = [r["text"] for r in read_jsonl(Path("data/prepared/test.jsonl"))][:args.test_sentences]
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "points.jsonl"
+    done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    for budget in args.budgets:
+        for row in args.rows:
+            positions = args.positions or p.family(row).model.positions
+            if any(q["row"] == row and q["budget_flops"] == budget and q["positions"] == positions for q in done):
+                continue
+            if get_family(row).likelihood.__module__ not in ("textdiff.eval.elbo", "textdiff.families.ar"):
+                print(f"{row}: no token likelihood (continuous row); skipped", flush=True)
+                continue
+            point = run_point(p, row, budget, tokenizer, train_texts, test_texts, args.positions, device)
+            done.append(point)
+            with log.open("a") as f:
+                f.write(json.dumps(point) + "\n")
+            shares = point.get("masked_nll_by_share")
+            print(f"{row:12s} {budget:.1e} FLOPs ({point['steps']} steps, {point['train_wall_s']:.0f} s): "
+                  f"held-out ppl {point['heldout_ppl']:.1f}"
+                  + (f"; masked NLL by share {shares}, unigram {point['unigram_nll']:.2f}" if shares else ""),
+                  flush=True)
+    plot(done, args.out / "learning_curves.png")
+    print(f"wrote {log} and {args.out / 'learning_curves.png'}")
+
+
+if __name__ == "__main__":
+    main()
