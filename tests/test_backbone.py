@@ -29,8 +29,9 @@ def test_bidirectional_sees_the_future():
     assert not torch.allclose(model(x)[:, 0], model(y)[:, 0])
 
 
-def test_kv_cache_prefill_and_steps_equal_full_forward():
-    model = tiny(causal=True)
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_kv_cache_prefill_and_steps_equal_full_forward(positions):
+    model = tiny(causal=True, positions=positions)
     x = torch.randint(0, 50, (3, 14))
     full = model(x)
     cache = model.new_cache(3)
@@ -69,3 +70,36 @@ def test_parameter_count_and_flops_by_hand():
     matmul = L * (3 * d * d + d * d + 8 * d * d) + V * d
     assert model.matmul_parameters() == matmul
     assert model.flops_per_token(T) == 3 * (2 * matmul + 4 * L * d * T)
+
+
+def test_rotary_attention_scores_depend_only_on_the_offset():
+    """RoPE: q_i·k_j after rotation is a function of j − i (shifting both positions leaves it unchanged),
+    and rotation keeps the norm."""
+    from textdiff.nn.transformer import rotary_tables, rotate
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 8, generator=g), torch.randn(1, 1, 1, 8, generator=g)
+
+    def score(i: int, j: int) -> float:
+        cos, sin = rotary_tables(torch.tensor([i, j]), 8)
+        return (rotate(q, cos[:1], sin[:1]) * rotate(k, cos[1:], sin[1:])).sum().item()
+
+    assert score(2, 5) == pytest.approx(score(10, 13), abs=1e-5)
+    assert score(2, 5) != pytest.approx(score(2, 6), abs=1e-3)
+    cos, sin = rotary_tables(torch.tensor([7]), 8)
+    assert rotate(q, cos, sin).norm().item() == pytest.approx(q.norm().item(), rel=1e-6)
+    assert score(0, 0) == pytest.approx((q * k).sum().item(), abs=1e-6)  # position 0: no rotation
+
+
+def test_rotary_backbone_has_no_position_table_and_tells_positions_apart_relative_to_a_token():
+    """Rotary positions are relative: a canvas of one token repeated looks the same at every position (as in
+    the reference DiT backbones; the canvas's <bos> at position 0 is the anchor), one distinct token makes
+    every offset from it visible."""
+    model = tiny(causal=False, positions="rotary")
+    assert model.pos_emb is None
+    same = model(torch.full((1, 6), 7))
+    torch.testing.assert_close(same[0, 1], same[0, 4])
+    anchored = model(torch.tensor([[8, 7, 7, 7, 7, 7]]))
+    assert not torch.allclose(anchored[0, 2], anchored[0, 4])
+    with pytest.raises(ValueError, match="positions"):
+        tiny(positions="absolute")
