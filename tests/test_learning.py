@@ -21,7 +21,7 @@ The margins were measured over seeds 0–2 (``TEXTDIFF_LEARNING_SEED``; see each
 ``TEXTDIFF_BREAK_ATTENTION=1`` zeroes every attention output (no position sees another):
 every check fails under it. With learned absolute positions (the backbone before
 rotary) MDLM's masked-NLL drop here was 0.55 nats, below the 0.65 required.
-The encoder-space and latent rows have no check here yet (issue 14 stays open for them).
+The encoder-space and latent rows are checked in tests/test_learning_spaces.py.
 """
 
 from __future__ import annotations
