@@ -77,7 +77,10 @@ class BackboneParams(Section):
     dropout: float = Field(0.0, ge=0, lt=1)
     seq_len: int = Field(64, ge=4, description="maximum tokens per sequence incl. BOS/EOS")
     positions: Literal["rotary", "learned"] = Field(
-        "rotary", description="rotary (RoPE, the SEDD/MDLM backbones) or learned absolute position embeddings")
+        "learned", description="learned absolute position embeddings (GPT-2, BERT: the AR, Diffusion-LM, SSD-LM and "
+                               "autoencoder references) or rotary (RoPE: the SEDD/MDLM backbones; params.yaml sets "
+                               "it for the discrete rows, whose bidirectional denoiser with learned positions stayed "
+                               "on the unigram plateau — issue 14)")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "BackboneParams":

@@ -13,8 +13,11 @@
   backbones) or ``learned`` absolute embeddings (GPT-2). A bidirectional denoiser
   must learn to look at its neighbours through attention alone (an AR model gets
   the current token through the residual stream); with learned absolute positions
-  at this scale it stays on the unigram plateau for hundreds of steps, with
-  rotary offsets it reads its neighbours within a few dozen (issue 14's evidence).
+  at this scale the discrete rows stayed on the unigram plateau, with rotary
+  offsets they read their neighbours (issue 14's evidence). Rotary positions are
+  relative only: a canvas that is all noise or all [MASK] has no absolute anchor
+  (the continuous rows, which must place <bos> and the padding from pure noise,
+  keep learned positions).
 - ``cross_dim`` adds, in every block, cross-attention from the sequence to a
   ``memory`` of vectors of that width (the autoencoders' decoders read their latent
   this way). The memory is short, so its keys and values are recomputed on every
