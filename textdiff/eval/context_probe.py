@@ -55,8 +55,10 @@ def masked_nll_by_share(predict: Callable[[torch.Tensor, float], torch.Tensor], 
 def unigram_nll(train_ids: list[list[int]], test_ids: torch.Tensor, pad_id: int, vocab_size: int,
                 protect: torch.Tensor | None = None) -> float:
     """−log p(x) under the training split's add-one unigram distribution, averaged over the real
-    positions of ``test_ids`` (B, L) that the probe would mask: the no-context baseline in nats."""
-    counts = Counter(t for seq in train_ids for t in seq if t != pad_id)
+    positions of ``test_ids`` (B, L) that the probe would mask: the no-context baseline in nats.
+    The distribution counts the same kind of positions in ``train_ids`` (non-pad, not ``protect``ed)."""
+    skip = set(torch.nonzero(protect).flatten().tolist()) if protect is not None else set()
+    counts = Counter(t for seq in train_ids for i, t in enumerate(seq) if t != pad_id and i not in skip)
     total = sum(counts.values()) + vocab_size
     real = test_ids != pad_id
     if protect is not None:
