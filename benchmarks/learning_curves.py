@@ -35,9 +35,15 @@ from textdiff.families import get_family
 from textdiff.io import read_jsonl
 
 
-def benchmark_section(section, positions: str | None):
-    """The row's params with no wall-clock cut (the budget decides the steps) and optionally other positions."""
-    update = {"train": section.train.model_copy(update={"max_minutes": 1e6})}
+def benchmark_section(section, positions: str | None, ema_decay: float | None = None, lr: float | None = None):
+    """The row's params with no wall-clock cut (the budget decides the steps), optionally other positions,
+    EMA or lr."""
+    train = {"max_minutes": 1e6}
+    if ema_decay is not None:
+        train["ema_decay"] = ema_decay
+    if lr is not None:
+        train["lr"] = lr
+    update = {"train": section.train.model_copy(update=train)}
     if positions is not None:
         update["model"] = section.model.model_copy(update={"positions": positions})
     return section.model_copy(update=update)
@@ -54,16 +60,18 @@ def probe(model, tokenizer, train_texts, test_texts) -> dict:
     return {"masked_nll_by_share": {str(k): v for k, v in shares.items()}, "unigram_nll": unigram}
 
 
-def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, positions, device) -> dict:
+def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, positions, device,
+              ema_decay=None, lr=None) -> dict:
     family = get_family(row)
-    section = benchmark_section(p.family(row), positions)
+    section = benchmark_section(p.family(row), positions, ema_decay, lr)
     t0 = time.perf_counter()
     model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device, checkpoint_dir=None,
                                fingerprint="", progress=False, budget_flops=budget, space_dir=None)
     wall = time.perf_counter() - t0
     like = family.likelihood(model, tokenizer, test_texts, device=device)
     point = {"row": row, "budget_flops": budget, "train_flops": result.flops, "steps": result.steps,
-             "positions": section.model.positions, "train_wall_s": wall,
+             "positions": section.model.positions, "ema_decay": section.train.ema_decay, "lr": section.train.lr,
+             "train_wall_s": wall,
              "heldout_ppl": like.get("heldout_ppl"), "heldout_ppl_ci": like.get("heldout_ppl_ci"),
              "bound": like.get("heldout_ppl_bound")}
     if row != "ar" and getattr(model.vocab, "mask_id", None) is not None:
@@ -81,11 +89,13 @@ def plot(points: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key in sorted({(q["row"], q["positions"]) for q in points}):
-        pts = sorted((q["train_flops"], q["heldout_ppl"]) for q in points
-                     if (q["row"], q["positions"]) == key and q["heldout_ppl"])
+    def key_of(q):
+        return q["row"], q["positions"], q.get("ema_decay", 0.0)
+
+    for key in sorted({key_of(q) for q in points}):
+        pts = sorted((q["train_flops"], q["heldout_ppl"]) for q in points if key_of(q) == key and q["heldout_ppl"])
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=f"{key[0]} ({key[1]})")
+            ax.plot(*zip(*pts), marker="o", label=f"{key[0]} ({key[1]}" + (f", EMA {key[2]})" if key[2] else ")"))
     ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="held-out perplexity (bound for diffusion)",
            title="Learning curves: held-out ppl vs training FLOPs")
     ax.legend(fontsize=8)
@@ -99,6 +109,9 @@ def main() -> None:
     ap.add_argument("--budgets", nargs="+", type=float, default=[1e13, 4e13])
     ap.add_argument("--positions", choices=["rotary", "learned"], default=None,
                     help="override every row's model.positions (default: as in params.yaml)")
+    ap.add_argument("--ema-decay", type=float, default=None,
+                    help="override every row's train.ema_decay (default: as in params.yaml)")
+    ap.add_argument("--lr", type=float, default=None, help="override every row's train.lr")
     ap.add_argument("--test-sentences", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/learning_curves"))
     args = ap.parse_args()
@@ -113,12 +126,16 @@ def main() -> None:
     for budget in args.budgets:
         for row in args.rows:
             positions = args.positions or p.family(row).model.positions
-            if any(q["row"] == row and q["budget_flops"] == budget and q["positions"] == positions for q in done):
+            ema = p.family(row).train.ema_decay if args.ema_decay is None else args.ema_decay
+            lr = p.family(row).train.lr if args.lr is None else args.lr
+            if any(q["row"] == row and q["budget_flops"] == budget and q["positions"] == positions
+                   and q.get("ema_decay", 0.0) == ema and q.get("lr", p.family(row).train.lr) == lr for q in done):
                 continue
             if get_family(row).likelihood.__module__ not in ("textdiff.eval.elbo", "textdiff.families.ar"):
                 print(f"{row}: no token likelihood (continuous row); skipped", flush=True)
                 continue
-            point = run_point(p, row, budget, tokenizer, train_texts, test_texts, args.positions, device)
+            point = run_point(p, row, budget, tokenizer, train_texts, test_texts, args.positions, device,
+                              args.ema_decay, args.lr)
             done.append(point)
             with log.open("a") as f:
                 f.write(json.dumps(point) + "\n")

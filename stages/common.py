@@ -12,6 +12,7 @@ from typing import Callable
 
 from textdiff.config import ParamsError, Params, load_params
 from textdiff.data.sources import CorpusError
+from textdiff.errors import InputError
 from textdiff.io import write_json
 
 PARAMS_FILE = Path("params.yaml")
@@ -95,7 +96,7 @@ def stage_main(name: str) -> Callable:
             t0 = time.perf_counter()
             try:
                 out = fn(*args, **kwargs)
-            except (ParamsError, CorpusError, FileNotFoundError) as err:
+            except (InputError, FileNotFoundError) as err:
                 print(f"[{name}] error: {err}", file=sys.stderr)
                 sys.exit(2)
             say(name, f"done in {time.perf_counter() - t0:.1f}s")

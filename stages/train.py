@@ -44,7 +44,8 @@ def main(name: str) -> None:
     model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device,
                                checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log,
                                space_dir=SPACES / name, budget_flops=p.budget.train_flops)
-    save_model(MODELS / name, model, name, dump(section), Vocab.from_tokenizer(tokenizer))
+    save_model(MODELS / name, model, name, dump(section), Vocab.from_tokenizer(tokenizer),
+               raw_weights=result.raw_weights)
     record_params(MODELS / name / "params.json", resolved)
     seq_len = section.model.seq_len
     flops = model.flops_per_token(seq_len, training=True)
@@ -56,6 +57,7 @@ def main(name: str) -> None:
         "wall_s": result.wall_s,
         "train_tokens_per_s": result.tokens_per_s,
         "parameters": model.num_parameters(),
+        "ema_decay": section.train.ema_decay,
         "flops_per_token": flops,
         **train_record(result, section.train, p.budget.train_flops),
         "peak_flops": PEAK_FLOPS if device.type == "cpu" else None,

@@ -86,7 +86,7 @@ def test_non_utf8_bytes_name_file_and_line(tmp_path):
     with pytest.raises(CorpusError, match=r"latin.txt:2: not UTF-8"):
         load_records(_files_params([tmp_path / "latin.txt"]))
     (tmp_path / "latin.csv").write_bytes("text\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(CorpusError, match=r"latin.csv: not UTF-8"):
+    with pytest.raises(CorpusError, match=r"latin.csv:2: not UTF-8"):
         load_records(_files_params([tmp_path / "latin.csv"]))
 
 

@@ -76,7 +76,7 @@ def test_exp_run_on_a_sample_param_reruns_only_what_depends_on_it(repo, reproduc
     commit_all(repo, "lock")
     out = run(["dvc", "exp", "run", "-S", "ar.sample.top_p=0.9"], repo)
     ran = {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"sample@ar", "evaluate@ar", "report"}, out.stdout
+    assert ran == {"validate", "sample@ar", "evaluate@ar", "report"}, out.stdout
 
 
 def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo, reproduced):
@@ -95,7 +95,9 @@ def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo,
             p = plan(repo, None)
         finally:
             params.write_text(original)
-        return p.changed | {s for s, up in p.upstream.items() if up & p.changed}
+        assert "validate" in p.changed  # params.yaml is its dependency; its constant output stops there
+        changed = p.changed - {"validate"}
+        return changed | {s for s, up in p.upstream.items() if up & changed}
 
     decoder_change = would_run("noise_t_max: 0.15", "noise_t_max: 0.1")
     assert decoder_change == {"decoder@encoder", "sample@encoder", "evaluate@encoder", "report"}
@@ -119,4 +121,21 @@ def test_bad_params_fail_with_the_key_and_keep_outputs(repo, reproduced):
         params.write_text(original)
     assert out.returncode == 2
     assert "ar.train.steps" in out.stderr and "greater than or equal to 1" in out.stderr
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == before
+
+
+def test_a_bad_value_under_dvc_repro_stops_at_validate_before_any_output_is_deleted(repo, reproduced):
+    """DVC deletes a stage's outputs before running it; the validate stage runs first and fails, so the
+    train stage whose param is bad keeps its last good model."""
+    weights = repo / "models" / "ar" / "model.safetensors"
+    before = hashlib.sha256(weights.read_bytes()).hexdigest()
+    params = repo / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("lr: 0.003", "lr: .inf", 1))
+        out = run(["dvc", "repro"], repo, check=False)
+    finally:
+        params.write_text(original)
+    assert out.returncode != 0
+    assert "ar.train.lr" in out.stderr + out.stdout and "Running stage 'train@ar'" not in out.stdout
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == before

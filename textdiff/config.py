@@ -9,23 +9,25 @@ touches its outputs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+
+from textdiff.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 CORPUS_DIR = "corpus"  # local corpus files live here; dvc.yaml makes the folder a dependency of prepare
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError):
     """Invalid params: the message names the file, the key path and the problem."""
 
 
 class Section(BaseModel):
     """Base of every params section: unknown keys are errors, values are checked on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- data
@@ -107,10 +109,12 @@ class TrainParams(Section):
     max_minutes: float = Field(6.0, gt=0, description="wall-clock budget; training stops early past it")
     checkpoint_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
+    ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of the weights for sampling and likelihood "
+                                                          "(textdiff/training/ema.py); 0 = off")
 
 
 class ARSampleParams(Section):
-    num_samples: int = Field(512, ge=1)
+    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
     batch_size: int = Field(128, ge=1)
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -142,7 +146,7 @@ class DiffusionParams(Section):
 class ContinuousSampleParams(Section):
     """The shared Gaussian reverse loop (textdiff.sampling.gaussian_sampler)."""
 
-    num_samples: int = Field(512, ge=1)
+    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
     batch_size: int = Field(128, ge=1)
     steps: int = Field(50, ge=1, description="reverse steps, independent of the training T")
     method: Literal["ddpm", "ddim"] = "ddpm"
@@ -156,6 +160,13 @@ class GaussianSampleParams(ContinuousSampleParams):
     clamp: bool = Field(True, description="replace x̂0 by its nearest embeddings inside each step")
     clamp_from: int = Field(0, ge=0, description="first step index (0 = noisiest) at which clamping applies")
     rounding: Literal["faiss", "torch"] = "faiss"
+
+    @model_validator(mode="after")
+    def _clamp_within_steps(self) -> "GaussianSampleParams":
+        if self.clamp and self.clamp_from >= self.steps:
+            raise ValueError(f"clamp_from ({self.clamp_from}) must be below steps ({self.steps}): clamping would "
+                             f"never happen (set clamp: false to turn it off)")
+        return self
 
 
 class EmbeddingModelParams(BackboneParams):
@@ -180,7 +191,7 @@ class MaskedModelParams(BackboneParams):
 
 
 class MaskedSampleParams(Section):
-    num_samples: int = Field(512, ge=1)
+    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
     batch_size: int = Field(128, ge=1)
     steps: int = Field(128, ge=1, description="reverse steps (the last one reveals every remaining mask)")
     use_cache: bool = Field(True, description="skip the denoiser when no token changed (needs no t input)")
@@ -204,7 +215,7 @@ class D3PMModelParams(BackboneParams):
 
 
 class DiscreteSampleParams(Section):
-    num_samples: int = Field(512, ge=1)
+    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
     batch_size: int = Field(128, ge=1)
     steps: int = Field(128, ge=1, description="reverse steps (one denoiser call each); the last one denoises")
 
@@ -262,7 +273,7 @@ class SimplexModelParams(BackboneParams):
 
 
 class SimplexSampleParams(Section):
-    num_samples: int = Field(512, ge=1)
+    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
     batch_size: int = Field(128, ge=1)
     steps: int = Field(50, ge=1, description="reverse steps, independent of the training T")
     projection: Literal["sample", "top_p"] = Field(
@@ -408,7 +419,7 @@ class StepsSweepParams(Section):
     """Generative perplexity and entropy of each discrete model against the number of sampling steps."""
 
     models: dict[str, str] = Field(default_factory=dict, description="rows to sweep -> family, as in models")
-    steps: list[int] = Field(default_factory=lambda: [8, 32, 128, 512], min_length=1)
+    steps: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [8, 32, 128, 512], min_length=1)
     num_samples: int = Field(64, ge=2)
     batch_size: int = Field(64, ge=1)
 
@@ -506,7 +517,7 @@ def _latent(autoencoder: str) -> LatentParams:
 
 
 class Params(Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**31, description="one seed for every stage (numpy's RNG takes < 2**32)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     models: dict[str, str] = Field(default_factory=lambda: {"ar": "ar"}, min_length=1,
                                    description="row -> its family module (textdiff/families/<family>.py)")
@@ -611,17 +622,48 @@ def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"invalid params in {source}: expected a mapping at the top level")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as err:
         raise ParamsError(_format_errors(err, source)) from None
+    missing = [row for row in params.models if row not in raw]
+    if missing:  # it would train silently at the schema's full-size defaults
+        raise ParamsError(f"invalid params in {source}: models lists {', '.join(missing)} without a params section; "
+                          f"add a `{missing[0]}:` section (its model, train and sample keys) or drop the row")
+    return params
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ParamsError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice in one mapping "
+                                  f"(first at line {seen[key]}); keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML at ``path``; a ParamsError naming the file and line for bad YAML or a repeated key."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"params file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    raw = read_yaml(path)
+    if raw is None:
+        raise ParamsError(f"{path} is empty: it must name at least the rows to train ('models'); "
+                          f"see the params.yaml of the repository")
     return parse_params(raw, str(path))

@@ -11,7 +11,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for but torch sees no CUDA device (use device: auto)")
+        from textdiff.config import ParamsError
+
+        raise ParamsError("device: cuda was asked for but torch sees no CUDA device (use device: auto or cpu)")
     return torch.device(name)
 
 

@@ -1,7 +1,9 @@
 """Atomic file writes and small readers.
 
-Every output is written to a temporary file in the same folder and renamed into
-place, so a killed stage leaves the previous file or none, never half a file.
+Every output is written to a temporary file in the same folder, flushed to disk
+(fsync of the file, then of the folder after the rename) and renamed into place,
+so a killed stage or a power cut leaves the previous file or none, never half a
+file. Files get the mode the umask gives (as DVC's restore does), not mkstemp's 0600.
 """
 
 from __future__ import annotations
@@ -24,10 +26,41 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~current_umask())
+        fsync_file(tmp_path)
         os.replace(tmp_path, path)
+        fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename inside ``path`` durable (no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:

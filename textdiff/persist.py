@@ -10,15 +10,26 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from textdiff.data.vocab import Vocab
+from textdiff.errors import InputError
 from textdiff.io import atomic_path, read_json, write_json
-from textdiff.training.checkpoint import state_dict_for_saving
+from textdiff.training.checkpoint import file_sha256, state_dict_for_saving
 
 
-def save_model(folder: str | Path, model: torch.nn.Module, family: str, params: dict, vocab: Vocab) -> None:
+def save_model(folder: str | Path, model: torch.nn.Module, family: str, params: dict, vocab: Vocab,
+               raw_weights: dict | None = None) -> None:
+    """``model.safetensors`` holds what samples and scores (the EMA weights when the run kept them);
+    ``raw_weights`` (the last optimizer weights) go beside it as ``raw.safetensors``."""
     folder = Path(folder)
     with atomic_path(folder / "model.safetensors") as tmp:
         save_file(state_dict_for_saving(model), str(tmp))
-    write_json(folder / "model.json", {"family": family, "params": params, "vocab": vocab.to_dict()})
+    raw = folder / "raw.safetensors"
+    if raw_weights is not None:
+        with atomic_path(raw) as tmp:
+            save_file({k: v.contiguous() for k, v in raw_weights.items()}, str(tmp))
+    elif raw.exists():
+        raw.unlink()
+    write_json(folder / "model.json", {"family": family, "params": params, "vocab": vocab.to_dict(),
+                                       "weights_sha256": file_sha256(folder / "model.safetensors")})
 
 
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
@@ -29,6 +40,10 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
     if not weights.exists():
         raise FileNotFoundError(f"no trained model at {weights} (run its train stage first)")
     meta = read_json(folder / "model.json")
+    expected = meta.get("weights_sha256")
+    if expected is not None and file_sha256(weights) != expected:
+        raise InputError(f"{weights} is damaged: its SHA-256 differs from the one in {folder / 'model.json'} "
+                         f"(re-run its train stage, e.g. `dvc repro -f train@ROW`, or `dvc checkout`)")
     family = get_family(meta["family"])
     model = family.build(family.PARAMS.model_validate(meta["params"]), Vocab(**meta["vocab"]))
     model.load_state_dict(load_file(str(weights), device=str(device)))

@@ -14,11 +14,12 @@ import json
 from pathlib import Path
 
 from textdiff.config import DataParams
+from textdiff.errors import InputError
 
 Record = dict
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """The corpus cannot be read: the message names the file and the problem."""
 
 
@@ -117,7 +118,10 @@ def _from_jsonl(path: Path, text_column: str, label_column: str | None) -> list[
             raise CorpusError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
         if not isinstance(row, dict) or text_column not in row:
             raise CorpusError(f"{path}:{line_no}: no field {text_column!r} (set data.text_column)")
-        records.append({"text": row[text_column], "label": _label(row.get(label_column) if label_column else None)})
+        text = row[text_column]
+        if not isinstance(text, str):
+            raise CorpusError(f"{path}:{line_no}: field {text_column!r} is a {type(text).__name__}, not a string")
+        records.append({"text": text, "label": _label(row.get(label_column) if label_column else None)})
     return records
 
 
@@ -125,13 +129,21 @@ def _from_table(path: Path, text_column: str, label_column: str | None) -> list[
     import pandas as pd
 
     if path.suffix.lower() == ".parquet":
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises ArrowInvalid, OSError and others for a damaged file
+            raise CorpusError(f"{path}: not a readable parquet file ({type(err).__name__}: {err})") from None
     else:
         sep = "\t" if ".tsv" in "".join(path.suffixes).lower() else ","
+        if path.suffix.lower() in (".csv", ".tsv"):
+            _read_utf8(path)  # names the line of a bad byte (pandas names only a byte offset in its buffer)
         try:
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
         except UnicodeDecodeError as err:
-            raise CorpusError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+            raise CorpusError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start} of the decompressed "
+                              f"text)") from None
+        except pd.errors.EmptyDataError:
+            raise CorpusError(f"{path}: the file is empty (a table needs a header row with {text_column!r})") from None
         except (pd.errors.ParserError, csv.Error) as err:
             raise CorpusError(f"{path}: cannot parse as a table: {err}") from None
     _require_column(text_column, list(frame.columns), str(path))

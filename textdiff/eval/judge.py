@@ -43,8 +43,16 @@ class HFJudge:
     def __init__(self, path: str | Path, device: torch.device, batch_size: int = 16):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval().to(device)
+        from textdiff.config import ParamsError
+
+        if not (Path(path) / "config.json").is_file():
+            raise ParamsError(f"evaluate.judge: {path} is not a Hugging Face model folder (no config.json); give "
+                              f"'judge' or the local folder of a causal LM saved with save_pretrained")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval().to(device)
+        except (OSError, ValueError, KeyError) as err:
+            raise ParamsError(f"evaluate.judge: cannot load a causal LM from {path}: {err}") from None
         self.device, self.batch_size = device, batch_size
         self.max_len = getattr(self.model.config, "n_positions", None) or self.model.config.max_position_embeddings
 

@@ -13,6 +13,7 @@ mean) at the padding positions; its ids are padded with [PAD].
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -153,7 +154,9 @@ class FeatureCache:
         tensors = {"ids": self.ids, "features": self.features, "offsets": self.offsets, "mean": self.mean,
                    "std": self.std}
         with atomic_path(folder / CACHE_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"kind": self.kind, "max_length": str(self.max_length)})
+            # one metadata key: safetensors writes a metadata map in arbitrary key order, and DVC hashes the bytes
+            save_file(tensors, str(tmp), metadata={"cache": json.dumps({"kind": self.kind, "max_length": self.max_length},
+                                                                       sort_keys=True)})
 
     @classmethod
     def load(cls, folder: str | Path) -> "FeatureCache":
@@ -165,6 +168,7 @@ class FeatureCache:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata()
         t = load_file(str(path))
+        meta = json.loads(meta["cache"]) if "cache" in meta else meta  # caches written before the single key
         return cls(t["ids"], t["features"], t["offsets"], t["mean"], t["std"], meta["kind"], int(meta["max_length"]))
 
 

@@ -2,7 +2,8 @@
 
 A family supplies ``loss_fn(model, batch) -> scalar`` and ``batch_fn(step) ->
 tensor``; the loop owns AdamW, warmup + cosine, gradient clipping, the step and
-wall-clock budgets, checkpoints and resume, progress and logging. Batches
+wall-clock budgets, checkpoints and resume, the EMA of the weights (the
+returned model holds it; ``raw_weights`` the last raw ones), progress and logging. Batches
 depend only on the step, so a resumed run continues exactly where a killed run
 stopped. With ``flops_fn(batch) -> FLOPs`` it counts the training FLOPs of the
 batches it runs, and with a FLOP budget it derives the steps from them
@@ -22,7 +23,9 @@ from tqdm.auto import tqdm
 
 from textdiff.config import TrainParams
 from textdiff.device import autocast
-from textdiff.training.checkpoint import load_checkpoint, save_checkpoint
+from textdiff.errors import InputError
+from textdiff.training.checkpoint import CheckpointLock, load_checkpoint, save_checkpoint
+from textdiff.training.ema import EMA
 from textdiff.training.flops import budgeted, mean_step_flops
 from textdiff.training.lr_schedule import lr_at
 
@@ -39,6 +42,7 @@ class TrainResult:
     flops: float = 0.0  # training FLOPs of the steps done (0 without a flops_fn)
     planned_steps: int = 0  # the steps it was to run: cfg.steps, or the budget's derived count
     warmup_steps: int = 0
+    raw_weights: dict | None = None  # with cfg.ema_decay > 0 the model holds the EMA weights; these are the raw ones
 
     @property
     def tokens_per_s(self) -> float:
@@ -65,8 +69,19 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
     floor(cfg.budget_share × budget_flops / mean FLOPs per step) (needs
     ``flops_fn``), and the derived steps join the checkpoint fingerprint.
     ``stop_after`` ends the run early at that step without marking it finished
-    (for tests of resume; a killed process behaves the same).
+    (for tests of resume; a killed process behaves the same). The run holds a lock on
+    ``checkpoint_dir``: a second run of it fails at once and says who holds it.
     """
+    if checkpoint_dir is None:
+        return _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, log, progress, stop_after,
+                      flops_fn, budget_flops)
+    with CheckpointLock(checkpoint_dir):
+        return _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, log, progress, stop_after,
+                      flops_fn, budget_flops)
+
+
+def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, log, progress, stop_after, flops_fn,
+           budget_flops) -> TrainResult:
     if budget_flops is not None:
         if flops_fn is None:
             raise ValueError("a FLOP budget needs flops_fn to count the FLOPs of a step")
@@ -74,7 +89,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
         fingerprint = f"{fingerprint}:steps={cfg.steps}:warmup={cfg.warmup_steps}"
     model.to(device).train()
     optimizer = make_optimizer(model, cfg)
-    state = (load_checkpoint(checkpoint_dir, model, optimizer, fingerprint) if checkpoint_dir else None) or {}
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    state = (load_checkpoint(checkpoint_dir, model, optimizer, fingerprint, ema=ema) if checkpoint_dir else None) or {}
     step = start = state.get("step", 0)
     elapsed_before = state.get("wall_s", 0.0)
     tokens = state.get("tokens", 0)
@@ -107,6 +123,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if ema is not None:
+            ema.update(model, step)
         step += 1
         tokens += batch.shape[0] * batch.shape[1]
         value = loss.item()
@@ -120,10 +138,14 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
         if checkpoint_dir and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             wall = elapsed_before + time.perf_counter() - t0
             save_checkpoint(checkpoint_dir, step, model, optimizer,
-                            {"wall_s": wall, "tokens": tokens, "flops": flops, "losses": losses}, fingerprint)
+                            {"wall_s": wall, "tokens": tokens, "flops": flops, "losses": losses}, fingerprint, ema=ema)
     bar.close()
+    if step == 0 and stopped_by == "time":
+        raise InputError(f"train.max_minutes={cfg.max_minutes} ended training before its first step "
+                         f"(nothing was saved); raise it")
     wall = elapsed_before + time.perf_counter() - t0
     final = losses[-1][1] if losses else float("nan")
+    raw = ema.swap_into(model) if ema is not None else None
     model.eval()
     return TrainResult(step, stopped_by, wall, tokens, final, start, losses, flops=flops, planned_steps=cfg.steps,
-                       warmup_steps=cfg.warmup_steps)
+                       warmup_steps=cfg.warmup_steps, raw_weights=raw)
