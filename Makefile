@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
+# Two workers (one core each), a test file per worker: the end-to-end files spend most of their time in
+# single-threaded subprocesses (DVC, Python start-up), so two run side by side in about the time of one.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Runs every group of ablations.yaml as DVC experiments (commit code first).
 ablate: $(STAMP)

@@ -13,11 +13,16 @@ one that keeps failing fails the run with the stage's own error lines. Stage
 output goes to the Prefect run log, and the report's tables are published as
 a markdown artifact.
 
-With a DVC remote (``--remote``, or ``orchestration.remote``), each task first
-pulls its stage's outputs and DVC's run cache, asks DVC about that stage alone,
-and pushes outputs and run cache after: a stage that another worker computed
-is then up to date here (its ``dvc.lock`` entry came with the git checkout) or
-restored from the run cache (same command, deps and params), never recomputed.
+With a DVC remote (``--remote``, or ``orchestration.remote``), the run starts
+with one pull of every selected stage's outputs and of DVC's run cache, then one
+``dvc status``: a stage another worker computed is up to date here (its
+``dvc.lock`` entry came with the git checkout) and costs no further DVC call. A
+stage that still has to run pulls once more just before (another worker may
+have finished it meanwhile), runs with ``--pull`` so that a run-cache hit (same
+command, deps and params) is restored instead of recomputed, and pushes its
+outputs and run-cache entry at once. The run ends with one push of everything
+this worker has, computed or not. A no-op run is three DVC calls, not three per
+stage.
 """
 
 from __future__ import annotations
@@ -66,9 +71,10 @@ def plan(repo_dir: Path, remote: str | None) -> Plan:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         order = [stage.name for stage in reversed(list(nx.topological_sort(graph)))]
         upstream = {stage.name: {d.name for d in nx.descendants(graph, stage)} for stage in graph}
-    changed = set() if remote else set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}"))
     if remote:  # `dvc repro --pull` pulls from the default remote: make it this one, for this clone only
         dvc("remote", "default", "--local", remote, cwd=repo_dir)
+        dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", cwd=repo_dir, check=False)
+    changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}"))
     return Plan(order, upstream, changed)
 
 
@@ -84,10 +90,9 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
     """Run one DVC stage if DVC says it must; returns 'ran', 'skipped' (up to date) or 'restored'
     (DVC's run cache had this exact run: outputs checked out, nothing recomputed)."""
     cwd = Path(repo_dir)
-    if remote:  # this stage's outputs as dvc.lock records them, and the run cache's entries
-        dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
-        needed = bool(json.loads(dvc("status", "--json", stage, cwd=cwd).stdout or "{}"))
     outcome = "skipped"
+    if needed and remote:  # what another worker may have pushed since the run started
+        dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
     if needed:
         # --pull: a run-cache hit downloads the outputs it points to instead of recomputing them
         cmd = tool("dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage)
@@ -100,7 +105,7 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
         outcome = ("skipped" if f"Stage '{stage}' didn't change" in out.stdout
                    else "restored" if "skipping run, checking out outputs" in out.stdout else "ran")
     get_run_logger().info(f"{stage}: {outcome}")
-    if remote:  # publish what this worker has, computed or not, so no other worker recomputes it
+    if remote and outcome != "skipped":  # publish it at once, so that no other worker recomputes it
         dvc("push", "--remote", remote, "--run-cache", stage, cwd=cwd)
     return outcome
 
@@ -128,6 +133,8 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
     for stage in selected:
         needed = stage in p.changed or any(outcome.get(up) in ("ran", "restored") for up in p.upstream[stage])
         outcome[stage] = stage_task(stage, str(cwd), needed, remote)
+    if remote:  # publish what this worker has, computed or not
+        dvc("push", "--remote", remote, "--run-cache", *selected, cwd=cwd)
     publish_report(cwd, outcome)
     return outcome
 

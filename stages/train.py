@@ -7,6 +7,9 @@ loss curve metrics/train/MODEL_loss.csv.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from stages.common import (CHECKPOINTS, METRICS, MODELS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params,
@@ -18,6 +21,7 @@ from textdiff.families import get_family
 from textdiff.io import read_jsonl, write_json, write_text
 from textdiff.persist import save_model
 from textdiff.tracking import Tracker
+from textdiff.training.distributed import current_world, torchrun_command
 from textdiff.training.flops import train_record
 
 PEAK_FLOPS = 135e9  # dense fp32 matmul peak of the 2-core CPU machines: 124–142 GFLOP/s measured (DESIGN.md §8)
@@ -26,6 +30,10 @@ PEAK_FLOPS = 135e9  # dense fp32 matmul peak of the 2-core CPU machines: 124–1
 @stage_main("train")
 def main(name: str) -> None:
     p = params()
+    if p.train_processes > 1 and "WORLD_SIZE" not in os.environ:  # launch the ranks; torchrun by hand skips this
+        say("train", f"{name}: {p.train_processes} processes under torchrun")
+        sys.exit(subprocess.run(torchrun_command(p.train_processes, "stages.train", name)).returncode)
+    world = current_world()
     section = p.family(name)
     family = get_family(name)
     device = resolve_device(p.device)
@@ -38,12 +46,16 @@ def main(name: str) -> None:
                       PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json", SPACES / name / "data",
                       Path(family.__file__), *code)
     tracker = Tracker(f"train-{name}", {**resolved, **tracking_config(p, name), "dvc_stage": f"train@{name}"},
-                      mode=p.tracking.wandb_mode, project=p.tracking.project, tags=[name], group=run_group(),
+                      mode=p.tracking.wandb_mode if world.is_main else "disabled", project=p.tracking.project, tags=[name], group=run_group(),
                       job_type="train")
-    say("train", f"{name}: {len(train_texts)} sentences on {device}")
+    ranks = f" × {world.size} processes" if world.parallel else ""
+    say("train", f"{name}: {len(train_texts)} sentences on {device}{ranks}")
     model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device,
                                checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log,
                                space_dir=SPACES / name, budget_flops=p.budget.train_flops)
+    if not world.is_main:  # rank 0 writes the model and the metrics
+        tracker.finish()
+        return
     save_model(MODELS / name, model, name, dump(section), Vocab.from_tokenizer(tokenizer),
                raw_weights=result.raw_weights)
     record_params(MODELS / name / "params.json", resolved)
@@ -58,6 +70,7 @@ def main(name: str) -> None:
         "train_tokens_per_s": result.tokens_per_s,
         "parameters": model.num_parameters(),
         "ema_decay": section.train.ema_decay,
+        "processes": world.size,
         "flops_per_token": flops,
         **train_record(result, section.train, p.budget.train_flops),
         "peak_flops": PEAK_FLOPS if device.type == "cpu" else None,

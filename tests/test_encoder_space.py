@@ -159,3 +159,16 @@ def test_decoder_starts_calibrated_and_a_few_budgeted_steps_do_not_undo_its_star
     for t in (0.0, 0.05):
         print(f"decoder token accuracy at t = {t}: start {acc(start, t):.3f}, 9 steps {acc(trained, t):.3f}")
         assert acc(trained, t) >= acc(start, t) - 0.01
+
+
+def test_a_rebuilt_cache_has_the_same_bytes(sentences, tmp_path):
+    """DVC hashes the cache: the same sentences must give the same file (one metadata key, no timings)."""
+    import hashlib
+
+    digests = []
+    for run in ("a", "b"):
+        FeatureCache.build(sentences[:12], "encodings", 40, batch_size=4).save(tmp_path / run)
+        digests.append(hashlib.sha256((tmp_path / run / "features.safetensors").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    loaded = FeatureCache.load(tmp_path / "a")
+    assert loaded.kind == "encodings" and loaded.max_length == 40

@@ -252,7 +252,8 @@ def test_default_params_give_every_row_its_whole_budget():
 
 
 def _raw(**budget_and_rows) -> dict:
-    return {"models": {"ar": "ar", "latent_planner": "latent"}, **budget_and_rows}
+    rows = {"ar": {}, "latent_planner": {}}  # every listed row needs its own section
+    return {"models": {"ar": "ar", "latent_planner": "latent"}, **rows, **budget_and_rows}
 
 
 def test_shares_must_sum_to_one_and_errors_name_the_keys():

@@ -52,7 +52,7 @@ def add_stage(repo: Path, name: str, cmd: str, outs: list[str]) -> None:
 
 
 def test_flow_runs_the_pipeline_stage_by_stage(repo, first_run):
-    assert list(first_run)[:2] == ["prepare", "tokenizer"] and list(first_run)[-1] == "report"
+    assert list(first_run)[:3] == ["validate", "prepare", "tokenizer"] and list(first_run)[-1] == "report"
     assert set(first_run) >= {"train@ar", "sample@ar", "likelihood@ar", "evaluate@ar", "evaluate_reference"}
     assert set(first_run.values()) == {"ran"}
     assert "| ar |" in (repo / "reports" / "report.md").read_text()

@@ -44,7 +44,7 @@ def test_evaluation_runs_carry_data_params_and_the_pipeline_group(tmp_path, monk
     monkeypatch.setattr(common, "PREPARED", prepared)
     monkeypatch.setenv("TEXTDIFF_RUN_GROUP", "run-42")
     monkeypatch.chdir(tmp_path)
-    p = parse_params({"models": {"ar": "ar"}, "tracking": {"wandb_mode": "offline"}})
+    p = parse_params({"models": {"ar": "ar"}, "ar": {}, "tracking": {"wandb_mode": "offline"}})
     seen = {}
     real_finish = Tracker.finish
 

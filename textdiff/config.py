@@ -519,6 +519,9 @@ def _latent(autoencoder: str) -> LatentParams:
 class Params(Section):
     seed: int = Field(0, ge=0, lt=2**31, description="one seed for every stage (numpy's RNG takes < 2**32)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    train_processes: int = Field(1, ge=1, le=1024, description=(
+        "data-parallel training processes on this machine (torchrun + DDP: one per GPU, gloo on CPU); "
+        "the global train.batch_size is split across them and must be divisible by it"))
     models: dict[str, str] = Field(default_factory=lambda: {"ar": "ar"}, min_length=1,
                                    description="row -> its family module (textdiff/families/<family>.py)")
     data: DataParams = Field(default_factory=DataParams)

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from textdiff.config import TrainParams
 from textdiff.device import autocast
 from textdiff.errors import InputError
+from textdiff.training import distributed
 from textdiff.training.checkpoint import CheckpointLock, load_checkpoint, save_checkpoint
 from textdiff.training.ema import EMA
 from textdiff.training.flops import budgeted, mean_step_flops
@@ -72,7 +73,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
     (for tests of resume; a killed process behaves the same). The run holds a lock on
     ``checkpoint_dir``: a second run of it fails at once and says who holds it.
     """
-    if checkpoint_dir is None:
+    world = distributed.current_world()
+    if checkpoint_dir is None or not world.is_main:  # rank 0 holds the lock and writes the checkpoints
         return _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, log, progress, stop_after,
                       flops_fn, budget_flops)
     with CheckpointLock(checkpoint_dir):
@@ -87,7 +89,10 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
             raise ValueError("a FLOP budget needs flops_fn to count the FLOPs of a step")
         cfg = budgeted(cfg, budget_flops, mean_step_flops(batch_fn, flops_fn))
         fingerprint = f"{fingerprint}:steps={cfg.steps}:warmup={cfg.warmup_steps}"
+    world = distributed.current_world()
+    device = distributed.rank_device(device, world)
     model.to(device).train()
+    step_loss = distributed.wrap(model, loss_fn, world, device)
     optimizer = make_optimizer(model, cfg)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     state = (load_checkpoint(checkpoint_dir, model, optimizer, fingerprint, ema=ema) if checkpoint_dir else None) or {}
@@ -99,10 +104,10 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
     budget_s = cfg.max_minutes * 60
     t0 = time.perf_counter()
     stopped_by = "steps"
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not progress, mininterval=2.0)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not progress or not world.is_main, mininterval=2.0)
     running = float("nan")
     while step < cfg.steps:
-        if elapsed_before + time.perf_counter() - t0 > budget_s:
+        if distributed.agree(elapsed_before + time.perf_counter() - t0 > budget_s, world):
             stopped_by = "time"
             break
         if stop_after is not None and step >= stop_after:
@@ -111,14 +116,17 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
         lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        distributed.reseed(step, world)
         batch = batch_fn(step)
         if flops_fn is not None:
             flops += flops_fn(batch)
-        batch = batch.to(device)
+        tokens += batch.shape[0] * batch.shape[1]
+        local = distributed.shard(batch, world).to(device)
         with autocast(device):
-            loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower the lr")
+            loss = step_loss(local)
+        value = distributed.mean(loss.detach(), world)
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training loss became {value} at step {step}; lower the lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -126,8 +134,6 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
         if ema is not None:
             ema.update(model, step)
         step += 1
-        tokens += batch.shape[0] * batch.shape[1]
-        value = loss.item()
         running = value if math.isnan(running) else 0.9 * running + 0.1 * value
         if step % cfg.log_every == 0 or step == cfg.steps:
             losses.append((step, value, lr))
@@ -135,7 +141,7 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
                 log({"train/loss": value, "train/lr": lr}, step)
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}")
-        if checkpoint_dir and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+        if checkpoint_dir and world.is_main and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             wall = elapsed_before + time.perf_counter() - t0
             save_checkpoint(checkpoint_dir, step, model, optimizer,
                             {"wall_s": wall, "tokens": tokens, "flops": flops, "losses": losses}, fingerprint, ema=ema)
