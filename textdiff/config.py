@@ -111,6 +111,9 @@ class TrainParams(Section):
     log_every: int = Field(10, ge=1)
     ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of the weights for sampling and likelihood "
                                                           "(textdiff/training/ema.py); 0 = off")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="autocast of the training forward: auto = bf16 on CUDA, fp32 on CPU; bf16 on CPU uses "
+                            "avx512_bf16 where the CPU has it (benchmarks/train_throughput.py --precision)")
 
 
 class ARSampleParams(Section):

@@ -122,7 +122,7 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
             flops += flops_fn(batch)
         tokens += batch.shape[0] * batch.shape[1]
         local = distributed.shard(batch, world).to(device)
-        with autocast(device):
+        with autocast(device, cfg.precision):
             loss = step_loss(local)
         value = distributed.mean(loss.detach(), world)
         if not math.isfinite(value):
