@@ -2,8 +2,8 @@
 
 Times AdamW training steps (forward, backward, clip, step) on fixed-size
 batches for a few model sizes and reports tokens/s, achieved GFLOP/s and MFU
-against the machine's dense fp32 matmul peak (124–142 GFLOP/s measured on the 2-core CPU, 135 by default;
-pass --peak for another machine). Prints medians over timed steps.
+against the machine's dense matmul peak in the precision timed (fp32: 124–142 GFLOP/s measured on the 2-core
+CPU, 135 by default; bf16 about 400; pass --peak / --peak-bf16 for another machine). Prints medians over timed steps.
 
     python benchmarks/train_throughput.py [--steps 10] [--peak 135e9] [--precision fp32 bf16]
 
@@ -53,11 +53,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--peak", type=float, default=135e9, help="dense fp32 matmul peak, FLOP/s")
+    parser.add_argument("--peak-bf16", type=float, default=400e9,
+                        help="dense bf16 matmul peak, FLOP/s (about 400e9 measured on the 2-core avx512_bf16 CPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", nargs="+", default=["auto"], choices=["auto", "fp32", "bf16"])
     args = parser.parse_args()
     device = resolve_device(args.device)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, peak {args.peak / 1e9:.0f} GFLOP/s")
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"peak {args.peak / 1e9:.0f} GFLOP/s fp32, {args.peak_bf16 / 1e9:.0f} bf16 (MFU against its precision's)")
     print(f"{'model':>18} {'prec':>5} {'vocab':>6} {'batch':>9} {'params':>8} {'step ms':>8} {'tokens/s':>9} {'GFLOP/s':>8} {'MFU':>5}")
     configs = [(192, 4, 6, 4096), (192, 4, 6, 8192), (256, 4, 8, 4096), (384, 6, 6, 8192)]
     batch, seq = 64, 48
@@ -69,9 +72,11 @@ def main() -> None:
             med = medians[precision] = statistics.median(times)
             tps = batch * seq / med
             flops = model.flops_per_token(seq, training=True) * tps
+            bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+            peak = args.peak_bf16 if bf16 else args.peak
             print(f"{f'd{d} x{layers}':>18} {precision:>5} {vocab:>6} {f'{batch}x{seq}':>9} "
                   f"{model.num_parameters() / 1e6:>7.2f}M {med * 1e3:>8.0f} {tps:>9.0f} {flops / 1e9:>8.1f} "
-                  f"{flops / args.peak:>5.0%}")
+                  f"{flops / peak:>5.0%}")
         if {"fp32", "bf16"} <= medians.keys():
             print(f"{'':>18} bf16 step is {medians['fp32'] / medians['bf16']:.2f}x faster than fp32")
 

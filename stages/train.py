@@ -45,9 +45,9 @@ def main(name: str) -> None:
                        "budget": p.budget.train_flops},
                       PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json", SPACES / name / "data",
                       Path(family.__file__), *code)
+    mode = p.tracking.wandb_mode if world.is_main else "disabled"  # one wandb run, from rank 0
     tracker = Tracker(f"train-{name}", {**resolved, **tracking_config(p, name), "dvc_stage": f"train@{name}"},
-                      mode=p.tracking.wandb_mode if world.is_main else "disabled", project=p.tracking.project, tags=[name], group=run_group(),
-                      job_type="train")
+                      mode=mode, project=p.tracking.project, tags=[name], group=run_group(), job_type="train")
     ranks = f" × {world.size} processes" if world.parallel else ""
     say("train", f"{name}: {len(train_texts)} sentences on {device}{ranks}")
     model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device,

@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from textdiff.errors import InputError
-from textdiff.training.distributed import World, shard
+from textdiff.config import ParamsError, parse_params
+from textdiff.training.distributed import World, shard, step_seed
 
 SCRIPT = Path(__file__).with_name("ddp_train.py")
 
@@ -65,3 +66,17 @@ def test_shard_is_a_contiguous_slice_and_refuses_an_uneven_batch():
     assert shard(batch, World(0, 1)) is batch
     with pytest.raises(InputError, match="batch_size .* divisible by the 4 processes"):
         shard(batch, World(0, 4))
+
+
+def test_each_rank_step_and_run_gets_its_own_seed():
+    seeds = {step_seed(base, step, rank) for base in (0, 1, 2**40 + 3) for step in range(50) for rank in range(4)}
+    assert len(seeds) == 3 * 50 * 4
+    assert step_seed(7, 3, 1) == step_seed(7, 3, 1)
+
+
+def test_a_batch_that_does_not_split_across_the_processes_is_a_params_error():
+    raw = {"models": {"ar": "ar"}, "ar": {"train": {"batch_size": 10}}, "train_processes": 4}
+    with pytest.raises(ParamsError, match=r"ar\.train\.batch_size \(10\) must be divisible by train_processes \(4\)"):
+        parse_params(raw)
+    raw["train_processes"] = 5
+    assert parse_params(raw).train_processes == 5

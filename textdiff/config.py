@@ -583,6 +583,16 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
+    def _batches_split_across_processes(self) -> "Params":
+        """Each rank trains on an equal slice of a row's global batch (textdiff/training/distributed.py)."""
+        for row in self.models:
+            batch = getattr(self, row).train.batch_size
+            if batch % self.train_processes:
+                raise ValueError(f"{row}.train.batch_size ({batch}) must be divisible by train_processes "
+                                 f"({self.train_processes}): each process trains on an equal slice of the batch")
+        return self
+
+    @model_validator(mode="after")
     def _budget_shares(self) -> "Params":
         """Each row's component shares sum to 1; under a budget an enabled row of several components names
         every share (a single component's null share means 1)."""

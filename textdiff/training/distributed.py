@@ -9,8 +9,8 @@ Under ``torchrun`` (WORLD_SIZE > 1) every rank builds the same batch from the
 step (the batches are step-deterministic) and trains on its contiguous shard of
 it, so the global batch and the resume point are the same as with one process.
 A family's loss is called through ``LossModule`` so that DDP sees a forward.
-Each rank reseeds torch's RNG from (step, rank) every step: the ranks draw
-independent noise, and a resumed run draws what the killed one would have.
+Each rank reseeds torch's RNG from (run seed, step, rank) every step: the ranks
+draw independent noise, and a resumed run draws what the killed one would have.
 Rank 0 alone writes checkpoints and outputs; every rank reads them.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -95,9 +96,14 @@ def wrap(model: torch.nn.Module, loss_fn, world: World, device: torch.device):
     return DistributedDataParallel(LossModule(model, loss_fn), device_ids=ids, find_unused_parameters=True)
 
 
-def reseed(step: int, world: World, base: int = 0) -> None:
+def step_seed(base: int, step: int, rank: int) -> int:
+    """The seed of one rank's step: distinct across ranks, steps and runs (``base``: the run's seed)."""
+    return ((base % 2**31) * 1_000_003 + step) * 4099 + rank
+
+
+def reseed(step: int, world: World, base: int) -> None:
     if world.parallel:
-        torch.manual_seed((base * 1_000_003 + step) * 4099 + world.rank)
+        torch.manual_seed(step_seed(base, step, world.rank))
 
 
 def agree(flag: bool, world: World) -> bool:
@@ -122,12 +128,5 @@ def mean(value: torch.Tensor, world: World) -> float:
 
 def torchrun_command(processes: int, module: str, *args: str) -> list[str]:
     """``python -m torch.distributed.run`` on this machine (a local rendezvous on a free port) for ``-m module``."""
-    import sys
-
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
             "-m", module, *args]
-
-
-def barrier(world: World) -> None:
-    if world.parallel:
-        dist.barrier()

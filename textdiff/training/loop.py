@@ -93,6 +93,7 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
     device = distributed.rank_device(device, world)
     model.to(device).train()
     step_loss = distributed.wrap(model, loss_fn, world, device)
+    run_seed = torch.initial_seed()  # the family's seed: the ranks' per-step seeds derive from it
     optimizer = make_optimizer(model, cfg)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     state = (load_checkpoint(checkpoint_dir, model, optimizer, fingerprint, ema=ema) if checkpoint_dir else None) or {}
@@ -116,7 +117,7 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
         lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        distributed.reseed(step, world)
+        distributed.reseed(step, world, run_seed)
         batch = batch_fn(step)
         if flops_fn is not None:
             flops += flops_fn(batch)
