@@ -30,7 +30,9 @@ ABLATIONS = Path("ablations.yaml")
 OUT = Path("reports/ablations.json")
 METRIC_KEYS = ("gen_ppl", "gen_ppl_sample_mean", "entropy", "div", "mem", "mauve", "samples_per_s", "heldout_ppl",
                "gen_ppl_ci", "entropy_ci", "div_ci", "mem_ci", "mauve_ci", "heldout_ppl_ci", "rounding_error",
-               "rounding_error_ci", "degenerate", "degenerate_reasons")
+               "rounding_error_ci", "degenerate", "degenerate_reasons", "control_success", "control_unguided_success",
+               "control_gen_ppl")
+TASK_METRICS = ("metrics/control/{model}.json",)  # flat figures of the task stages (control@ROW)
 
 
 def load_groups(path: Path) -> dict:
@@ -77,7 +79,8 @@ def experiment_metrics(model: str, cwd: Path | str = ".") -> dict[str, dict]:
         name = entry.get("name") or entry.get("rev")
         data = (entry.get("data") or {}).get("metrics") or {}
         metrics = {}
-        for path in (f"metrics/likelihood/{model}.json", f"metrics/eval/{model}.json"):
+        for path in (f"metrics/likelihood/{model}.json", f"metrics/eval/{model}.json",
+                     *(t.format(model=model) for t in TASK_METRICS)):
             metrics.update((data.get(path) or {}).get("data") or {})
         if name and metrics:
             found[name] = metrics
@@ -108,6 +111,8 @@ def collect(groups: dict, cwd: Path | str = ".") -> dict:
             likelihood = Path(cwd) / f"metrics/likelihood/{group['model']}.json"
             if likelihood.exists():
                 merged = {**read_json(likelihood), **merged}
+            for task in (Path(cwd) / t.format(model=group["model"]) for t in TASK_METRICS):
+                merged = {**(read_json(task) if task.exists() else {}), **merged}
             rows.append({"name": "baseline (params.yaml)", "overrides": [], **_pick(merged)})
         for run, overrides in group["runs"].items():
             rows.append({"name": run, "overrides": overrides, **_pick(metrics.get(run, {}))})

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from stages.common import METRICS, PREPARED, REPORTS, SAMPLES, params, say, stage_main
 from textdiff.io import atomic_path, read_json, read_jsonl, write_text
+from textdiff.report.tables import fmt, fmt_ci
+from textdiff.report.tasks import control_section, infill_section
 from textdiff.spaces.autoencoders.evaluation import interpolation_pair
 
 COLUMNS = [  # (header, metrics key, format)
@@ -242,12 +244,6 @@ def continuous_comparison(rows: list[dict]) -> str:
     return "\n\n".join(f"- {line}" for line in lines)
 
 
-def fmt(value, pattern: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return pattern.format(value)
-
-
 def load_rows(models: list[str]) -> list[dict]:
     rows = []
     ref = METRICS / "eval" / "reference.json"
@@ -265,15 +261,6 @@ def load_rows(models: list[str]) -> list[dict]:
             merged.update(sample_figures(read_json(sample)) if sample.exists() else {})
             rows.append(merged)
     return rows
-
-
-def fmt_ci(row: dict, key: str, pattern: str) -> str:
-    """A figure with its 95% interval when the metrics carry one (``KEY_ci``)."""
-    cell = fmt(row.get(key), pattern)
-    ci = row.get(f"{key}_ci")
-    if cell != "–" and ci and ci[0] is not None and ci[0] != ci[1]:
-        cell += f" [{pattern.format(ci[0])}, {pattern.format(ci[1])}]"
-    return cell
 
 
 def row_label(row: dict) -> str:
@@ -307,7 +294,8 @@ def degenerate_note(rows: list[dict]) -> str:
 
 ABLATION_COLUMNS = [("gen_ppl", "gen_ppl", "{:.1f}"), ("entropy", "entropy", "{:.2f}"), ("div", "div", "{:.3f}"),
                     ("mem", "mem", "{:.3f}"), ("mauve", "mauve", "{:.3f}"), ("samples/s", "samples_per_s", "{:.1f}"),
-                    ("held-out ppl", "heldout_ppl", "{:.1f}")]
+                    ("held-out ppl", "heldout_ppl", "{:.1f}"), ("control success", "control_success", "{:.2f}"),
+                    ("guided gen_ppl", "control_gen_ppl", "{:.1f}")]
 
 
 def ablation_tables(groups: dict, left_out: dict[str, str]) -> str:
@@ -510,6 +498,25 @@ def compute_table(p) -> str:
 
 
 @stage_main("report")
+def task_metrics(models: list[str], task: str) -> dict[str, dict]:
+    """Each row's metrics/TASK/ROW.json, for the rows whose stage has run."""
+    paths = {m: METRICS / task / f"{m}.json" for m in models}
+    return {m: read_json(path) for m, path in paths.items() if path.exists()}
+
+
+def infill_report(models: list[str]) -> str:
+    metrics = task_metrics(models, "infill")
+    examples = {m: read_jsonl(SAMPLES / "infill" / f"{m}.jsonl")[:1] for m, record in metrics.items()
+                if record.get("supported") and (SAMPLES / "infill" / f"{m}.jsonl").exists()}
+    return infill_section(metrics, examples)
+
+
+def control_report(models: list[str]) -> str:
+    records = [METRICS / "control" / f"{n}.json" for n in ("guide_classifier", "judge")]
+    guide, judge = (read_json(r) if r.exists() else {} for r in records)
+    return control_section(task_metrics(models, "control"), guide, judge)
+
+
 def main() -> None:
     import yaml
 
@@ -604,6 +611,14 @@ def main() -> None:
         "![steps](plots/steps.png)",
         "",
         sweep_samples(sweeps),
+        "",
+        "## Infilling",
+        "",
+        infill_report(p.models),
+        "",
+        "## Controllable generation",
+        "",
+        control_report(p.models),
         "",
         "## Ablations",
         "",

@@ -59,6 +59,7 @@ def main(name: str) -> None:
     save_model(MODELS / name, model, name, dump(section), Vocab.from_tokenizer(tokenizer),
                raw_weights=result.raw_weights)
     record_params(MODELS / name / "params.json", resolved)
+    copy_tokenizer(TOKENIZER, MODELS / name / "tokenizer")  # the folder then loads on its own (textdiff.load)
     seq_len = section.model.seq_len
     flops = model.flops_per_token(seq_len, training=True)
     metrics = {
@@ -84,6 +85,14 @@ def main(name: str) -> None:
     tracker.finish()
     say("train", f"{name}: {result.steps} of {result.planned_steps} steps ({result.stopped_by}), loss "
                  f"{result.final_loss:.3f}, {result.tokens_per_s:.0f} tokens/s, {result.flops:.3g} FLOPs")
+
+
+def copy_tokenizer(source: Path, target: Path) -> None:
+    import shutil
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.repo_copy import commit_all, run, tiny_repo
+from tests.repo_copy import VENV, commit_all, run, tiny_repo
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +66,70 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
     assert max(len(line) for line in summary.splitlines()) <= 80, summary
 
 
+def test_infill_and_control_stages_fill_guide_and_report(repo, reproduced):
+    for stage in ("infill@mdlm", "infill@ar", "infill@latent_planner", "guide_classifier", "control_judge",
+                  "control@embedding", "control@mdlm", "control@sedd_uniform"):
+        assert f"Running stage '{stage}'" in reproduced.stdout
+    infill = json.loads((repo / "metrics" / "infill" / "mdlm.json").read_text())
+    assert infill["supported"] and infill["templates"] == 8 and infill["fills_per_template"] == 2
+    assert 0.2 <= infill["blank_share"] <= 0.55 and infill["token_accuracy_ci"] is not None
+    for record in (json.loads(line) for line in (repo / "samples" / "infill" / "mdlm.jsonl").read_text().splitlines()):
+        blanks = {j for a, b in record["spans"] for j in range(a, b)}
+        for fill in record["fills"]:  # the stage's own fills keep every known token
+            assert len(fill["tokens"]) == len(blanks)
+    assert not json.loads((repo / "metrics" / "infill" / "latent_planner.json").read_text())["supported"]
+    control = json.loads((repo / "metrics" / "control" / "mdlm.json").read_text())
+    assert set(control["labels"]) == {"fresh", "rotten"} and control["labels"]["fresh"]["success_ci"] is not None
+    assert 0.5 < json.loads((repo / "metrics" / "control" / "judge.json").read_text())["heldout_accuracy"] <= 1
+    assert "score ratios" in json.loads((repo / "metrics" / "control" / "sedd_uniform.json").read_text())["reason"]
+    report = (repo / "reports" / "report.md").read_text()
+    assert "## Infilling" in report and "| mdlm |" in report.split("## Infilling")[1]
+    assert "**latent_planner** cannot infill: its state is one latent" in report and "| ar † |" in report
+    control_part = report.split("## Controllable generation")[1].split("## Ablations")[0]
+    assert "| embedding | fresh |" in control_part and "**sedd_uniform** cannot be guided: its samplers" in control_part
+
+
+def textdiff_command(*args: str, repo: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """The console script as README writes it (.venv/bin/textdiff), venv not activated."""
+    return run([str(VENV / "bin" / "textdiff"), *args], repo, check=check)
+
+
+def test_the_textdiff_command_prints_samples_fills_and_guided_texts(repo, reproduced):
+    sampled = textdiff_command("sample", "mdlm", "-n", "3", repo=repo)
+    assert len(sampled.stdout.splitlines()) == 3 and "done in" in sampled.stderr
+    filled = textdiff_command("infill", "mdlm", "the film is ___ .", repo=repo).stdout.splitlines()
+    assert len(filled) == 1 and filled[0].startswith("the film is") and filled[0].endswith(" .")
+    guided = textdiff_command("control", "embedding", "--label", "fresh", "-n", "3", repo=repo)
+    assert len(guided.stdout.splitlines()) == 3
+    rows = textdiff_command("rows", repo=repo).stdout
+    assert "mdlm" in rows and "latent_planner" in rows and "infill / control" in rows
+    assert "usage: textdiff" in textdiff_command("--help", repo=repo).stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["infill", "latent_planner", "the film is ___ ."], "latent_planner cannot infill: its state is one latent"),
+    (["infill", "mdlm", "no blank at all"], "has no blank: mark each span to fill with ___"),
+    (["infill", "mdlm", "a " * 40 + "___"], "mdlm's canvas holds 32"),
+    (["control", "mdlm", "--label", "sweet"], "unknown label 'sweet'; the corpus's labels are ['fresh', 'rotten']"),
+    (["control", "sedd_uniform", "--label", "fresh"], "sedd_uniform cannot guide: its samplers step on"),
+    (["sample", "nothing"], "no trained row 'nothing'"),
+])
+def test_the_textdiff_command_names_what_is_wrong(repo, reproduced, args, message):
+    out = textdiff_command(*args, repo=repo, check=False)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_three_lines_of_python_sample_infill_and_guide(repo, reproduced):
+    script = ("import textdiff\n"
+              "model = textdiff.load('models/mdlm')\n"
+              "print(len(model.sample(3)), model.infill('the film is ___ .')[0])\n"
+              "emb = textdiff.load('models/embedding')\n"
+              "print(len(emb.guide('fresh', n=3)), emb.guide('fresh', n=2, strength=0) == emb.sample(2))\n"
+              "print(model.likelihood(['the film is good .'])['heldout_ppl'] > 1)\n")
+    out = run([sys.executable, "-c", script], repo).stdout.splitlines()
+    assert out[0].startswith("3 the film is") and out[1] == "3 True" and out[2] == "True"
+
+
 def test_second_repro_has_nothing_to_do(repo, reproduced):
     out = run(["dvc", "repro"], repo)
     assert "Running stage" not in out.stdout
@@ -76,7 +140,7 @@ def test_exp_run_on_a_sample_param_reruns_only_what_depends_on_it(repo, reproduc
     commit_all(repo, "lock")
     out = run(["dvc", "exp", "run", "-S", "ar.sample.top_p=0.9"], repo)
     ran = {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"validate", "sample@ar", "evaluate@ar", "report"}, out.stdout
+    assert ran == {"validate", "sample@ar", "evaluate@ar", "infill@ar", "control@ar", "report"}, out.stdout
 
 
 def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo, reproduced):

@@ -2,7 +2,10 @@
 
 Every family module offers the same calls, which the stages use: ``PARAMS``,
 ``build``, ``fit``, ``sample_texts`` and ``likelihood`` (loading goes through
-textdiff.persist). ``fit`` and ``sample_texts`` take ``space_dir``, the row's
+textdiff.persist), and ``CANNOT_INFILL`` / ``CANNOT_GUIDE`` (None, or the reason the
+family cannot), with ``draw_canvas(model, num, sample_params, *, generator, device,
+infill=None, guide=None)`` for those that can: (num, L) token canvases with known
+tokens held and/or guidance (textdiff.tasks, textdiff.sampling.guidance). ``fit`` and ``sample_texts`` take ``space_dir``, the row's
 ``spaces/<row>`` folder (its space stage's ``data`` and any trained decoder);
 the token families ignore it. A row of the comparison (a params section such as
 ``d3pm_absorb``) names its family in ``config.ROW_FAMILIES``; one family may

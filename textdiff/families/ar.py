@@ -112,3 +112,37 @@ def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch
     ppl = float(torch.tensor(nll.sum() / counts.sum()).exp())
     return {"heldout_ppl": ppl, "heldout_ppl_bound": "exact", "heldout_tokens": int(counts.sum()),
             "heldout_nats_per_token_se": 0.0, "heldout_ppl_ci": [ppl, ppl]}  # exact: no Monte-Carlo error
+
+
+# --------------------------------------------------------------------------- infilling (the handicapped baseline)
+
+
+CANNOT_INFILL = None  # left to right from the prefix: it never sees the known tokens right of a blank
+CANNOT_GUIDE = "the AR baseline has no attribute guidance here (its unguided samples are the baseline)"
+
+
+@torch.no_grad()
+def draw_canvas(model: Transformer, num: int, params, *, generator: torch.Generator, device: torch.device,
+                infill=None, guide=None) -> torch.Tensor:
+    """Fill the blanks of ``infill=(known, tokens)`` (num, L) left to right: a known position takes its token,
+    a blank a draw from p(x_i | x_<i) at the row's temperature and top-p (through the KV cache). The model
+    sees only what is left of each blank, the handicap of a left-to-right baseline against the diffusion
+    rows, which see both sides."""
+    from textdiff.sampling.categorical import sample_categorical
+
+    if guide is not None:
+        raise ValueError(f"ar cannot be guided: {CANNOT_GUIDE}")
+    if infill is None:
+        raise ValueError("ar's draw_canvas fills templates only; sample_texts samples it")
+    known, values = infill[0].to(device), infill[1].to(device)
+    if known.shape[1] > model.cfg.max_len:
+        raise ValueError(f"the canvas ({known.shape[1]} tokens) is longer than the model's {model.cfg.max_len}")
+    blanks = (~known).any(0).nonzero()
+    end = int(blanks.max()) + 1 if len(blanks) else 1  # past the last blank every position is known
+    out = values.clone()
+    cache = model.new_cache(num)
+    for i in range(1, end):
+        logits = model.head(model.hidden(out[:, i - 1:i], cache=cache)[:, -1])
+        draw = sample_categorical(logits, params.temperature, params.top_p, generator)
+        out[:, i] = torch.where(known[:, i], values[:, i], draw)
+    return out

@@ -31,6 +31,7 @@ from textdiff.processes.discrete_time import D3PMSchedule, posterior, posterior_
 from textdiff.eval.elbo import elbo_perplexity
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
+from textdiff.sampling.guidance import Guidance, active, tilted_log_probs
 from textdiff.training.fit import canvas_fit
 from textdiff.training.flops import denoising_flops
 
@@ -61,10 +62,14 @@ class D3PM(DenoiserModel):
     def x0_log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.x0_logits(x_t, t), dim=-1)
 
-    def reverse_probs(self, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """p_θ(x_s | x_t) between integer times s < t (B,): the posterior at p̃θ(x0 | x_t), (B, L, V), unnormalised."""
+    def reverse_probs(self, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+                      guide: Guidance | None = None) -> torch.Tensor:
+        """p_θ(x_s | x_t) between integer times s < t (B,): the posterior at p̃θ(x0 | x_t), (B, L, V), unnormalised.
+        ``guide`` tilts p̃θ(x0 | x_t) toward an attribute first (textdiff.sampling.guidance)."""
         a_t, a_s = self.alphabar[t], self.alphabar[s]
-        return posterior(torch.softmax(self.x0_logits(x_t, t), -1), x_t, a_t / a_s, a_s, self.stationary, normalise=False)
+        logits = self.x0_logits(x_t, t)
+        x0_probs = tilted_log_probs(torch.log_softmax(logits, -1), guide).exp() if active(guide) else torch.softmax(logits, -1)
+        return posterior(x0_probs, x_t, a_t / a_s, a_s, self.stationary, normalise=False)
 
     # ---------------------------------------------------------------- loss and ELBO
 
@@ -127,13 +132,14 @@ def time_grid(timesteps: int, steps: int, device=None) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_canvas(model: D3PM, num: int, steps: int, generator: torch.Generator, device: torch.device,
-                  infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                  infill: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  guide: Guidance | None = None) -> torch.Tensor:
     """Ancestral sampling from the prior x_T; returns the (num, L) canvas."""
     prior = "mask" if model.params.model.graph == "absorbing" else "uniform"
     x, known, values = initial_canvas(num, model.params.model.seq_len, model.vocab, prior, generator, device, infill)
 
     def step_probs(x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return model.reverse_probs(x_t, t.expand(x_t.shape[0]), s.expand(x_t.shape[0]))
+        return model.reverse_probs(x_t, t.expand(x_t.shape[0]), s.expand(x_t.shape[0]), guide)
 
     return reverse_sample(step_probs, x, known, values, time_grid(model.timesteps, steps, device), generator)
 
@@ -147,6 +153,13 @@ def generate(model: D3PM, num: int, steps: int, generator: torch.Generator, devi
 
 
 fit = canvas_fit(build)
+CANNOT_INFILL = CANNOT_GUIDE = None  # known tokens are held by the reverse loop; guidance tilts p̃θ(x0 | x_t)
+
+
+def draw_canvas(model: D3PM, num: int, params: DiscreteSampleParams, *, generator: torch.Generator,
+                device: torch.device, infill=None, guide: Guidance | None = None) -> torch.Tensor:
+    """(num, L) canvases under the row's sample params, with known tokens and/or guidance (textdiff.tasks)."""
+    return sample_canvas(model, num, params.steps, generator, device, infill, guide)
 
 
 def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, *, seed: int,

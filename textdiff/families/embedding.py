@@ -28,6 +28,7 @@ from textdiff.losses.gaussian import denoising_pass, sample_times
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.sampling.batched import seeded_texts
+from textdiff.sampling.guidance import Guidance, active
 from textdiff.sampling.rounding import NearestEmbedding, clamp_to_embeddings
 from textdiff.training.fit import canvas_fit
 
@@ -114,9 +115,22 @@ def generate(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, 
              nearest: NearestEmbedding | None = None, stats: dict | None = None) -> list[list[int]]:
     """Sample ``num`` sequences; round the final x̂0 to tokens; strip specials.
 
+    ``infill=(mask, x0)`` holds masked positions at the clean values ``x0`` (embedding space).
     Pass one ``nearest`` across batches to reuse its index (rebuilt only if the table changes).
     ``stats['rounding_error']`` collects, per sample, the rounding error (``rounding_error``).
     """
+    ids = sample_ids(model, num, params, generator, device, infill, nearest, stats)
+    return [model.vocab.strip(row) for row in ids.tolist()]
+
+
+@torch.no_grad()
+def sample_ids(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, generator: torch.Generator,
+               device: torch.device, infill: tuple[torch.Tensor, torch.Tensor] | None = None,
+               nearest: NearestEmbedding | None = None, stats: dict | None = None,
+               guide: Guidance | None = None) -> torch.Tensor:
+    """The (num, L) rounded canvases of ``generate``; ``guide`` adds γ·∇ log p(label | softmax(x̂0·Eᵀ/√dim)) to
+    x̂0 at every reverse step (textdiff.sampling.guidance; at temperature 1 the rounding softmax of a trained
+    table is nearly one-hot and its gradient vanishes)."""
     nearest = nearest or NearestEmbedding(params.rounding)
     shape = (num, model.params.model.seq_len, model.params.model.embedding_dim)
     last = {}
@@ -125,12 +139,20 @@ def generate(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, 
         last["x0"] = model.predict_x0(x_t, t, self_cond)  # the model's own x̂0, before clamping
         return last["x0"]
 
-    x0 = sample(denoise, model.process, shape, sampler_config(params, model), generator=generator,
-                device=device, denoised_fn=clamping(model, params, nearest), infill=infill)
+    cfg = sampler_config(params, model)
+    score = None
+    if active(guide):
+        cfg.guidance_scale, cfg.guidance_on = guide.strength, "x0"
+        temperature = model.params.model.embedding_dim ** 0.5  # keeps the rounding distribution soft: a gradient
+
+        def score(x0, t):
+            return guide.score(torch.softmax(model.logits(x0) / temperature, dim=-1))
+    x0 = sample(denoise, model.process, shape, cfg, generator=generator, device=device,
+                denoised_fn=clamping(model, params, nearest), guidance=score, infill=infill)
     ids = nearest(x0, model.embedding.weight)
     if stats is not None:
         stats.setdefault("rounding_error", []).extend(rounding_error(last["x0"].detach(), model, nearest).tolist())
-    return [model.vocab.strip(row) for row in ids.tolist()]
+    return ids
 
 
 def rounding_error(x0_raw: torch.Tensor, model: EmbeddingDiffusion, nearest: NearestEmbedding) -> torch.Tensor:
@@ -147,6 +169,19 @@ def rounding_error(x0_raw: torch.Tensor, model: EmbeddingDiffusion, nearest: Nea
 
 
 fit = canvas_fit(build)
+CANNOT_INFILL = CANNOT_GUIDE = None  # known positions are reset to their embeddings every step; x̂0 is guided
+
+
+def draw_canvas(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, *, generator: torch.Generator,
+                device: torch.device, infill=None, guide: Guidance | None = None) -> torch.Tensor:
+    """(num, L) token canvases; ``infill=(known, tokens)`` in token ids: known positions are held at their
+    embeddings EMB(w) every step, as Diffusion-LM infills, and kept as given in the output."""
+    held = None
+    if infill is not None:
+        known, tokens = infill[0].to(device), infill[1].to(device)
+        held = (known, model.embedding(tokens))
+    ids = sample_ids(model, num, params, generator, device, held, guide=guide)
+    return torch.where(held[0], infill[1].to(device), ids) if held is not None else ids
 
 
 def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, *, seed: int,

@@ -88,6 +88,13 @@ class WordPieceText:
 # --------------------------------------------------------------------------- what the stages call
 
 
+CANNOT_INFILL = ("its state is the frozen MiniLM's features on WordPiece tokens (contextual encodings of the "
+                 "whole sentence, or input embeddings of another tokenizer), so a known project token has no "
+                 "fixed value to hold; not built")
+CANNOT_GUIDE = ("its decoder maps MiniLM features to WordPiece text, with no project-token distribution for the "
+                "attribute classifier to read; not built")
+
+
 def fit(params: EncoderParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
         space_dir: Path, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
         stop_after: int | None = None, budget_flops: float | None = None):

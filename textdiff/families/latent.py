@@ -88,6 +88,11 @@ def _check_space(params: LatentParams, latents: LatentCache, space_dir) -> None:
 # --------------------------------------------------------------------------- what the stages call
 
 
+CANNOT_INFILL = ("its state is one latent of the whole sentence and its decoder is autoregressive: "
+                 "no position holds a known token")
+CANNOT_GUIDE = "its state is a sentence latent, which the project-token attribute classifier cannot read; not built"
+
+
 def fit(params: LatentParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
         space_dir: Path, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
         stop_after: int | None = None, budget_flops: float | None = None):

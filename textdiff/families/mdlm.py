@@ -29,6 +29,7 @@ from textdiff.sampling.categorical import gumbel_noise
 from textdiff.eval.elbo import elbo_perplexity
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas
+from textdiff.sampling.guidance import Guidance, active, tilted_log_probs
 from textdiff.training.fit import canvas_fit
 from textdiff.training.flops import body_forward, head_forward, mean_masked_fraction
 
@@ -130,7 +131,7 @@ def generate(model: MaskedDiffusion, num: int, steps: int, generator: torch.Gene
 @torch.no_grad()
 def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch.Generator, device: torch.device,
                   use_cache: bool = True, infill: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  stats: dict | None = None) -> torch.Tensor:
+                  stats: dict | None = None, guide: Guidance | None = None) -> torch.Tensor:
     """Ancestral sampling from all-[MASK] (position 0 held at <bos>); returns the (num, L) canvas.
 
     Each step reveals every masked token with probability (α_s − α_t)/(1 − α_t)
@@ -139,7 +140,8 @@ def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch
     keeps its prediction, so the denoiser runs only on the rows that did change
     (valid because the denoiser does not take t). The random draws do not depend
     on the cache, so cached and uncached runs give the same samples.
-    ``infill=(known_mask, tokens)`` holds known positions fixed. ``stats['nfe']``
+    ``infill=(known_mask, tokens)`` holds known positions fixed; ``guide`` tilts each prediction toward
+    an attribute (textdiff.sampling.guidance: it depends on the canvas only, so the cache stays valid). ``stats['nfe']``
     accumulates denoiser evaluations per sequence; ``stats['sequences']``, ``['evaluated_rows']``
     and ``['scored_positions']`` (masked positions given to the head) accumulate totals.
     """
@@ -156,6 +158,8 @@ def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch
         rows = stale if cacheable else torch.ones_like(stale)
         if rows.any():
             cache[rows] = model.log_probs(x[rows], t.expand(int(rows.sum())))
+            if active(guide):
+                cache[rows] = tilted_log_probs(cache[rows], guide)
             evaluations += int(rows.sum())
             scored += int((x[rows] == mask_id).sum())
         x, reveal = masked_ancestral_step(x, cache, model.schedule.alpha(t), model.schedule.alpha(s), mask_id,
@@ -186,6 +190,13 @@ def masked_ancestral_step(x: torch.Tensor, log_probs: torch.Tensor, alpha_t: tor
 
 
 fit = canvas_fit(build)
+CANNOT_INFILL = CANNOT_GUIDE = None  # known tokens are never masked; guidance tilts p_θ(x0 | x_t)
+
+
+def draw_canvas(model: MaskedDiffusion, num: int, params: MaskedSampleParams, *, generator: torch.Generator,
+                device: torch.device, infill=None, guide: Guidance | None = None) -> torch.Tensor:
+    """(num, L) canvases under the row's sample params, with known tokens and/or guidance (textdiff.tasks)."""
+    return sample_canvas(model, num, params.steps, generator, device, params.use_cache, infill, guide=guide)
 
 
 def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, *, seed: int,

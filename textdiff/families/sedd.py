@@ -190,6 +190,17 @@ def generate(model: SEDD, num: int, steps: int, generator: torch.Generator, devi
 
 
 fit = canvas_fit(build)
+CANNOT_INFILL = None  # known tokens are held by the reverse loop
+CANNOT_GUIDE = ("its samplers step on learned score ratios, not on an x0 distribution that a classifier's "
+                "gradient could tilt; guidance for SEDD is not built")
+
+
+def draw_canvas(model: SEDD, num: int, params: SEDDSampleParams, *, generator: torch.Generator,
+                device: torch.device, infill=None, guide=None) -> torch.Tensor:
+    """(num, L) canvases under the row's sample params with known tokens held (textdiff.tasks)."""
+    if guide is not None:
+        raise ValueError(f"sedd cannot be guided: {CANNOT_GUIDE}")
+    return sample_canvas(model, num, params.steps, generator, device, params.method, infill)
 
 
 def sample_texts(model: SEDD, tokenizer, params: SEDDSampleParams, *, seed: int,

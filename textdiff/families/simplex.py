@@ -27,6 +27,7 @@ from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import time_grid
+from textdiff.sampling.guidance import Guidance, active
 from textdiff.spaces.simplex import noised, project, token_simplex
 from textdiff.training.fit import canvas_fit
 from textdiff.training.flops import denoising_flops
@@ -93,6 +94,15 @@ def generate(model: SimplexDiffusion, num: int, params: SimplexSampleParams, gen
 
     The returned tokens are the last step's projection (the sampled token, or the argmax for top-p).
     """
+    return [model.vocab.strip(row) for row in sample_tokens(model, num, params, generator, device, infill).tolist()]
+
+
+@torch.no_grad()
+def sample_tokens(model: SimplexDiffusion, num: int, params: SimplexSampleParams, generator: torch.Generator,
+                  device: torch.device, infill: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  guide: Guidance | None = None) -> torch.Tensor:
+    """The (num, L) token canvases of ``generate``. Known positions are reset to their ±k simplex every step;
+    ``guide`` adds γ·∇ log p(label | softmax(logits)) to the predicted logits, as SSD-LM's control does."""
     k, vocab = model.k, model.vocab
     shape = (num, model.params.model.seq_len, vocab.size)
     trained_with_sc = model.denoiser.self_cond_proj is not None
@@ -105,6 +115,8 @@ def generate(model: SimplexDiffusion, num: int, params: SimplexSampleParams, gen
         if known is not None:
             s = torch.where(infill[0][..., None].to(device), known, s)
         logits = model.logits(s, t, prev)
+        if active(guide):
+            logits = logits + guide.strength * logit_gradient(guide, logits)
         if trained_with_sc and params.self_condition:
             prev = torch.softmax(logits, dim=-1)
         tokens, s0_hat = project(logits, params.projection, params.top_p, k, generator)
@@ -113,13 +125,27 @@ def generate(model: SimplexDiffusion, num: int, params: SimplexSampleParams, gen
             s = noised(model.process, s0_hat, times[i + 1].expand(num), k, noise)
     if infill is not None:
         tokens = torch.where(infill[0].to(device), infill[1].to(device), tokens)
-    return [vocab.strip(row) for row in tokens.tolist()]
+    return tokens
+
+
+def logit_gradient(guide: Guidance, logits: torch.Tensor) -> torch.Tensor:
+    """∂ Σ log p(label | softmax(logits)) / ∂ logits."""
+    with torch.enable_grad():
+        z = logits.detach().float().requires_grad_(True)
+        return torch.autograd.grad(guide.score(torch.softmax(z, dim=-1)).sum(), z)[0]
 
 
 # --------------------------------------------------------------------------- what the stages call
 
 
 fit = canvas_fit(build)
+CANNOT_INFILL = CANNOT_GUIDE = None  # known positions reset to their ±k simplex each step; logits are guided
+
+
+def draw_canvas(model: SimplexDiffusion, num: int, params: SimplexSampleParams, *, generator: torch.Generator,
+                device: torch.device, infill=None, guide: Guidance | None = None) -> torch.Tensor:
+    """(num, L) token canvases with known tokens and/or guidance (textdiff.tasks)."""
+    return sample_tokens(model, num, params, generator, device, infill, guide)
 
 
 def sample_texts(model: SimplexDiffusion, tokenizer, params: SimplexSampleParams, *, seed: int,
