@@ -170,7 +170,8 @@ def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo,
     assert not any(s.endswith(("@ar", "@sedd_uniform", "@mdlm", "@latent_planner")) for s in space_change | decoder_change)
     autoencoder_change = would_run("kl_beta: 1.0e-05", "kl_beta: 0.001")
     assert autoencoder_change == {f"{stage}@latent_planner" for stage in
-                                  ("autoencoder", "space", "train", "sample", "likelihood", "evaluate")} | {"report"}
+                                  ("autoencoder", "space", "train", "sample", "likelihood", "evaluate", "infill",
+                                   "control")} | {"report"}
 
 
 def test_bad_params_fail_with_the_key_and_keep_outputs(repo, reproduced):
