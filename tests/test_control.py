@@ -115,10 +115,11 @@ def test_labels_are_checked_against_the_corpus():
 
 
 SEED = int(os.environ.get("TEXTDIFF_LEARNING_SEED", "0"))  # the margins below were measured over seeds 0–2
-STRENGTH = {"mdlm": 4.0}
-# Measured at strength 4 over seeds 0–2 (600 steps; unguided, the judge calls 23–29 % of the samples fresh):
-# the mean guided success over both labels was 0.795–0.825 (unguided it is 0.5 by construction), and each
-# label's guided success beat its unguided rate by 0.15–0.48. The thresholds are about half of those minima.
+STRENGTH = {"mdlm": 4.0, "embedding": 16.0}
+# Measured over seeds 0–2 (unguided, the judge calls 21–31 % of the samples fresh): mdlm (600 steps, strength 4):
+# the mean guided success over both labels 0.795–0.825 (unguided it is 0.5 by construction), each label's guided
+# success above its unguided rate by 0.15–0.48; embedding (1500 steps, strength 16): mean 0.98, each label
+# above unguided by 0.21–0.75. The thresholds are about half of the smallest of those margins.
 MEAN_SUCCESS_ABOVE_HALF = 0.15
 EACH_LABEL_ABOVE_UNGUIDED = 0.07
 
@@ -153,7 +154,7 @@ def _train(row: str, tokenizer, texts: list[str], steps: int):
     return model.eval(), section.sample.model_copy(update={"steps": 16})
 
 
-@pytest.mark.parametrize("row,steps", [("mdlm", 600)])
+@pytest.mark.parametrize("row,steps", [("mdlm", 600), ("embedding", 1500)])
 def test_guidance_raises_the_independent_success_rate_above_unguided(row, steps, sentiment):
     tokenizer, texts, clf, judge = sentiment
     model, sample = _train(row, tokenizer, texts, steps)

@@ -23,7 +23,7 @@ from textdiff.errors import InputError
 from textdiff.families import get_family
 from textdiff.io import read_json
 
-DEFAULT_STRENGTH = 2.0  # control.strength's default in params (textdiff.config.ControlParams)
+DEFAULT_STRENGTH = 4.0  # control.strength's default in params (textdiff.config.ControlParams)
 
 
 def load(folder: str | Path, device: str | torch.device = "cpu", *, space_dir: str | Path | None = None,

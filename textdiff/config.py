@@ -491,7 +491,7 @@ class GuideClassifierParams(Section):
 class ControlParams(Section):
     """The control@ROW stages: samples guided toward each label, judged by an independent classifier."""
 
-    strength: float = Field(2.0, ge=0, description="guidance strength γ (0 = unguided); swept in ablations.yaml")
+    strength: float = Field(4.0, ge=0, description="guidance strength γ (0 = unguided); swept in ablations.yaml")
     num_samples: int = Field(48, ge=2, description="samples per label, and unguided")
     batch_size: int = Field(48, ge=1)
     labels: list[str] | None = Field(None, description="labels to steer toward (null: every label of the "
