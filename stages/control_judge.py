@@ -22,7 +22,8 @@ JUDGE = Path("classifiers/judge")
 def main() -> None:
     p = params()
     texts, labels = labelled(read_jsonl(PREPARED / "train.jsonl"))
-    reason = no_labels_reason(labels, p.data.label_column)
+    test_texts, test_labels = labelled(read_jsonl(PREPARED / "test.jsonl"))
+    reason = no_labels_reason(labels, p.data.label_column, test_labels)
     out = METRICS / "control" / "judge.json"
     JUDGE.mkdir(parents=True, exist_ok=True)
     if reason:
@@ -35,7 +36,6 @@ def main() -> None:
     pairs = pairs[: p.control.judge_sentences]
     device = str(resolve_device(p.device))
     judge = fit_judge([t for t, _ in pairs], [lb for _, lb in pairs], c=p.control.judge_c, seed=p.seed, device=device)
-    test_texts, test_labels = labelled(read_jsonl(PREPARED / "test.jsonl"))
     record = {"supported": True, "train_sentences": len(pairs), "test_sentences": len(test_texts),
               "heldout_accuracy": judge.accuracy(test_texts, test_labels),
               "majority_share": max(test_labels.count(lb) for lb in set(test_labels)) / len(test_labels),

@@ -24,7 +24,8 @@ def main() -> None:
     p = params()
     cp = p.control.classifier
     texts, labels = labelled(read_jsonl(PREPARED / "train.jsonl"))
-    reason = no_labels_reason(labels, p.data.label_column)
+    test_texts, test_labels = labelled(read_jsonl(PREPARED / "test.jsonl"))
+    reason = no_labels_reason(labels, p.data.label_column, test_labels)
     out = METRICS / "control" / "guide_classifier.json"
     if reason:
         GUIDE.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,6 @@ def main() -> None:
     tokenizer = load_tokenizer(TOKENIZER)
     model = train_classifier(tokenizer, texts, labels, seq_len=SEQ_LEN, steps=cp.steps, batch_size=cp.batch_size,
                              lr=cp.lr, dim=cp.dim, hidden=cp.hidden, max_drop=cp.max_drop, seed=p.seed)
-    test_texts, test_labels = labelled(read_jsonl(PREPARED / "test.jsonl"))
     record = {"supported": True, "train_sentences": len(texts), "test_sentences": len(test_texts),
               "heldout_accuracy": accuracy(model, tokenizer, test_texts, test_labels, SEQ_LEN),
               "majority_share": max(test_labels.count(lb) for lb in set(test_labels)) / len(test_labels),

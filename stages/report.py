@@ -497,7 +497,6 @@ def compute_table(p) -> str:
     return "\n".join([head, *body]) + "\n\n" + note
 
 
-@stage_main("report")
 def task_metrics(models: list[str], task: str) -> dict[str, dict]:
     """Each row's metrics/TASK/ROW.json, for the rows whose stage has run."""
     paths = {m: METRICS / task / f"{m}.json" for m in models}
@@ -517,6 +516,7 @@ def control_report(models: list[str]) -> str:
     return control_section(task_metrics(models, "control"), guide, judge)
 
 
+@stage_main("report")
 def main() -> None:
     import yaml
 

@@ -63,7 +63,11 @@ def _tiny(row: str, vocab: Vocab):
     model = section.model.model_copy(update=SMALL)
     section = type(section).model_validate({**section.model_dump(), "model": model.model_dump()})
     torch.manual_seed(0)
-    return get_family(row).build(section, vocab).eval(), section
+    model = get_family(row).build(section, vocab).eval()
+    with torch.no_grad():  # random weights everywhere (no zero-initialised gate), so every position reads the others
+        for weight in model.parameters():
+            weight.normal_(0.0, 0.3)
+    return model, section
 
 
 INFILL_ROWS = ["ar", "embedding", "simplex", "mdlm", "d3pm_absorb", "d3pm_uniform", "sedd_absorb", "sedd_uniform"]
@@ -90,9 +94,33 @@ def test_every_infilling_family_keeps_the_known_tokens(row, small_tokenizer):
     again = fill_templates(draw, templates, SMALL["seq_len"], vocab.pad_id, fills=3, batch_size=4, seed=0,
                            device="cpu")
     assert torch.equal(canvases, again)  # seeded
+    other = [Template(t.text, tuple(tok if i in t.blanks or i in (0, len(t.tokens) - 1) else 100 + i
+                                    for i, tok in enumerate(t.tokens)), t.spans) for t in templates]
+    changed = fill_templates(draw, other, SMALL["seq_len"], vocab.pad_id, fills=3, batch_size=4, seed=0, device="cpu")
+    if row in ("embedding", "simplex"):  # every step's input holds the known positions at their clean value
+        assert_steps_see_the_known_tokens(row, model, draw, templates, vocab)
+    else:  # the fills read the known tokens (they are not only written back at the end)
+        assert not torch.equal(canvases[~known], changed[~known])
     records = fill_records(small_tokenizer, canvases, templates, 3)
     assert [len(r["fills"]) for r in records] == [3, 3]
     assert records[0]["reference_spans"][0].strip() in texts[0]
+
+
+def assert_steps_see_the_known_tokens(row, model, draw, templates, vocab):
+    from textdiff.spaces.simplex import token_simplex
+
+    known, tokens = canvas_tensors(templates, SMALL["seq_len"], vocab.pad_id, 1)
+    seen = []
+    name = "predict_x0" if row == "embedding" else "logits"
+    original = getattr(model, name)
+    setattr(model, name, lambda x, *a: (seen.append(x.detach().clone()), original(x, *a))[1])
+    try:
+        draw(len(known), torch.Generator().manual_seed(0), (known, tokens))
+    finally:
+        setattr(model, name, original)
+    clean = model.embedding(tokens) if row == "embedding" else token_simplex(tokens, vocab.size, model.k)
+    assert len(seen) == 4 and all(torch.allclose(x[known], clean[known]) for x in seen)
+    assert not any(torch.allclose(x[~known], clean[~known]) for x in seen)
 
 
 @pytest.mark.parametrize("row", ["encoder", "latent_planner"])

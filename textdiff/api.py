@@ -78,6 +78,12 @@ class TrainedModel:
         if reason is not None:
             raise InputError(f"{self.row} cannot {task}: {reason}")
 
+    @staticmethod
+    def _count(n: int, what: str) -> int:
+        if not isinstance(n, int) or n < 1:
+            raise InputError(f"n is {n!r}: ask for at least one {what}")
+        return n
+
     def sample_params(self, **overrides):
         """The row's sample params with ``overrides`` (None values left out), checked by the schema."""
         base = self.section.sample
@@ -96,6 +102,7 @@ class TrainedModel:
 
     def sample(self, n: int = 5, *, steps: int | None = None, seed: int = 0) -> list[str]:
         """``n`` texts with the row's sample params (``steps`` reverse steps if given)."""
+        self._count(n, "text")
         params = self.sample_params(num_samples=max(n, 2), steps=steps)
         params = params.model_copy(update={"num_samples": n, "batch_size": min(params.batch_size, n)})
         texts, _ = self.family.sample_texts(self.module, self.tokenizer, params, seed=seed, device=self.device,
@@ -108,6 +115,7 @@ class TrainedModel:
         from textdiff.tasks.infill import fill_templates, filled_text, parse_template
 
         self._require("infill")
+        self._count(n, "fill")
         tpl = parse_template(self.tokenizer, template, self.seq_len, blank_tokens, self.row)
         params = self.sample_params(steps=steps)
         canvases = fill_templates(self._draw(params), [tpl], self.seq_len, self.vocab.pad_id, fills=n,
@@ -121,9 +129,14 @@ class TrainedModel:
         from textdiff.tasks.control import guided_texts
 
         self._require("guide")
+        self._count(n, "text")
         if strength < 0:
             raise InputError(f"strength is {strength}: guidance strength must be >= 0")
         classifier = load_classifier(self.classifier_dir, self.device)
+        if classifier.embedding.num_embeddings != self.vocab.size:
+            raise InputError(f"the attribute classifier in {self.classifier_dir} reads {classifier.embedding.num_embeddings} "
+                             f"tokens but {self.row} has {self.vocab.size}: they were trained on different tokenizers "
+                             f"(re-run `dvc repro guide_classifier`, or pass classifier_dir)")
         guidance = classifier.guidance(label, strength)
         return guided_texts(self._draw(self.sample_params(steps=steps)), self.vocab, self.tokenizer, n, guidance,
                             batch_size=n, seed=seed, device=self.device)

@@ -494,8 +494,8 @@ class ControlParams(Section):
     strength: float = Field(4.0, ge=0, description="guidance strength γ (0 = unguided); swept in ablations.yaml")
     num_samples: int = Field(48, ge=2, description="samples per label, and unguided")
     batch_size: int = Field(48, ge=1)
-    labels: list[str] | None = Field(None, description="labels to steer toward (null: every label of the "
-                                                       "training split)")
+    labels: list[str] | None = Field(None, min_length=1, description="labels to steer toward (null: every label "
+                                                                     "of the training split)")
     classifier: GuideClassifierParams = Field(default_factory=GuideClassifierParams)
     judge_sentences: int = Field(2000, ge=10, description="training sentences of the independent judge "
                                                           "(logistic regression on MiniLM features)")

@@ -62,13 +62,16 @@ def labelled(records: list[dict]) -> tuple[list[str], list[str]]:
     return [r["text"] for r in kept], [str(r["label"]) for r in kept]
 
 
-def no_labels_reason(labels: list[str], label_column) -> str | None:
-    """Why control cannot run on this corpus (None when it can)."""
+def no_labels_reason(labels: list[str], label_column, test_labels: list[str] | None = None) -> str | None:
+    """Why control cannot run on this corpus (None when it can): no labels, one label, or (given) none in
+    the test split, where the classifiers' held-out accuracy is measured."""
     if not labels:
         return (f"the corpus has no labels (data.label_column is {label_column!r} and no training record has one): "
                 f"control needs a label column")
     if len(set(labels)) < 2:
         return f"the training split has one label only ({labels[0]!r}): control needs two or more"
+    if test_labels is not None and not test_labels:
+        return "the test split has no labelled text: the classifiers' held-out accuracy cannot be measured"
     return None
 
 

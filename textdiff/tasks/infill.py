@@ -137,7 +137,8 @@ def fill_records(tokenizer, canvases: torch.Tensor, templates: list[Template], r
         rows = canvases[i * repeats:(i + 1) * repeats].tolist()
         records.append({**tpl.to_dict(), "reference_spans": span_texts(tokenizer, list(tpl.tokens), tpl),
                         "fills": [{"text": filled_text(tokenizer, row, tpl), "spans": span_texts(tokenizer, row, tpl),
-                                   "tokens": [row[j] for j in tpl.blanks]} for row in rows]})
+                                   "tokens": [row[j] for j in tpl.blanks], "canvas": row[: len(tpl.tokens)]}
+                                  for row in rows]})
     return records
 
 
