@@ -15,6 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
+from stages.code import training_code
 from stages.common import CHECKPOINTS, METRICS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params, say, stage_main
 from textdiff.config import LatentSpaceParams
 from textdiff.io import read_jsonl, write_json
@@ -51,8 +52,7 @@ def train_latent_autoencoder(name: str, space: LatentSpaceParams, seed: int, dev
     data = SentenceData.build(train_texts, tokenizer, space, device)
     encode_wall = time.perf_counter() - t0
     key = fingerprint({"seed": seed, "space": dump(space), "budget": budget_flops}, PREPARED / "train.jsonl",
-                      TOKENIZER / "tokenizer.json",
-                      Path("textdiff/spaces/autoencoders"), Path("textdiff/nn"), Path("textdiff/training"))
+                      TOKENIZER / "tokenizer.json", *training_code("autoencoder"))
     model, result = fit_autoencoder(space, data, Vocab.from_tokenizer(tokenizer), seed=seed, device=device,
                                     checkpoint_dir=CHECKPOINTS / f"{name}_autoencoder", fingerprint=key,
                                     budget_flops=budget_flops)

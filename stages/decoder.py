@@ -10,10 +10,10 @@ spaces/MODEL/decoder and metrics/decoder/MODEL.json.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
+from stages.code import training_code
 from stages.common import CHECKPOINTS, METRICS, PREPARED, SPACES, dump, fingerprint, params, say, stage_main
 from textdiff.device import resolve_device
 from textdiff.io import read_jsonl, write_json
@@ -33,7 +33,7 @@ def main(name: str) -> None:
     process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
     key = fingerprint({"seed": p.seed, "decoder": dump(section.decoder), "diffusion": dump(diff),
                        "budget": p.budget.train_flops},
-                      SPACES / name / "data", Path("textdiff/spaces"))
+                      SPACES / name / "data", *training_code("decoder"))
     say("decoder", f"{name}: training on {len(cache)} cached sentences on {device}")
     decoder, result = fit_decoder(section.decoder, cache, process, section.model.seq_len, seed=p.seed, device=device,
                                   checkpoint_dir=CHECKPOINTS / f"{name}_decoder", fingerprint=key,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from stages.code import training_code
 from stages.common import (CHECKPOINTS, METRICS, PREPARED, TOKENIZER, dump, fingerprint, params, record_params, say,
                            stage_main)
 from textdiff.data.tokenizer import load_tokenizer
@@ -47,7 +48,7 @@ def train_judge(p, device) -> dict:
     tokenizer = load_tokenizer(TOKENIZER)
     train_texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     key = fingerprint({"seed": p.seed, "judge": dump(p.judge)}, PREPARED / "train.jsonl",
-                      TOKENIZER / "tokenizer.json", Path(ar.__file__), Path("textdiff/nn"), Path("textdiff/training"))
+                      TOKENIZER / "tokenizer.json", *training_code("judge"))
     say("judge", f"training the judge LM ({p.judge.model.d_model}×{p.judge.model.n_layers}, "
                  f"{p.judge.train.steps} steps) on {len(train_texts)} sentences")
     model, result = ar.fit(section, tokenizer, train_texts, seed=p.seed, device=device,

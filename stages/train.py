@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stages.code import training_code
 from stages.common import (CHECKPOINTS, METRICS, MODELS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params,
                            record_params, run_group, say, stage_main, tracking_config)
 from textdiff.data.tokenizer import load_tokenizer
@@ -40,11 +41,10 @@ def main(name: str) -> None:
     tokenizer = load_tokenizer(TOKENIZER)
     train_texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     resolved = {"seed": p.seed, "device": str(device), "budget": dump(p.budget), name: dump(section)}
-    code = [Path("textdiff") / d for d in ("nn", "training", "processes", "spaces")]
     key = fingerprint({"seed": p.seed, "model": dump(section.model), "train": dump(section.train),
                        "budget": p.budget.train_flops},
                       PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json", SPACES / name / "data",
-                      Path(family.__file__), *code)
+                      *training_code("train", p.models[name]))
     mode = p.tracking.wandb_mode if world.is_main else "disabled"  # one wandb run, from rank 0
     tracker = Tracker(f"train-{name}", {**resolved, **tracking_config(p, name), "dvc_stage": f"train@{name}"},
                       mode=mode, project=p.tracking.project, tags=[name], group=run_group(), job_type="train")

@@ -216,3 +216,21 @@ def test_a_forced_rerun_of_a_space_changes_nothing_downstream(repo, reproduced):
         run(["dvc", "repro", "-f", "--single-item", stage], repo)
     status = json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}")
     assert set(status) <= {"report"}, status
+
+
+def test_a_changed_loss_function_restarts_training_from_step_zero(repo, reproduced):
+    """The checkpoint fingerprint covers the code DVC re-runs the stage for (stages/code.py): after a change to
+    the loss, train@mdlm starts again instead of resuming the old run's final checkpoint. Last in the module: it
+    leaves mdlm's train metrics rewritten."""
+    def train_mdlm() -> dict:
+        run([str(repo / "bin" / "py"), "-m", "stages.train", "mdlm"], repo)
+        return json.loads((repo / "metrics" / "train" / "mdlm.json").read_text())
+
+    assert train_mdlm()["resumed_from_step"] == 20  # same code: the final checkpoint is resumed, nothing to train
+    loss = repo / "textdiff" / "losses" / "discrete.py"
+    original = loss.read_text()
+    try:
+        loss.write_text(original + "\n# a changed loss module\n")
+        assert train_mdlm()["resumed_from_step"] == 0
+    finally:
+        loss.write_text(original)

@@ -1,0 +1,23 @@
+"""The code each training stage runs, in one table: dvc.yaml lists these paths as the stage's deps (a test
+checks that they agree) and the stage fingerprints its checkpoints with them, so a code change that makes
+DVC re-run a stage also stops it from resuming the old run's checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHARED = ("textdiff/config.py", "textdiff/data", "textdiff/nn", "textdiff/training")  # params schema, batches, backbone, loop
+
+TRAINING_CODE = {
+    "train": ("stages/train.py", *SHARED, "textdiff/processes", "textdiff/losses", "textdiff/spaces",
+              "textdiff/families/{family}.py"),
+    "judge": ("stages/judge.py", *SHARED, "textdiff/families/ar.py", "textdiff/eval/judge.py"),
+    "autoencoder": ("stages/autoencoder.py", *SHARED, "textdiff/spaces/autoencoders", "textdiff/spaces/minilm.py",
+                    "textdiff/eval/bleu.py"),
+    "decoder": ("stages/decoder.py", *SHARED, "textdiff/spaces", "textdiff/processes"),
+}
+
+
+def training_code(stage: str, family: str | None = None) -> list[Path]:
+    """The paths of ``TRAINING_CODE[stage]``, ``{family}`` filled in (the train stage's family module)."""
+    return [Path(p.format(family=family)) for p in TRAINING_CODE[stage]]
