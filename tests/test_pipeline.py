@@ -226,7 +226,7 @@ def test_a_changed_loss_function_restarts_training_from_step_zero(repo, reproduc
         run([str(repo / "bin" / "py"), "-m", "stages.train", "mdlm"], repo)
         return json.loads((repo / "metrics" / "train" / "mdlm.json").read_text())
 
-    assert train_mdlm()["resumed_from_step"] == 20  # same code: the final checkpoint is resumed, nothing to train
+    assert train_mdlm()["resumed_from_step"] > 0  # same code: the run's checkpoint is resumed
     loss = repo / "textdiff" / "losses" / "discrete.py"
     original = loss.read_text()
     try:
