@@ -13,7 +13,7 @@ import argparse
 from stages.common import METRICS, MODELS, PREPARED, SAMPLES, TOKENIZER, dump, params, say, stage_main
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
-from textdiff.families import get_family
+from textdiff.families import canvas_drawer, get_family
 from textdiff.io import read_json, read_jsonl, write_json, write_jsonl
 from textdiff.tasks.control import control_metrics, guided_texts, labelled, pooled_gen_ppl, steered_labels
 
@@ -53,12 +53,11 @@ def main(name: str) -> None:
     judge = load_attribute_judge(JUDGE, str(device))
     lm_judge = load_judge(p, device)
 
-    def draw(num, generator, infill, guide):
-        return family.draw_canvas(model, num, section.sample, generator=generator, device=device, guide=guide)
+    draw = canvas_drawer(family, model, section.sample, device)
 
     def texts_for(guide):
-        return guided_texts(draw, model.vocab, tokenizer, cp.num_samples, guide, batch_size=cp.batch_size,
-                            seed=p.seed, device=device)
+        return guided_texts(draw, model, tokenizer, cp.num_samples, guide, batch_size=cp.batch_size, seed=p.seed,
+                            device=device)
 
     unguided = texts_for(None)
     unguided_predicted = judge.predict(unguided)

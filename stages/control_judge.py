@@ -13,7 +13,7 @@ from stages.common import METRICS, PREPARED, params, say, stage_main
 from textdiff.device import resolve_device
 from textdiff.io import read_jsonl, write_json
 from textdiff.tasks.attribute_judge import fit_judge
-from textdiff.tasks.control import labelled, no_labels_reason
+from textdiff.tasks.control import labelled, majority_share, no_labels_reason
 
 JUDGE = Path("classifiers/judge")
 
@@ -38,7 +38,7 @@ def main() -> None:
     judge = fit_judge([t for t, _ in pairs], [lb for _, lb in pairs], c=p.control.judge_c, seed=p.seed, device=device)
     record = {"supported": True, "train_sentences": len(pairs), "test_sentences": len(test_texts),
               "heldout_accuracy": judge.accuracy(test_texts, test_labels),
-              "majority_share": max(test_labels.count(lb) for lb in set(test_labels)) / len(test_labels),
+              "majority_share": majority_share(test_labels),
               "features": "all-MiniLM-L6-v2 sentence embeddings (mean-pooled, L2-normalised)",
               "judge_c": p.control.judge_c}
     judge.save(JUDGE, record)

@@ -13,7 +13,7 @@ from stages.common import METRICS, PREPARED, TOKENIZER, dump, params, say, stage
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.io import read_jsonl, write_json
 from textdiff.tasks.attribute_classifier import accuracy, save_classifier, train_classifier
-from textdiff.tasks.control import labelled, no_labels_reason
+from textdiff.tasks.control import labelled, majority_share, no_labels_reason
 
 GUIDE = Path("classifiers/guide")
 SEQ_LEN = 64  # tokens read per sentence (the data's max_length keeps most sentences under it)
@@ -38,7 +38,7 @@ def main() -> None:
                              lr=cp.lr, dim=cp.dim, hidden=cp.hidden, max_drop=cp.max_drop, seed=p.seed)
     record = {"supported": True, "train_sentences": len(texts), "test_sentences": len(test_texts),
               "heldout_accuracy": accuracy(model, tokenizer, test_texts, test_labels, SEQ_LEN),
-              "majority_share": max(test_labels.count(lb) for lb in set(test_labels)) / len(test_labels),
+              "majority_share": majority_share(test_labels),
               "params": dump(cp)}
     save_classifier(GUIDE, model, record)
     write_json(out, record)

@@ -14,12 +14,9 @@ from stages.common import METRICS, MODELS, PREPARED, SAMPLES, TOKENIZER, dump, p
 from textdiff.config import ParamsError
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
-from textdiff.families import get_family
+from textdiff.families import canvas_drawer, get_family
 from textdiff.io import read_jsonl, write_json, write_jsonl
 from textdiff.tasks.infill import fill_records, fill_templates, held_out_templates, infill_metrics
-
-HANDICAP = {"ar": "left to right from the prefix: it never sees the known tokens right of a blank"}
-
 
 @stage_main("infill")
 def main(name: str) -> None:
@@ -50,17 +47,13 @@ def main(name: str) -> None:
 
     model, _ = load_model(MODELS / name, device)
     sample = section.sample
-
-    def draw(num, generator, infill):
-        return family.draw_canvas(model, num, sample, generator=generator, device=device, infill=infill)
-
-    canvases = fill_templates(draw, templates, seq_len, tokenizer.pad_token_id, fills=ip.fills,
+    canvases = fill_templates(canvas_drawer(family, model, sample, device), templates, seq_len, tokenizer.pad_token_id, fills=ip.fills,
                               batch_size=ip.batch_size, seed=p.seed, device=device)
     records = fill_records(tokenizer, canvases, templates, ip.fills)
     judge = load_judge(p, device)
     nll, counts, _ = judge.score([f["text"] for r in records for f in r["fills"]])
     ref_nll, ref_counts, _ = judge.score([t.text for t in templates])
-    metrics = {"model": name, "supported": True, "handicap": HANDICAP.get(p.models[name]),
+    metrics = {"model": name, "supported": True, "handicap": getattr(family, "INFILL_HANDICAP", None),
                **infill_metrics(records, nll, counts, resamples=p.evaluate.bootstrap, seed=p.seed),
                "reference_gen_ppl": math.exp(ref_nll.sum() / ref_counts.sum()),  # the held-out sentences themselves
                "sample_params": dump(sample), "infill_params": dump(ip)}

@@ -10,7 +10,7 @@ from textdiff.config import (ARParams, D3PMParams, EmbeddingParams, MDLMParams, 
                              parse_params)
 from textdiff.data.vocab import Vocab
 from textdiff.errors import InputError
-from textdiff.families import get_family
+from textdiff.families import canvas_drawer, get_family
 from textdiff.tasks.infill import (Template, canvas_tensors, distinct_fills, fill_records, fill_templates,
                                    held_out_templates, infill_metrics, masked_spans, parse_template, token_accuracy)
 
@@ -82,9 +82,7 @@ def test_every_infilling_family_keeps_the_known_tokens(row, small_tokenizer):
     texts = ["the film is a quiet and lovely thing", "a dull , flat and lifeless film , sadly"]
     templates = held_out_templates(small_tokenizer, texts, num=2, min_tokens=5, max_tokens=20, share=(0.3, 0.5), seed=0)
 
-    def draw(num, generator, infill):
-        return get_family(row).draw_canvas(model, num, sample, generator=generator, device=torch.device("cpu"),
-                                           infill=infill)
+    draw = canvas_drawer(get_family(row), model, sample, torch.device("cpu"))
 
     canvases = fill_templates(draw, templates, SMALL["seq_len"], vocab.pad_id, fills=3, batch_size=4, seed=0,
                               device="cpu")

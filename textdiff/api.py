@@ -138,7 +138,7 @@ class TrainedModel:
                              f"tokens but {self.row} has {self.vocab.size}: they were trained on different tokenizers "
                              f"(re-run `dvc repro guide_classifier`, or pass classifier_dir)")
         guidance = classifier.guidance(label, strength)
-        return guided_texts(self._draw(self.sample_params(steps=steps)), self.vocab, self.tokenizer, n, guidance,
+        return guided_texts(self._draw(self.sample_params(steps=steps)), self.module, self.tokenizer, n, guidance,
                             batch_size=n, seed=seed, device=self.device)
 
     def likelihood(self, texts: list[str], *, seed: int = 0) -> dict:
@@ -149,10 +149,6 @@ class TrainedModel:
         return self.family.likelihood(self.module, self.tokenizer, list(texts), device=self.device, seed=seed)
 
     def _draw(self, params):
-        family, module, device = self.family, self.module, self.device
+        from textdiff.families import canvas_drawer
 
-        def draw(num, generator, infill=None, guide=None):
-            return family.draw_canvas(module, num, params, generator=generator, device=device, infill=infill,
-                                      guide=guide)
-
-        return draw
+        return canvas_drawer(self.family, self.module, params, self.device)

@@ -28,3 +28,13 @@ def get_family(name: str) -> ModuleType:
     if family not in FAMILY_MODULES:
         raise KeyError(f"unknown model family {name!r}; known rows: {sorted(ROW_FAMILIES)}")
     return importlib.import_module(FAMILY_MODULES[family])
+
+
+def canvas_drawer(family: ModuleType, model, sample_params, device):
+    """``draw(num, generator, infill=None, guide=None)``: the family's ``draw_canvas`` bound to a model, its
+    sample params and device (what textdiff.tasks calls)."""
+    def draw(num: int, generator, infill=None, guide=None):
+        return family.draw_canvas(model, num, sample_params, generator=generator, device=device, infill=infill,
+                                  guide=guide)
+
+    return draw

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from textdiff.config import ARParams, BackboneParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, Transformer
-from textdiff.sampling.autoregressive import sample_sequences
+from textdiff.sampling.autoregressive import sample_canvas, sample_sequences
 
 PARAMS = ARParams
 
@@ -27,7 +27,9 @@ def build_backbone(params: BackboneParams, vocab: Vocab) -> Transformer:
 
 
 def build(params: ARParams, vocab: Vocab) -> Transformer:
-    return build_backbone(params.model, vocab)
+    model = build_backbone(params.model, vocab)
+    model.vocab = vocab  # its special tokens, as every family's model carries them (not a weight)
+    return model
 
 
 def training_loss(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> torch.Tensor:
@@ -117,19 +119,18 @@ def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch
 # --------------------------------------------------------------------------- infilling (the handicapped baseline)
 
 
-CANNOT_INFILL = None  # left to right from the prefix: it never sees the known tokens right of a blank
+CANNOT_INFILL = None
+INFILL_HANDICAP = "left to right from the prefix: it never sees the known tokens right of a blank"
 CANNOT_GUIDE = "the AR baseline has no attribute guidance here (its unguided samples are the baseline)"
 
 
 @torch.no_grad()
 def draw_canvas(model: Transformer, num: int, params, *, generator: torch.Generator, device: torch.device,
                 infill=None, guide=None) -> torch.Tensor:
-    """Fill the blanks of ``infill=(known, tokens)`` (num, L) left to right: a known position takes its token,
-    a blank a draw from p(x_i | x_<i) at the row's temperature and top-p (through the KV cache). The model
-    sees only what is left of each blank, the handicap of a left-to-right baseline against the diffusion
-    rows, which see both sides."""
-    from textdiff.sampling.categorical import sample_categorical
-
+    """Fill the blanks of ``infill=(known, tokens)`` (num, L) left to right with the shared sampler: a known
+    position takes its token, a blank a draw from p(x_i | x_<i) at the row's temperature and top-p; a blank
+    drawn as <eos> ends the sentence there (its later blanks become <pad>, its known tokens stay). See
+    ``INFILL_HANDICAP``."""
     if guide is not None:
         raise ValueError(f"ar cannot be guided: {CANNOT_GUIDE}")
     if infill is None:
@@ -137,12 +138,8 @@ def draw_canvas(model: Transformer, num: int, params, *, generator: torch.Genera
     known, values = infill[0].to(device), infill[1].to(device)
     if known.shape[1] > model.cfg.max_len:
         raise ValueError(f"the canvas ({known.shape[1]} tokens) is longer than the model's {model.cfg.max_len}")
-    blanks = (~known).any(0).nonzero()
-    end = int(blanks.max()) + 1 if len(blanks) else 1  # past the last blank every position is known
-    out = values.clone()
-    cache = model.new_cache(num)
-    for i in range(1, end):
-        logits = model.head(model.hidden(out[:, i - 1:i], cache=cache)[:, -1])
-        draw = sample_categorical(logits, params.temperature, params.top_p, generator)
-        out[:, i] = torch.where(known[:, i], values[:, i], draw)
-    return out
+    canvas = sample_canvas(model, num, model.vocab, temperature=params.temperature, top_p=params.top_p,
+                           generator=generator, forced=(known, values))
+    out = torch.full_like(values, model.vocab.pad_id)
+    out[:, : canvas.shape[1]] = canvas
+    return torch.where(known, values, out)  # known tokens past the loop's end (every row done) too

@@ -175,13 +175,9 @@ CANNOT_INFILL = CANNOT_GUIDE = None  # known positions are reset to their embedd
 def draw_canvas(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams, *, generator: torch.Generator,
                 device: torch.device, infill=None, guide: Guidance | None = None) -> torch.Tensor:
     """(num, L) token canvases; ``infill=(known, tokens)`` in token ids: known positions are held at their
-    embeddings EMB(w) every step, as Diffusion-LM infills, and kept as given in the output."""
-    held = None
-    if infill is not None:
-        known, tokens = infill[0].to(device), infill[1].to(device)
-        held = (known, model.embedding(tokens))
-    ids = sample_ids(model, num, params, generator, device, held, guide=guide)
-    return torch.where(held[0], infill[1].to(device), ids) if held is not None else ids
+    embeddings EMB(w) every step, as Diffusion-LM infills, so the final x̂0 there is EMB(w) and rounds to w."""
+    held = None if infill is None else (infill[0].to(device), model.embedding(infill[1].to(device)))
+    return sample_ids(model, num, params, generator, device, held, guide=guide)
 
 
 def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, *, seed: int,

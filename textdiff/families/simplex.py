@@ -27,7 +27,7 @@ from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import time_grid
-from textdiff.sampling.guidance import Guidance, active
+from textdiff.sampling.guidance import Guidance, active, gradient
 from textdiff.spaces.simplex import noised, project, token_simplex
 from textdiff.training.fit import canvas_fit
 from textdiff.training.flops import denoising_flops
@@ -130,9 +130,7 @@ def sample_tokens(model: SimplexDiffusion, num: int, params: SimplexSampleParams
 
 def logit_gradient(guide: Guidance, logits: torch.Tensor) -> torch.Tensor:
     """∂ Σ log p(label | softmax(logits)) / ∂ logits."""
-    with torch.enable_grad():
-        z = logits.detach().float().requires_grad_(True)
-        return torch.autograd.grad(guide.score(torch.softmax(z, dim=-1)).sum(), z)[0]
+    return gradient(lambda z: guide.score(torch.softmax(z, dim=-1)), logits)
 
 
 # --------------------------------------------------------------------------- what the stages call

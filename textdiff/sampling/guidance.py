@@ -37,11 +37,16 @@ def active(guide: Guidance | None) -> bool:
     return guide is not None and guide.active
 
 
-def score_gradient(guide: Guidance, probs: torch.Tensor) -> torch.Tensor:
-    """∂ Σ log p(label | probs) / ∂ probs, (B, L, V), with no graph kept."""
+def gradient(fn, x: torch.Tensor) -> torch.Tensor:
+    """∂ Σ fn(x) / ∂ x in float32, with no graph kept (callable inside ``torch.no_grad``)."""
     with torch.enable_grad():
-        p = probs.detach().float().requires_grad_(True)
-        return torch.autograd.grad(guide.score(p).sum(), p)[0]
+        x = x.detach().float().requires_grad_(True)
+        return torch.autograd.grad(fn(x).sum(), x)[0]
+
+
+def score_gradient(guide: Guidance, probs: torch.Tensor) -> torch.Tensor:
+    """∂ Σ log p(label | probs) / ∂ probs, (B, L, V)."""
+    return gradient(guide.score, probs)
 
 
 def tilted_log_probs(log_probs: torch.Tensor, guide: Guidance) -> torch.Tensor:

@@ -9,23 +9,20 @@ and the fluency (judge LM perplexity) and diversity of the guided text, each wit
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from textdiff.eval.intervals import CI_LEVEL, mean_interval, sample_intervals
 from textdiff.eval.judge import perplexity_scores
 from textdiff.eval.ngrams import diversity
 
 
-def guided_texts(draw, vocab, tokenizer, num: int, guide, *, batch_size: int, seed: int, device) -> list[str]:
-    """``num`` texts from ``draw(num, generator, infill, guide)`` (a family's ``draw_canvas`` bound to its
-    model and sample params), one generator seeded by ``seed`` (the same draws as unguided when the
-    guidance is off)."""
-    gen = torch.Generator(device=device).manual_seed(seed)
-    texts = []
-    for start in range(0, num, batch_size):
-        canvas = draw(min(batch_size, num - start), gen, None, guide)
-        ids = [vocab.strip(row) for row in canvas.tolist()]
-        texts += tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+def guided_texts(draw, model, tokenizer, num: int, guide, *, batch_size: int, seed: int, device) -> list[str]:
+    """``num`` texts from ``draw(num, generator, guide=…)`` (textdiff.families.canvas_drawer) in batches, one
+    generator seeded by ``seed`` as every family's ``sample_texts`` (textdiff.sampling.batched), so with the
+    guidance off they are the row's ordinary samples."""
+    from textdiff.sampling.batched import seeded_texts
+
+    texts, _ = seeded_texts(model, lambda n, gen: [model.vocab.strip(row) for row in draw(n, gen, guide=guide).tolist()],
+                            tokenizer, num, batch_size, seed=seed, device=device)
     return texts
 
 
@@ -47,6 +44,11 @@ def control_metrics(label: str, texts: list[str], predicted: list[str], unguided
         "div": diversity(texts), "div_ci": intervals["div_ci"],
         "judge_nll": float(per_text["nll"].sum()), "judge_tokens": int(per_text["counts"].sum()),
     }
+
+
+def majority_share(labels: list[str]) -> float:
+    """The share of the commonest label: the accuracy of always guessing it."""
+    return max(labels.count(lb) for lb in set(labels)) / len(labels)
 
 
 def pooled_gen_ppl(per_label: dict[str, dict]) -> float:

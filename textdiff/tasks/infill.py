@@ -195,14 +195,14 @@ def infill_metrics(records: list[dict], judge_nll: np.ndarray, judge_counts: np.
 
 def fill_templates(draw, templates: list[Template], seq_len: int, pad_id: int, *, fills: int, batch_size: int,
                    seed: int, device) -> torch.Tensor:
-    """Every template filled ``fills`` times, in batches, by ``draw(num, generator, infill)`` (a family's
-    ``draw_canvas`` bound to its model and sample params); one generator seeded by ``seed``. Returns the
+    """Every template filled ``fills`` times, in batches, by ``draw(num, generator, infill=…)``
+    (textdiff.families.canvas_drawer); one generator seeded by ``seed``. Returns the
     (len(templates)·fills, seq_len) canvases."""
     known, tokens = canvas_tensors(templates, seq_len, pad_id, fills)
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
     for start in range(0, len(known), batch_size):
         part = slice(start, start + batch_size)
-        canvas = draw(len(known[part]), gen, (known[part].to(device), tokens[part].to(device)))
+        canvas = draw(len(known[part]), gen, infill=(known[part].to(device), tokens[part].to(device)))
         out.append(canvas.cpu())
     return torch.cat(out)
