@@ -39,7 +39,7 @@ def main() -> None:
     else:
         vocab = Vocab(params.tokenizer.vocab_size, 0, 1, 2)
         torch.manual_seed(0)
-        model = ar.build_backbone(params.ar.model, vocab).to(device).eval()
+        model = ar.build_backbone(params.row("ar").model, vocab).to(device).eval()
         source = "random init"
     print(f"device {device}; {source}: {model.num_parameters() / 1e6:.2f}M params, max_len {model.cfg.max_len}, "
           f"{args.samples} samples per batch")

@@ -63,7 +63,7 @@ def probe(model, tokenizer, train_texts, test_texts) -> dict:
 def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, positions, device,
               ema_decay=None, lr=None) -> dict:
     family = get_family(row)
-    section = benchmark_section(p.family(row), positions, ema_decay, lr)
+    section = benchmark_section(p.row(row), positions, ema_decay, lr)
     t0 = time.perf_counter()
     model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device, checkpoint_dir=None,
                                fingerprint="", progress=False, budget_flops=budget, space_dir=None)
@@ -125,11 +125,11 @@ def main() -> None:
     done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     for budget in args.budgets:
         for row in args.rows:
-            positions = args.positions or p.family(row).model.positions
-            ema = p.family(row).train.ema_decay if args.ema_decay is None else args.ema_decay
-            lr = p.family(row).train.lr if args.lr is None else args.lr
+            positions = args.positions or p.row(row).model.positions
+            ema = p.row(row).train.ema_decay if args.ema_decay is None else args.ema_decay
+            lr = p.row(row).train.lr if args.lr is None else args.lr
             if any(q["row"] == row and q["budget_flops"] == budget and q["positions"] == positions
-                   and q.get("ema_decay", 0.0) == ema and q.get("lr", p.family(row).train.lr) == lr for q in done):
+                   and q.get("ema_decay", 0.0) == ema and q.get("lr", p.row(row).train.lr) == lr for q in done):
                 continue
             if get_family(row).likelihood.__module__ not in ("textdiff.eval.elbo", "textdiff.families.ar"):
                 print(f"{row}: no token likelihood (continuous row); skipped", flush=True)

@@ -54,12 +54,18 @@ def dvc(*args: str, check: bool = True, cwd: Path | str = ".") -> subprocess.Com
     return out
 
 
+def set_or_add(override: str) -> str:
+    """``key=value`` as DVC's (Hydra's) ``++key=value``: set the key, or add it where the row's section does not
+    write it yet (a row holds only what differs from the defaults block)."""
+    return override if override.startswith(("+", "~")) else f"++{override}"
+
+
 def queue_experiment(name: str, overrides: list[str], cwd: Path | str = ".") -> None:
     """Replace any experiment of this name by a queued one with these overrides."""
     dvc("exp", "remove", name, check=False, cwd=cwd)
     args = ["exp", "run", "--queue", "-n", name]
     for o in overrides:
-        args += ["-S", o]
+        args += ["-S", set_or_add(o)]
     print(f"[ablate] queued {name}: {' '.join(overrides)}", flush=True)
     dvc(*args, cwd=cwd)
 

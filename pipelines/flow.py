@@ -53,6 +53,7 @@ class Plan:
     order: list[str]
     upstream: dict[str, set[str]]
     changed: set[str] = field(default_factory=set)
+    ran: set[str] = field(default_factory=set)  # stages the plan itself ran (validate, when params changed)
 
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -75,7 +76,12 @@ def plan(repo_dir: Path, remote: str | None) -> Plan:
         dvc("remote", "default", "--local", remote, cwd=repo_dir)
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", cwd=repo_dir, check=False)
     changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}"))
-    return Plan(order, upstream, changed)
+    ran = set()
+    if "validate" in changed:  # its data/params/ROW.yaml say which rows a params change reaches: bring them up to date
+        dvc("repro", "--single-item", "validate", cwd=repo_dir)
+        changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}")) | {"validate"}
+        ran = {"validate"}
+    return Plan(order, upstream, changed, ran)
 
 
 def log_stage_output(text: str) -> None:
@@ -131,7 +137,10 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
     selected = [s for s in p.order if s in wanted]
     outcome: dict[str, str] = {}
     for stage in selected:
-        needed = stage in p.changed or any(outcome.get(up) in ("ran", "restored") for up in p.upstream[stage])
+        if stage in p.ran:  # already run by the plan, whose status of every later stage accounts for it
+            outcome[stage] = "ran"
+            continue
+        needed = stage in p.changed or any(outcome.get(up) in ("ran", "restored") for up in p.upstream[stage] - p.ran)
         outcome[stage] = stage_task(stage, str(cwd), needed, remote)
     if remote:  # publish what this worker has, computed or not
         dvc("push", "--remote", remote, "--run-cache", *selected, cwd=cwd)

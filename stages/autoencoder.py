@@ -24,7 +24,7 @@ from textdiff.io import read_jsonl, write_json
 @stage_main("autoencoder")
 def main(name: str) -> None:
     p = params()
-    section = p.family(name)
+    section = p.row(name)
     out = SPACES / name / "autoencoder"
     if not isinstance(section.space, LatentSpaceParams):
         record = {"row": name, "autoencoder": None, "why": "this row's space has no autoencoder"}

@@ -80,7 +80,7 @@ def tracking_config(p, row: str | None = None) -> dict:
     config = {"seed": p.seed, "device": p.device, "data": dump(p.data), "git_commit": git_commit(),
               "data_sha256": json.loads(stats.read_text()).get("data_sha256") if stats.exists() else None}
     if row is not None:
-        config[row] = dump(p.family(row))
+        config[row] = dump(p.row(row))
     return config
 
 

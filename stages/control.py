@@ -31,8 +31,8 @@ def unsupported(name: str, reason: str) -> None:
 @stage_main("control")
 def main(name: str) -> None:
     p = params()
-    section = p.family(name)
-    family = get_family(name)
+    section = p.row(name)
+    family = get_family(section.family)
     if family.CANNOT_GUIDE is not None:
         return unsupported(name, family.CANNOT_GUIDE)
     guide_record = read_json(GUIDE / "classifier.json")

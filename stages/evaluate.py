@@ -107,7 +107,7 @@ def main(name: str | None) -> None:
                    "wordpiece_roundtrip": wordpiece_reference(texts, p, device)}
         out = METRICS / "eval" / "reference.json"
     else:
-        p.family(name)
+        p.row(name)
         texts = [r["text"] for r in read_jsonl(SAMPLES / f"{name}.jsonl")]
         speed = read_json(METRICS / "sample" / f"{name}.json")
         metrics = {"model": name, **text_metrics(texts, p, device),

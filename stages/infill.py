@@ -21,8 +21,8 @@ from textdiff.tasks.infill import fill_records, fill_templates, held_out_templat
 @stage_main("infill")
 def main(name: str) -> None:
     p = params()
-    section = p.family(name)
-    family = get_family(name)
+    section = p.row(name)
+    family = get_family(section.family)
     out = METRICS / "infill" / f"{name}.json"
     if family.CANNOT_INFILL is not None:
         record = {"model": name, "supported": False, "reason": family.CANNOT_INFILL}

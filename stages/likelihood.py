@@ -16,14 +16,14 @@ from textdiff.persist import load_model
 @stage_main("likelihood")
 def main(name: str) -> None:
     p = params()
-    p.family(name)
+    section = p.row(name)
     device = resolve_device(p.device)
     model, _ = load_model(MODELS / name, device)
     test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
     torch_seed(p.seed)
-    metrics = get_family(name).likelihood(model, load_tokenizer(TOKENIZER), test, device=device,
-                                          batch_size=p.evaluate.batch_size, draws=p.evaluate.elbo_t_draws,
-                                          seed=p.seed)
+    metrics = get_family(section.family).likelihood(model, load_tokenizer(TOKENIZER), test, device=device,
+                                                    batch_size=p.evaluate.batch_size, draws=p.evaluate.elbo_t_draws,
+                                                    seed=p.seed)
     write_json(METRICS / "likelihood" / f"{name}.json", {"model": name, "heldout_texts": len(test), **metrics})
     say("likelihood", f"{name}: held-out ppl {metrics['heldout_ppl']} ({metrics['heldout_ppl_bound']})")
 

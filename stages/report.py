@@ -63,7 +63,7 @@ def likelihood_order(rows: list[dict]) -> str:
     return "Measured order, lowest first: " + " < ".join(f"{r['model']} ({r['heldout_ppl']:.1f})" for r in ranked) + "."
 
 
-def load_sweeps(models: dict) -> dict[str, dict]:
+def load_sweeps(models: list[str]) -> dict[str, dict]:
     out = {}
     for name in models:
         path = METRICS / "sweep" / f"{name}.json"
@@ -74,7 +74,7 @@ def load_sweeps(models: dict) -> dict[str, dict]:
 
 def sweep_table(sweeps: dict[str, dict]) -> str:
     if not sweeps:
-        return "No steps sweep yet (params `steps_sweep.models`)."
+        return "No steps sweep yet (params `steps_sweep.families`)."
     steps = sorted({pt["steps"] for s in sweeps.values() for pt in s["points"]})
     head = "| model | " + " | ".join(f"{n} steps: gen_ppl / entropy / samples/s" for n in steps) + " |"
     body = []
@@ -409,7 +409,7 @@ def shared_or_listed(label: str, values: dict[str, object]) -> str:
 
 def settings_note(p, rows: list[dict]) -> str:
     """What the rows share and where they differ, read from this run's params and metrics."""
-    sections = {m: getattr(p, m) for m in p.models}
+    sections = {m: p.row(m) for m in p.models}
     trained = {r["model"]: r for r in rows if "steps" in r}
     parts = [
         shared_or_listed("backbone", {m: f"d{s.model.d_model} × {s.model.n_layers}" for m, s in sections.items()}),
@@ -456,7 +456,7 @@ def canvas_warnings(p) -> list[str]:
     tok_path = METRICS / "tokenizer.json"
     counts = read_json(tok_path).get("canvas_lengths", {}).get("counts") if tok_path.exists() else None
     for m in p.models:
-        section = getattr(p, m)
+        section = p.row(m)
         checks = []
         if counts and section.space == "tokens":
             checks.append(("project tokens", overflow(counts, section.model.seq_len), "model.seq_len"))
@@ -530,7 +530,7 @@ def main() -> None:
     plots = REPORTS / "plots"
     plot_quality(rows, plots / "quality.png")
     plot_losses(p.models, plots / "loss.png")
-    sweeps = load_sweeps(p.steps_sweep.models)
+    sweeps = load_sweeps(p.swept_rows)
     plot_steps(sweeps, plots / "steps.png")
     stats = read_json(PREPARED / "stats.json")
     ablations, left_out = load_ablations(p, raw_params, stats.get("data_sha256"))

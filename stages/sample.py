@@ -18,11 +18,11 @@ from textdiff.persist import load_model
 @stage_main("sample")
 def main(name: str) -> None:
     p = params()
-    section = p.family(name)
+    section = p.row(name)
     device = resolve_device(p.device)
     model, _ = load_model(MODELS / name, device)
-    texts, speed = get_family(name).sample_texts(model, load_tokenizer(TOKENIZER), section.sample,
-                                                 seed=p.seed, device=device, space_dir=SPACES / name)
+    texts, speed = get_family(section.family).sample_texts(model, load_tokenizer(TOKENIZER), section.sample,
+                                                           seed=p.seed, device=device, space_dir=SPACES / name)
     write_jsonl(SAMPLES / f"{name}.jsonl", [{"text": t} for t in texts])
     write_json(METRICS / "sample" / f"{name}.json", {**speed, "device": str(device), "params": dump(section.sample)})
     say("sample", f"{name}: {len(texts)} samples, {speed['samples_per_s']:.1f} samples/s, "

@@ -22,7 +22,7 @@ from textdiff.io import read_json, read_jsonl, write_json
 @stage_main("space")
 def main(name: str) -> None:
     p = params()
-    section = p.family(name)
+    section = p.row(name)
     out = SPACES / name / "data"
     if isinstance(section.space, LatentSpaceParams):
         summary = latent_dataset(name, section.space, p.device, out)

@@ -2,7 +2,8 @@
 
 For each value in steps_sweep.steps, draws steps_sweep.num_samples texts with the
 row's own sampler and sample params (only steps, count and batch size replaced)
-and scores them with the judge LM. Outputs metrics/sweep/MODEL.json and
+and scores them with the judge LM. Every row has the stage; a row whose family is not
+in steps_sweep.families only records that. Outputs metrics/sweep/MODEL.json and
 samples/sweep/MODEL.jsonl (every text, tagged with its steps).
 """
 
@@ -11,20 +12,32 @@ from __future__ import annotations
 import argparse
 
 from stages.common import METRICS, MODELS, SAMPLES, SPACES, TOKENIZER, dump, params, say, stage_main
-from stages.evaluate import make_judge
-from textdiff.data.tokenizer import load_tokenizer
-from textdiff.device import resolve_device
-from textdiff.eval.judge import perplexity_metrics
-from textdiff.eval.ngrams import diversity
-from textdiff.families import get_family
 from textdiff.io import write_json, write_jsonl
-from textdiff.persist import load_model
 
 
 @stage_main("steps_sweep")
 def main(name: str) -> None:
     p = params()
-    section = p.family(name)
+    section = p.row(name)
+    sweep = p.steps_sweep
+    if name not in p.swept_rows:  # every row has the stage (DVC cannot filter a foreach); this one records why not
+        write_jsonl(SAMPLES / "sweep" / f"{name}.jsonl", [])
+        write_json(METRICS / "sweep" / f"{name}.json",
+                   {"model": name, "swept": False, "why": f"the {section.family} family is not in steps_sweep.families "
+                                                          f"({', '.join(sweep.families)})"})
+        return
+    sweep_row(name, section, p)
+
+
+def sweep_row(name: str, section, p) -> None:
+    from stages.evaluate import make_judge
+    from textdiff.data.tokenizer import load_tokenizer
+    from textdiff.device import resolve_device
+    from textdiff.eval.judge import perplexity_metrics
+    from textdiff.eval.ngrams import diversity
+    from textdiff.families import get_family
+    from textdiff.persist import load_model
+
     sweep = p.steps_sweep
     device = resolve_device(p.device)
     model, _ = load_model(MODELS / name, device)
@@ -34,8 +47,8 @@ def main(name: str) -> None:
     for steps in sweep.steps:
         sample_params = section.sample.model_copy(update={"steps": steps, "num_samples": sweep.num_samples,
                                                           "batch_size": sweep.batch_size})
-        texts, speed = get_family(name).sample_texts(model, tokenizer, sample_params, seed=p.seed, device=device,
-                                                     space_dir=SPACES / name)
+        texts, speed = get_family(section.family).sample_texts(model, tokenizer, sample_params, seed=p.seed,
+                                                               device=device, space_dir=SPACES / name)
         point = {"steps": steps, **perplexity_metrics(judge, texts), "div": diversity(texts),
                  "samples_per_s": speed["samples_per_s"], "tokens_per_s": speed["tokens_per_s"]}
         points.append(point)
@@ -44,7 +57,8 @@ def main(name: str) -> None:
                            f"{point['samples_per_s']:.1f} samples/s")
     write_jsonl(SAMPLES / "sweep" / f"{name}.jsonl", records)
     write_json(METRICS / "sweep" / f"{name}.json",
-               {"model": name, "num_samples": sweep.num_samples, "points": points, "sample_params": dump(section.sample)})
+               {"model": name, "swept": True, "num_samples": sweep.num_samples, "points": points,
+                "sample_params": dump(section.sample)})
 
 
 if __name__ == "__main__":

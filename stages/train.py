@@ -35,8 +35,8 @@ def main(name: str) -> None:
         say("train", f"{name}: {p.train_processes} processes under torchrun")
         sys.exit(subprocess.run(torchrun_command(p.train_processes, "stages.train", name)).returncode)
     world = current_world()
-    section = p.family(name)
-    family = get_family(name)
+    section = p.row(name)
+    family = get_family(section.family)
     device = resolve_device(p.device)
     tokenizer = load_tokenizer(TOKENIZER)
     train_texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
@@ -44,7 +44,7 @@ def main(name: str) -> None:
     key = fingerprint({"seed": p.seed, "model": dump(section.model), "train": dump(section.train),
                        "budget": p.budget.train_flops},
                       PREPARED / "train.jsonl", TOKENIZER / "tokenizer.json", SPACES / name / "data",
-                      *training_code("train", p.models[name]))
+                      *training_code("train", section.family))
     mode = p.tracking.wandb_mode if world.is_main else "disabled"  # one wandb run, from rank 0
     tracker = Tracker(f"train-{name}", {**resolved, **tracking_config(p, name), "dvc_stage": f"train@{name}"},
                       mode=mode, project=p.tracking.project, tags=[name], group=run_group(), job_type="train")

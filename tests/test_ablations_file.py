@@ -1,5 +1,5 @@
-"""Every run in ablations.yaml is a valid params file once its overrides are applied to params.yaml (a new leaf
-key is allowed, as ``dvc exp run -S`` adds it; the schema rejects a misspelt one)."""
+"""Every run in ablations.yaml is a valid params file once its overrides are applied to params.yaml (a key the
+row's section does not write is added, as ``dvc exp run -S ++key=value`` does; the schema rejects a misspelt one)."""
 
 import copy
 from pathlib import Path
@@ -18,9 +18,7 @@ def apply(raw: dict, override: str) -> dict:
     *parents, leaf = key.split(".")
     node = raw
     for part in parents:
-        if part not in node:
-            raise KeyError(f"{override}: no {part!r} in params.yaml")
-        node = node[part]
+        node = node.setdefault(part, {})
     node[leaf] = yaml.safe_load(value)
     return raw
 
@@ -39,9 +37,18 @@ def test_every_ablation_run_is_valid_params(group, run, overrides):
 
 def test_the_check_can_fail():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    with pytest.raises(KeyError):
-        apply(copy.deepcopy(raw), "mdlm.trian.ema_decay=0.9")
+    with pytest.raises(ParamsError, match="rows.mdlm.trian"):
+        parse_params(apply(copy.deepcopy(raw), "rows.mdlm.trian.ema_decay=0.9"))
     with pytest.raises(ParamsError, match="emadecay"):
-        parse_params(apply(copy.deepcopy(raw), "mdlm.train.emadecay=0.9"))
+        parse_params(apply(copy.deepcopy(raw), "rows.mdlm.train.emadecay=0.9"))
     with pytest.raises(ParamsError, match="ema_decay"):
-        parse_params(apply(copy.deepcopy(raw), "mdlm.train.ema_decay=1.5"))
+        parse_params(apply(copy.deepcopy(raw), "rows.mdlm.train.ema_decay=1.5"))
+    with pytest.raises(ParamsError, match="rows.mdlm_typo"):  # a misspelt row becomes a row without a family
+        parse_params(apply(copy.deepcopy(raw), "rows.mdlm_typo.train.steps=5"))
+
+
+def test_overrides_become_set_or_add():
+    from pipelines.ablate import set_or_add
+
+    assert set_or_add("rows.mdlm.train.lr=0.002") == "++rows.mdlm.train.lr=0.002"
+    assert set_or_add("+rows.x=1") == "+rows.x=1"

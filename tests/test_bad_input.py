@@ -29,23 +29,26 @@ def test_an_empty_params_file_is_an_error(tmp_path):
         load_params(write(tmp_path, "# nothing yet\n"))
 
 
-def test_a_row_without_its_section_is_an_error():
-    with pytest.raises(ParamsError, match=r"models lists mdlm without a params section; add a `mdlm:` section"):
-        parse_params({"models": {"ar": "ar", "mdlm": "mdlm"}, "ar": {}}, "params.yaml")
+def test_a_row_without_its_family_is_an_error():
+    with pytest.raises(ParamsError, match=r"rows.mdlm: no `family:` key"):
+        parse_params({"rows": {"ar": {"family": "ar"}, "mdlm": {}}}, "params.yaml")
 
 
 @pytest.mark.parametrize("raw, key, words", [
     ({"steps_sweep": {"steps": [0]}}, "steps_sweep.steps.0", "greater than or equal to 1"),
     ({"steps_sweep": {"steps": [8, -5]}}, "steps_sweep.steps.1", "greater than or equal to 1"),
-    ({"ar": {"train": {"lr": float("inf")}}}, "ar.train.lr", "finite"),
-    ({"ar": {"train": {"lr": float("nan")}}}, "ar.train.lr", "finite"),
-    ({"ar": {"sample": {"num_samples": 1}}}, "ar.sample.num_samples", "greater than or equal to 2"),
+    ({"rows": {"ar": {"family": "ar", "train": {"lr": float("inf")}}}}, "rows.ar.train.lr", "finite"),
+    ({"rows": {"ar": {"family": "ar", "train": {"lr": float("nan")}}}}, "rows.ar.train.lr", "finite"),
+    ({"defaults": {"train": {"lr": float("inf")}}}, "defaults.train.lr", "finite"),
+    ({"rows": {"ar": {"family": "ar", "sample": {"num_samples": 1}}}}, "rows.ar.sample.num_samples",
+     "greater than or equal to 2"),
     ({"seed": 2 ** 40}, "seed", "less than 2147483648"),
-    ({"embedding": {"sample": {"steps": 10, "clamp_from": 10}}}, "embedding.sample", "clamping would never happen"),
+    ({"rows": {"embedding": {"family": "embedding", "sample": {"steps": 10, "clamp_from": 10}}}},
+     "rows.embedding.sample", "clamping would never happen"),
 ])
 def test_bad_values_name_the_key(raw, key, words):
     with pytest.raises(ParamsError) as err:
-        parse_params({"models": {"ar": "ar"}, "ar": {}, **raw}, "params.yaml")
+        parse_params({"rows": {"ar": {"family": "ar"}}, **raw}, "params.yaml")
     assert f"{key}:" in str(err.value) and words in str(err.value), str(err.value)
 
 

@@ -15,9 +15,10 @@ import random
 import pytest
 import torch
 
-from textdiff.config import ParamsError, parse_params
+from textdiff.config import ParamsError
 from textdiff.data.vocab import Vocab
-from textdiff.families import canvas_drawer, get_family
+from tests.reference_rows import REPO_PARAMS, row_family
+from textdiff.families import canvas_drawer
 from textdiff.sampling.guidance import Guidance, tilted_log_probs
 from textdiff.tasks.attribute_classifier import AttributeClassifier, train_classifier
 from textdiff.tasks.control import guided_texts, no_labels_reason, steered_labels
@@ -71,12 +72,11 @@ GUIDED_ROWS = ["embedding", "simplex", "mdlm", "d3pm_absorb", "d3pm_uniform"]
 
 
 def _tiny(row: str, vocab: Vocab):
-    params = parse_params({"models": {row: get_family(row).__name__.rsplit(".", 1)[-1]}, row: {}})
-    section = getattr(params, row)
+    section = REPO_PARAMS.row(row)
     section = type(section).model_validate({**section.model_dump(), "model": {
         **section.model.model_dump(), "d_model": 16, "n_layers": 1, "n_heads": 2, "seq_len": 16}})
     torch.manual_seed(0)
-    return get_family(row).build(section, vocab).eval(), section.sample.model_copy(update={"steps": 5})
+    return row_family(row).build(section, vocab).eval(), section.sample.model_copy(update={"steps": 5})
 
 
 @pytest.mark.parametrize("row", GUIDED_ROWS)
@@ -86,7 +86,7 @@ def test_strength_zero_reproduces_the_unguided_samples_and_a_strong_guide_change
     torch.manual_seed(1)
     clf = AttributeClassifier(vocab.size, small_tokenizer.all_special_ids, ["fresh", "rotten"], dim=8, hidden=8)
 
-    draw = canvas_drawer(get_family(row), model, sample, CPU)
+    draw = canvas_drawer(row_family(row), model, sample, CPU)
 
     def texts(guide):
         return guided_texts(draw, model, small_tokenizer, 6, guide, batch_size=3, seed=0, device=CPU)
@@ -98,7 +98,7 @@ def test_strength_zero_reproduces_the_unguided_samples_and_a_strong_guide_change
 
 @pytest.mark.parametrize("row", ["ar", "sedd_absorb", "encoder", "latent_planner"])
 def test_rows_that_cannot_be_guided_say_why(row):
-    assert get_family(row).CANNOT_GUIDE
+    assert row_family(row).CANNOT_GUIDE
 
 
 def test_labels_are_checked_against_the_corpus():
@@ -143,12 +143,12 @@ def sentiment(tmp_path_factory):
 
 
 def _train(row: str, tokenizer, texts: list[str], steps: int):
-    section = get_family(row).PARAMS.model_validate({
+    section = row_family(row).PARAMS.model_validate({
         "model": {"d_model": 64, "n_layers": 1, "n_heads": 4, "seq_len": SEQ_LEN,
                   **({"positions": "rotary"} if row == "mdlm" else {})},
         "train": {"steps": steps, "batch_size": 32, "lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.0,
                   "checkpoint_every": 10_000}})
-    model, _ = get_family(row).fit(section, tokenizer, texts, seed=SEED, device=CPU, checkpoint_dir=None,
+    model, _ = row_family(row).fit(section, tokenizer, texts, seed=SEED, device=CPU, checkpoint_dir=None,
                                    fingerprint="", progress=False)
     return model.eval(), section.sample.model_copy(update={"steps": 16})
 
@@ -159,7 +159,7 @@ def test_guidance_raises_the_independent_success_rate_above_unguided(row, steps,
     model, sample = _train(row, tokenizer, texts, steps)
     vocab = model.vocab
 
-    draw = canvas_drawer(get_family(row), model, sample, CPU)
+    draw = canvas_drawer(row_family(row), model, sample, CPU)
 
     unguided = guided_texts(draw, model, tokenizer, 48, None, batch_size=48, seed=SEED, device=CPU)
     unguided_labels = judge.predict(unguided)

@@ -81,7 +81,8 @@ def test_sedd_absorb_score_entropy_equals_the_masked_diffusion_loss():
 
 def tiny(**model) -> mdlm.MaskedDiffusion:
     torch.manual_seed(0)
-    params = MDLMParams.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 12, **model}})
+    params = MDLMParams.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 12,
+                                                  "positions": "learned", **model}})  # as these tests were sized
     return mdlm.build(params, VOCAB).eval()
 
 

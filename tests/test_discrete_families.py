@@ -224,14 +224,14 @@ def tiny_sedd(graph: str) -> sedd.SEDD:
     torch.manual_seed(0)
     schedule = "loglinear" if graph == "absorbing" else "geometric"
     params = SEDDParams.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 12,
-                                                  "graph": graph, "schedule": schedule}})
+                                                  "positions": "learned", "graph": graph, "schedule": schedule}})
     return sedd.build(params, VOCAB).eval()
 
 
 def tiny_d3pm(graph: str) -> d3pm.D3PM:
     torch.manual_seed(0)
     params = D3PMParams.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 12,
-                                                  "graph": graph, "timesteps": 50,
+                                                  "positions": "learned", "graph": graph, "timesteps": 50,
                                                   "schedule": "linear" if graph == "absorbing" else "cosine"},
                                         "sample": {"steps": 16}})
     return d3pm.build(params, VOCAB).eval()

@@ -75,8 +75,8 @@ def test_each_rank_step_and_run_gets_its_own_seed():
 
 
 def test_a_batch_that_does_not_split_across_the_processes_is_a_params_error():
-    raw = {"models": {"ar": "ar"}, "ar": {"train": {"batch_size": 10}}, "train_processes": 4}
-    with pytest.raises(ParamsError, match=r"ar\.train\.batch_size \(10\) must be divisible by train_processes \(4\)"):
+    raw = {"rows": {"ar": {"family": "ar", "train": {"batch_size": 10}}}, "train_processes": 4}
+    with pytest.raises(ParamsError, match=r"rows\.ar\.train\.batch_size \(10\) must be divisible by train_processes \(4\)"):
         parse_params(raw)
     raw["train_processes"] = 5
     assert parse_params(raw).train_processes == 5

@@ -241,37 +241,39 @@ def test_training_under_a_budget_lands_on_it_and_its_steps_join_the_fingerprint(
 
 
 def test_default_params_give_every_row_its_whole_budget():
-    from textdiff.config import FAMILY_SECTIONS, train_components
+    from textdiff.config import train_components
 
     p = load_params(ROOT / "params.yaml")
     assert p.budget.train_flops is not None
-    for row in FAMILY_SECTIONS:
-        shares = [F.effective_share(c) for c in train_components(getattr(p, row)).values()]
+    for row, section in p.rows.items():
+        shares = [F.effective_share(c) for c in train_components(section).values()]
         assert math.isclose(sum(shares), 1.0), row
     assert load_params(ROOT / "profiles" / "tiny.yaml").budget.train_flops is None
 
 
-def _raw(**budget_and_rows) -> dict:
-    rows = {"ar": {}, "latent_planner": {}}  # every listed row needs its own section
-    return {"models": {"ar": "ar", "latent_planner": "latent"}, **rows, **budget_and_rows}
+def _raw(budget=None, **rows) -> dict:
+    sections = {"ar": {"family": "ar"}, "latent_planner": {"family": "latent"}}
+    for name, section in rows.items():
+        sections[name] = {**sections.get(name, {"family": name}), **section}
+    return {"rows": sections, **({"budget": budget} if budget else {})}
 
 
 def test_shares_must_sum_to_one_and_errors_name_the_keys():
-    with pytest.raises(ParamsError, match=r"latent_planner\.space\.train\.budget_share \(0\.6\) \+ "
-                                          r"latent_planner\.train\.budget_share \(0\.5\) = 1\.1"):
+    with pytest.raises(ParamsError, match=r"rows\.latent_planner\.space\.train\.budget_share \(0\.6\) \+ "
+                                          r"rows\.latent_planner\.train\.budget_share \(0\.5\) = 1\.1"):
         parse_params(_raw(latent_planner={"space": {"train": {"budget_share": 0.6}},
                                           "train": {"budget_share": 0.5}}))
-    with pytest.raises(ParamsError, match=r"latent_planner\.space\.train\.budget_share, "
-                                          r"latent_planner\.train\.budget_share not set"):
-        parse_params(_raw(budget={"train_flops": 1e12}))
-    with pytest.raises(ParamsError, match=r"ar\.train\.budget_share is 0\.5"):
+    with pytest.raises(ParamsError, match=r"rows\.latent_planner\.space\.train\.budget_share not set"):
+        parse_params(_raw(budget={"train_flops": 1e12}, latent_planner={"space": {"train": {"budget_share": None}}}))
+    with pytest.raises(ParamsError, match=r"rows\.ar\.train\.budget_share is 0\.5"):
         parse_params(_raw(ar={"train": {"budget_share": 0.5}}))
-    with pytest.raises(ParamsError, match=r"encoder\.train\.budget_share not set"):
-        parse_params(_raw(encoder={"decoder": {"train": {"budget_share": 0.2}}}))
+    with pytest.raises(ParamsError, match=r"rows\.encoder\.train\.budget_share not set"):
+        parse_params(_raw(encoder={"train": {"budget_share": None}}))
     ok = parse_params(_raw(budget={"train_flops": 1e12},
                            latent_planner={"space": {"train": {"budget_share": 0.3}}, "train": {"budget_share": 0.7}}))
-    assert ok.latent_planner.space.train.budget_share == 0.3
-    assert parse_params(_raw()).budget.train_flops is None  # no budget: shares may stay unset
+    assert ok.row("latent_planner").space.train.budget_share == 0.3
+    both_unset = {"space": {"train": {"budget_share": None}}, "train": {"budget_share": None}}
+    assert parse_params(_raw(latent_planner=both_unset)).budget.train_flops is None  # no budget: shares may stay unset
 
 
 def test_row_compute_sums_a_rows_components(tmp_path):

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.repo_copy import commit_all, link_venv, run, tiny_repo
+from tests.repo_copy import ROOT, commit_all, link_venv, run, tiny_repo
 
 pytestmark = pytest.mark.slow
 
-AR_ONLY = {"models": {"ar": "ar"}, "space_decoders": [], "steps_sweep": {"models": {}}}
+AR_ONLY = {"rows": {"ar": yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())["rows"]["ar"]}}
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +145,10 @@ def test_sweep_flow_runs_queued_experiments_and_tabulates_them(repo, first_run):
 
     commit_all(repo, "before sweep")
     collected = sweep(repo_dir=str(repo), model="ar", group="top_p", description="nucleus",
-                      runs={"p-90": ["ar.sample.top_p=0.9"], "p-50": ["ar.sample.top_p=0.5"]}, jobs=2)
+                      runs={"p-90": ["rows.ar.sample.top_p=0.9"], "p-50": ["rows.ar.sample.top_p=0.5"]}, jobs=2)
     rows = {r["name"]: r for r in collected["top_p"]["rows"]}
     assert set(rows) == {"baseline (params.yaml)", "p-90", "p-50"}
     assert rows["p-90"]["gen_ppl"] != rows["p-50"]["gen_ppl"]
     assert json.loads((repo / "reports" / "ablations.json").read_text())["top_p"]["model"] == "ar"
     report = (repo / "reports" / "report.md").read_text()
-    assert "### top_p (ar)" in report and "`ar.sample.top_p=0.5`" in report
+    assert "### top_p (ar)" in report and "`rows.ar.sample.top_p=0.5`" in report

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from textdiff.config import (ARParams, D3PMParams, EmbeddingParams, MDLMParams, SEDDParams, SimplexParams,
-                             parse_params)
 from textdiff.data.vocab import Vocab
 from textdiff.errors import InputError
-from textdiff.families import canvas_drawer, get_family
+from tests.reference_rows import REPO_PARAMS, row_family
+from textdiff.families import canvas_drawer
 from textdiff.tasks.infill import (Template, canvas_tensors, distinct_fills, fill_records, fill_templates,
                                    held_out_templates, infill_metrics, masked_spans, parse_template, token_accuracy)
 
@@ -58,12 +57,11 @@ def test_bad_templates_say_what_is_wrong(small_tokenizer):
 
 
 def _tiny(row: str, vocab: Vocab):
-    params = parse_params({"models": {row: get_family(row).__name__.rsplit(".", 1)[-1]}, row: {}})
-    section = getattr(params, row)
+    section = REPO_PARAMS.row(row)
     model = section.model.model_copy(update=SMALL)
     section = type(section).model_validate({**section.model_dump(), "model": model.model_dump()})
     torch.manual_seed(0)
-    model = get_family(row).build(section, vocab).eval()
+    model = row_family(row).build(section, vocab).eval()
     with torch.no_grad():  # random weights everywhere (no zero-initialised gate), so every position reads the others
         for weight in model.parameters():
             weight.normal_(0.0, 0.3)
@@ -82,7 +80,7 @@ def test_every_infilling_family_keeps_the_known_tokens(row, small_tokenizer):
     texts = ["the film is a quiet and lovely thing", "a dull , flat and lifeless film , sadly"]
     templates = held_out_templates(small_tokenizer, texts, num=2, min_tokens=5, max_tokens=20, share=(0.3, 0.5), seed=0)
 
-    draw = canvas_drawer(get_family(row), model, sample, torch.device("cpu"))
+    draw = canvas_drawer(row_family(row), model, sample, torch.device("cpu"))
 
     canvases = fill_templates(draw, templates, SMALL["seq_len"], vocab.pad_id, fills=3, batch_size=4, seed=0,
                               device="cpu")
@@ -123,7 +121,7 @@ def assert_steps_see_the_known_tokens(row, model, draw, templates, vocab):
 
 @pytest.mark.parametrize("row", ["encoder", "latent_planner"])
 def test_rows_that_cannot_infill_say_why(row):
-    reason = get_family(row).CANNOT_INFILL
+    reason = row_family(row).CANNOT_INFILL
     assert reason and "token" in reason
 
 

@@ -220,5 +220,5 @@ def test_latent_diffusion_loss_starts_near_the_v_target_variance():
 
 def test_the_denoiser_canvas_must_be_the_latents():
     with pytest.raises(ParamsError, match="model.seq_len .* space.num_latents"):
-        parse_params({"models": {"ar": "ar", "latent_ld4lg": "latent"},
-                      "latent_ld4lg": {"space": {"num_latents": 8}, "model": {"seq_len": 16}}})
+        parse_params({"rows": {"latent_ld4lg": {"family": "latent", "space": {"num_latents": 8},
+                                                "model": {"seq_len": 16}}}})

@@ -36,7 +36,7 @@ import torch
 from textdiff.data.batching import encode_sequences, pad_batch
 from textdiff.data.vocab import Vocab
 from textdiff.eval.context_probe import absorbing_predictor, masked_nll_by_share, unigram_nll
-from textdiff.families import get_family
+from tests.reference_rows import row_family
 
 WORDS = ["ka", "lo", "mi", "nu", "po", "ra", "si", "tu", "ve", "wo", "xa", "ye", "zu", "be", "co", "du"]
 SEQ_LEN = 12  # <bos> + up to 8 words + <eos>, 2 pads at least
@@ -111,7 +111,7 @@ def tiny_section(row: str, steps: int):
         model["schedule"] = "linear"
     if row == "sedd_uniform":
         model["schedule"] = "geometric"
-    return get_family(row).PARAMS.model_validate({
+    return row_family(row).PARAMS.model_validate({
         "model": model, "train": {"steps": steps, "batch_size": 32, "lr": LR.get(row, 3e-3), "warmup_steps": 20,
                                   "weight_decay": 0.0, "checkpoint_every": 10_000}})
 
@@ -124,7 +124,7 @@ def trained(language):
     def get(row: str):
         if row not in cache:
             tokenizer, train, _ = language
-            model, result = get_family(row).fit(tiny_section(row, STEPS[row]), tokenizer, train, seed=SEED,
+            model, result = row_family(row).fit(tiny_section(row, STEPS[row]), tokenizer, train, seed=SEED,
                                                 device=CPU, checkpoint_dir=None, fingerprint="", progress=False)
             assert result.steps == STEPS[row]
             cache[row] = model.eval()
@@ -148,7 +148,7 @@ MARGIN = {"ar": 0.9, "mdlm": 0.5, "d3pm_absorb": 0.3, "sedd_absorb": 0.4, "d3pm_
 @pytest.mark.parametrize("row", list(MARGIN))
 def test_held_out_likelihood_beats_the_unigram_baseline(row, language, trained):
     tokenizer, train, held_out = language
-    result = get_family(row).likelihood(trained(row), tokenizer, held_out, device=CPU)
+    result = row_family(row).likelihood(trained(row), tokenizer, held_out, device=CPU)
     nats, unigram = math.log(result["heldout_ppl"]), unigram_nats(tokenizer, train, held_out)
     print(f"{row} seed {SEED}: held-out {nats:.3f} nats/token ({result['heldout_ppl_bound']}), "
           f"unigram {unigram:.3f}, margin {unigram - nats:.3f}")

@@ -1,5 +1,6 @@
 """A real `dvc repro` of the tiny params profile in a temp copy of the repository."""
 
+import copy
 import hashlib
 import json
 import subprocess
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.repo_copy import VENV, commit_all, run, tiny_repo
 
@@ -31,6 +33,10 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
                   "autoencoder@latent_planner", "space@latent_planner", "train@latent_planner",
                   "sample@latent_planner", "evaluate@latent_planner"):
         assert f"Running stage '{stage}'" in reproduced.stdout
+    resolved = yaml.safe_load((repo / "data" / "params" / "mdlm.yaml").read_text())  # defaults merged in
+    assert (resolved["family"], resolved["model"]["d_model"], resolved["train"]["steps"]) == ("mdlm", 32, 20)
+    for row in ("ar", "mdlm"):  # a family the tiny profile does not sweep only records why
+        assert not json.loads((repo / "metrics" / "sweep" / f"{row}.json").read_text())["swept"]
     report = (repo / "reports" / "report.md").read_text()
     assert "| ar |" in report and "| real text (held-out) |" in report
     assert "## Held-out likelihood" in report and "| sedd_uniform | ≤ " in report
@@ -139,9 +145,11 @@ def test_second_repro_has_nothing_to_do(repo, reproduced):
 
 def test_exp_run_on_a_sample_param_reruns_only_what_depends_on_it(repo, reproduced):
     commit_all(repo, "lock")
-    out = run(["dvc", "exp", "run", "-S", "ar.sample.top_p=0.9"], repo)
+    out = run(["dvc", "exp", "run", "-S", "++rows.ar.sample.top_p=0.9"], repo)
     ran = {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"validate", "sample@ar", "evaluate@ar", "infill@ar", "control@ar", "report"}, out.stdout
+    # steps_sweep@ar only rewrites its one-line record (ar's family is not swept) but DVC cannot know that
+    assert ran == {"validate", "sample@ar", "evaluate@ar", "infill@ar", "control@ar", "steps_sweep@ar", "report"}, \
+        out.stdout
 
 
 def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo, reproduced):
@@ -156,23 +164,29 @@ def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo,
     def would_run(old: str, new: str) -> set[str]:
         assert old in original
         try:
-            params.write_text(original.replace(old, new))
-            p = plan(repo, None)
+            params.write_text(original.replace(old, new, 1))
+            p = plan(repo, None)  # runs validate first: the rows' resolved params (data/params) then show the change
         finally:
             params.write_text(original)
-        assert "validate" in p.changed  # params.yaml is its dependency; its constant output stops there
+        assert "validate" in p.changed
         changed = p.changed - {"validate"}
         return changed | {s for s, up in p.upstream.items() if up & changed}
 
     decoder_change = would_run("noise_t_max: 0.15", "noise_t_max: 0.1")
-    assert decoder_change == {"decoder@encoder", "sample@encoder", "evaluate@encoder", "report"}
+    # (steps_sweep@ROW and decoder@ROW exist for every row; where the family has none they rewrite a record)
+    assert decoder_change == {"decoder@encoder", "sample@encoder", "evaluate@encoder", "steps_sweep@encoder", "report"}
     space_change = would_run("features: encodings", "features: embeddings")
     assert {"space@encoder", "decoder@encoder", "train@encoder", "sample@encoder"} <= space_change
     assert not any(s.endswith(("@ar", "@sedd_uniform", "@mdlm", "@latent_planner")) for s in space_change | decoder_change)
     autoencoder_change = would_run("kl_beta: 1.0e-05", "kl_beta: 0.001")
     assert autoencoder_change == {f"{stage}@latent_planner" for stage in
-                                  ("autoencoder", "space", "train", "sample", "likelihood", "evaluate", "infill",
-                                   "control")} | {"report"}
+                                  ("autoencoder", "space", "decoder", "train", "sample", "likelihood", "evaluate",
+                                   "infill", "control", "steps_sweep")} | {"report"}
+    # a default reaches every row that does not write its own value (ar writes its steps; `defaults` is first)
+    default_change = would_run("steps: 20", "steps: 21")
+    rows = set(yaml.safe_load(original)["rows"])
+    assert {s for s in default_change if s.startswith("train@")} == {f"train@{r}" for r in rows - {"ar"}}
+    run(["dvc", "repro", "--single-item", "validate"], repo)  # data/params back to the restored params
 
 
 def test_bad_params_fail_with_the_key_and_keep_outputs(repo, reproduced):
@@ -203,7 +217,7 @@ def test_a_bad_value_under_dvc_repro_stops_at_validate_before_any_output_is_dele
     finally:
         params.write_text(original)
     assert out.returncode != 0
-    assert "ar.train.lr" in out.stderr + out.stdout and "Running stage 'train@ar'" not in out.stdout
+    assert "defaults.train.lr" in out.stderr + out.stdout and "Running stage 'train@ar'" not in out.stdout
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == before
     # validate's own output is persisted through the failure: with the params restored, nothing is out of date
     assert "validate" not in json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}")
@@ -216,6 +230,26 @@ def test_a_forced_rerun_of_a_space_changes_nothing_downstream(repo, reproduced):
         run(["dvc", "repro", "-f", "--single-item", stage], repo)
     status = json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}")
     assert set(status) <= {"report"}, status
+
+
+def test_a_new_row_is_one_section_and_runs_alone(repo, reproduced):
+    """Adding a row of an existing family is adding its section: dvc repro runs its stages and no other row's."""
+    params = repo / "params.yaml"
+    original = params.read_text()
+    raw = yaml.safe_load(original)
+    raw["rows"]["mdlm_wide"] = {"family": "mdlm", "model": {"d_model": 48}, "train": {"steps": 6}}
+    try:
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+        out = run(["dvc", "repro", "sample@mdlm_wide"], repo)
+        ran = {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")}
+        assert ran == {"validate", *(f"{s}@mdlm_wide" for s in ("autoencoder", "space", "decoder", "train", "sample"))}, \
+            out.stdout
+        model = json.loads((repo / "models" / "mdlm_wide" / "model.json").read_text())
+        assert (model["row"], model["family"], model["params"]["model"]["d_model"]) == ("mdlm_wide", "mdlm", 48)
+        assert len((repo / "samples" / "mdlm_wide.jsonl").read_text().splitlines()) == 24  # the defaults' count
+    finally:
+        params.write_text(original)
+        run(["dvc", "repro", "--single-item", "validate"], repo)
 
 
 def test_a_changed_loss_function_restarts_training_from_step_zero(repo, reproduced):

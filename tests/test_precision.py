@@ -36,5 +36,5 @@ def test_a_bf16_run_learns_about_as_well_as_fp32():
 
 
 def test_an_unknown_precision_names_the_key():
-    with pytest.raises(ParamsError, match=r"ar\.train\.precision"):
-        parse_params({"models": {"ar": "ar"}, "ar": {"train": {"precision": "fp16"}}})
+    with pytest.raises(ParamsError, match=r"rows\.ar\.train\.precision"):
+        parse_params({"rows": {"ar": {"family": "ar", "train": {"precision": "fp16"}}}})

@@ -34,10 +34,11 @@ def eval_metrics(name, gen_ppl, mauve, mauve_ci, *, degenerate=False, reasons=()
 def report(tmp_path_factory) -> str:
     d = tmp_path_factory.mktemp("report")
     raw = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
-    raw["models"] = {"ar": "ar", "mdlm": "mdlm", "sedd_absorb": "sedd", "sedd_uniform": "sedd"}
-    raw["sedd_absorb"] = {**raw["sedd_uniform"], "model": {**raw["sedd_uniform"]["model"], "graph": "absorbing",
-                                                           "schedule": "loglinear"}}
-    raw["space_decoders"], raw["steps_sweep"] = [], {"models": {}}
+    rows = raw["rows"]
+    raw["rows"] = {"ar": rows["ar"], "mdlm": rows["mdlm"], "sedd_absorb": {
+        **rows["sedd_uniform"], "model": {"graph": "absorbing", "schedule": "loglinear"}},
+        "sedd_uniform": rows["sedd_uniform"]}
+    raw["steps_sweep"] = {"families": []}
     raw["data"].update(source="files", files=["corpus/reviews.jsonl"])
     (d / "params.yaml").write_text(yaml.safe_dump(raw))
     write(d / "data/prepared/stats.json", {

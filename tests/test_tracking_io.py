@@ -44,7 +44,7 @@ def test_evaluation_runs_carry_data_params_and_the_pipeline_group(tmp_path, monk
     monkeypatch.setattr(common, "PREPARED", prepared)
     monkeypatch.setenv("TEXTDIFF_RUN_GROUP", "run-42")
     monkeypatch.chdir(tmp_path)
-    p = parse_params({"models": {"ar": "ar"}, "ar": {}, "tracking": {"wandb_mode": "offline"}})
+    p = parse_params({"rows": {"ar": {"family": "ar"}}, "tracking": {"wandb_mode": "offline"}})
     seen = {}
     real_finish = Tracker.finish
 
@@ -57,7 +57,7 @@ def test_evaluation_runs_carry_data_params_and_the_pipeline_group(tmp_path, monk
     evaluate.log_to_wandb(p, "ar", {"mauve": 0.5, "gen_ppl": 80.0, "mauve_ci": [0.4, 0.6], "judge": "judge"})
     assert seen["group"] == "run-42" and seen["job"] == "evaluate"
     assert seen["config"]["data"]["source"] == "rotten_tomatoes" and seen["config"]["data_sha256"] == "ab" * 32
-    assert seen["config"]["ar"]["model"]["d_model"] == p.ar.model.d_model
+    assert seen["config"]["ar"]["model"]["d_model"] == p.row("ar").model.d_model
     assert seen["summary"] == {"mauve": 0.5, "gen_ppl": 80.0}
 
 

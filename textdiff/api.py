@@ -38,7 +38,7 @@ def load(folder: str | Path, device: str | torch.device = "cpu", *, space_dir: s
     device = torch.device(device)
     module, meta = load_model(folder, device)
     root = folder.resolve().parent.parent
-    row = meta["family"]
+    row = meta.get("row", folder.name)
     return TrainedModel(row, module, meta, tokenizer_for(folder, root), device,
                         Path(space_dir) if space_dir else root / "spaces" / row,
                         Path(classifier_dir) if classifier_dir else root / "classifiers" / "guide")
@@ -55,7 +55,7 @@ class TrainedModel:
     def __init__(self, row: str, module: torch.nn.Module, meta: dict, tokenizer, device: torch.device,
                  space_dir: Path, classifier_dir: Path):
         self.row, self.module, self.tokenizer, self.device = row, module, tokenizer, device
-        self.family = get_family(row)
+        self.family = get_family(meta["family"])
         self.section = self.family.PARAMS.model_validate(meta["params"])
         self.vocab = Vocab(**meta["vocab"])
         self.space_dir, self.classifier_dir = space_dir, classifier_dir

@@ -92,7 +92,7 @@ def run_rows(args) -> int:
     for folder in folders:
         meta = json.loads((folder / "model.json").read_text())
         summary = _read(root / "summary" / f"{folder.name}.json")
-        family = _family_name(meta["family"])
+        family = meta["family"]
         print(f"{folder.name:16} {family:10} {_num(summary.get('mauve'), 3):>7} {_num(summary.get('gen_ppl'), 1):>8} "
               f"{_num(summary.get('ppl'), 1):>8}  {_abilities(meta['family'])}")
     return 0
@@ -180,16 +180,10 @@ def _num(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _family_name(row: str) -> str:
+def _abilities(family_name: str) -> str:
     from textdiff.families import get_family
 
-    return get_family(row).__name__.rsplit(".", 1)[-1]
-
-
-def _abilities(row: str) -> str:
-    from textdiff.families import get_family
-
-    family = get_family(row)
+    family = get_family(family_name)
     return "/".join("yes" if getattr(family, key) is None else "no" for key in ("CANNOT_INFILL", "CANNOT_GUIDE"))
 
 

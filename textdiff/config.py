@@ -24,10 +24,33 @@ class ParamsError(InputError):
     """Invalid params: the message names the file, the key path and the problem."""
 
 
+def deep_merge(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` written on top, mapping by mapping."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 class Section(BaseModel):
     """Base of every params section: unknown keys are errors, values are checked on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written_over_defaults(cls, raw: Any) -> Any:
+        """A part written in part keeps its schema default for the rest: ``decoder: {train: {steps: 20}}``
+        keeps the decoder's own learning rate and budget share, not those of a bare TrainParams."""
+        if not isinstance(raw, dict):
+            return raw
+        out = dict(raw)
+        for name, field in cls.model_fields.items():
+            if isinstance(raw.get(name), dict) and field.default_factory is not None:
+                default = field.default_factory()
+                if isinstance(default, BaseModel):
+                    out[name] = deep_merge(default.model_dump(mode="json"), raw[name])
+        return out
 
 
 # --------------------------------------------------------------------------- data
@@ -72,23 +95,32 @@ class TokenizerParams(Section):
 # --------------------------------------------------------------------------- models
 
 
-class BackboneParams(Section):
-    d_model: int = Field(192, ge=8)
+class SharedModelParams(Section):
+    """The backbone size and canvas every row shares (the ``defaults.model`` block)."""
+
+    d_model: int = Field(128, ge=8)
     n_layers: int = Field(4, ge=1)
-    n_heads: int = Field(6, ge=1)
+    n_heads: int = Field(4, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
-    seq_len: int = Field(64, ge=4, description="maximum tokens per sequence incl. BOS/EOS")
-    positions: Literal["rotary", "learned"] = Field(
-        "learned", description="learned absolute position embeddings (GPT-2, BERT: the AR, Diffusion-LM, SSD-LM and "
-                               "autoencoder references) or rotary (RoPE: the SEDD/MDLM backbones; params.yaml sets "
-                               "it for the discrete rows, whose bidirectional denoiser with learned positions stayed "
-                               "on the unigram plateau — issue 14)")
+    seq_len: int = Field(48, ge=4, description="maximum tokens per sequence incl. BOS/EOS")
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> "BackboneParams":
+    def _heads_divide(self) -> "SharedModelParams":
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         return self
+
+
+class BackboneParams(SharedModelParams):
+    positions: Literal["rotary", "learned"] = Field(
+        "learned", description="learned absolute position embeddings (GPT-2, BERT: the AR, Diffusion-LM, SSD-LM and "
+                               "autoencoder references) or rotary (RoPE: the SEDD/MDLM backbones, the default of the "
+                               "discrete families, whose bidirectional denoiser with learned positions stayed on the "
+                               "unigram plateau — issue 14)")
+
+
+RotaryPositions = Field("rotary", description="rotary (RoPE, as the SEDD/MDLM backbones) | learned (stayed on the "
+                                              "unigram plateau here, issue 14)")
 
 
 class TrainParams(Section):
@@ -96,17 +128,17 @@ class TrainParams(Section):
     floor(budget_share × train_flops / FLOPs per step), and the warmup is min(warmup_steps, steps // 10)
     (textdiff.training.flops.budgeted)."""
 
-    steps: int = Field(600, ge=1, description="optimizer steps; replaced by the derived count under a FLOP budget")
+    steps: int = Field(400, ge=1, description="optimizer steps; replaced by the derived count under a FLOP budget")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
-    warmup_steps: int = Field(50, ge=0, description="linear warmup; under a budget capped at a tenth of the steps")
+    warmup_steps: int = Field(40, ge=0, description="linear warmup; under a budget capped at a tenth of the steps")
     budget_share: float | None = Field(
         None, gt=0, le=1, description="fraction of the row's budget.train_flops this component trains with; "
                                       "null = 1 (the row's only trained component)")
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    weight_decay: float = Field(0.1, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, gt=0)
-    max_minutes: float = Field(6.0, gt=0, description="wall-clock budget; training stops early past it")
+    max_minutes: float = Field(10.0, gt=0, description="wall-clock budget; training stops early past it")
     checkpoint_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
     ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of the weights for sampling and likelihood "
@@ -116,9 +148,14 @@ class TrainParams(Section):
                             "avx512_bf16 where the CPU has it (benchmarks/train_throughput.py --precision)")
 
 
-class ARSampleParams(Section):
-    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
+class SampleCountParams(Section):
+    """How many texts a row's sample stage draws, and how many at once (the ``defaults.sample`` block)."""
+
+    num_samples: int = Field(256, ge=2, description="at least 2: diversity and intervals need pairs")
     batch_size: int = Field(128, ge=1)
+
+
+class ARSampleParams(SampleCountParams):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     use_cache: bool = True
@@ -129,6 +166,7 @@ SPACE_FIELD = Field("tokens", description="the row's diffusion space: these rows
 
 
 class ARParams(Section):
+    family: Literal["ar"] = "ar"
     space: TokenSpace = SPACE_FIELD
     model: BackboneParams = Field(default_factory=BackboneParams)
     train: TrainParams = Field(default_factory=TrainParams)
@@ -146,11 +184,9 @@ class DiffusionParams(Section):
     timesteps: Literal["uniform", "low_discrepancy"] = "uniform"
 
 
-class ContinuousSampleParams(Section):
+class ContinuousSampleParams(SampleCountParams):
     """The shared Gaussian reverse loop (textdiff.sampling.gaussian_sampler)."""
 
-    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
-    batch_size: int = Field(128, ge=1)
     steps: int = Field(50, ge=1, description="reverse steps, independent of the training T")
     method: Literal["ddpm", "ddim"] = "ddpm"
     eta: float = Field(0.0, ge=0, le=1, description="DDIM noise (0 = deterministic)")
@@ -180,6 +216,7 @@ class EmbeddingModelParams(BackboneParams):
 
 
 class EmbeddingParams(Section):
+    family: Literal["embedding"] = "embedding"
     space: TokenSpace = SPACE_FIELD
     model: EmbeddingModelParams = Field(default_factory=EmbeddingModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
@@ -189,18 +226,18 @@ class EmbeddingParams(Section):
 class MaskedModelParams(BackboneParams):
     """The MDLM denoiser and its absorbing process."""
 
+    positions: Literal["rotary", "learned"] = RotaryPositions
     schedule: Literal["loglinear", "geometric", "cosine"] = "loglinear"
     time_conditioning: bool = Field(False, description="MDLM needs no t; without it the sampler can cache")
 
 
-class MaskedSampleParams(Section):
-    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
-    batch_size: int = Field(128, ge=1)
+class MaskedSampleParams(SampleCountParams):
     steps: int = Field(128, ge=1, description="reverse steps (the last one reveals every remaining mask)")
     use_cache: bool = Field(True, description="skip the denoiser when no token changed (needs no t input)")
 
 
 class MDLMParams(Section):
+    family: Literal["mdlm"] = "mdlm"
     space: TokenSpace = SPACE_FIELD
     model: MaskedModelParams = Field(default_factory=MaskedModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
@@ -210,6 +247,7 @@ class MDLMParams(Section):
 class D3PMModelParams(BackboneParams):
     """The D3PM denoiser (time-conditioned, predicts x0) and its discrete-time process."""
 
+    positions: Literal["rotary", "learned"] = RotaryPositions
     graph: Literal["uniform", "absorbing"] = "uniform"
     timesteps: int = Field(1000, ge=2, description="T, the number of discrete corruption steps")
     schedule: Literal["linear", "cosine"] = Field(
@@ -217,13 +255,12 @@ class D3PMModelParams(BackboneParams):
     hybrid_lambda: float = Field(0.01, ge=0, description="λ of the auxiliary x0 cross-entropy in L_λ")
 
 
-class DiscreteSampleParams(Section):
-    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
-    batch_size: int = Field(128, ge=1)
+class DiscreteSampleParams(SampleCountParams):
     steps: int = Field(128, ge=1, description="reverse steps (one denoiser call each); the last one denoises")
 
 
 class D3PMParams(Section):
+    family: Literal["d3pm"] = "d3pm"
     space: TokenSpace = SPACE_FIELD
     model: D3PMModelParams = Field(default_factory=D3PMModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
@@ -239,6 +276,7 @@ class D3PMParams(Section):
 class SEDDModelParams(BackboneParams):
     """The SEDD score network (time-conditioned) and its continuous-time process."""
 
+    positions: Literal["rotary", "learned"] = RotaryPositions
     graph: Literal["absorbing", "uniform"] = "absorbing"
     schedule: Literal["loglinear", "geometric", "cosine"] = "loglinear"
 
@@ -254,6 +292,7 @@ class SEDDSampleParams(DiscreteSampleParams):
 
 
 class SEDDParams(Section):
+    family: Literal["sedd"] = "sedd"
     space: TokenSpace = SPACE_FIELD
     model: SEDDModelParams = Field(default_factory=SEDDModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
@@ -275,9 +314,7 @@ class SimplexModelParams(BackboneParams):
     diffusion: SimplexDiffusionParams = Field(default_factory=SimplexDiffusionParams)
 
 
-class SimplexSampleParams(Section):
-    num_samples: int = Field(512, ge=2, description="at least 2: diversity and intervals need pairs")
-    batch_size: int = Field(128, ge=1)
+class SimplexSampleParams(SampleCountParams):
     steps: int = Field(50, ge=1, description="reverse steps, independent of the training T")
     projection: Literal["sample", "top_p"] = Field(
         "sample", description="back onto ±k each step: sample one token from the top-p nucleus | the nucleus multi-hot")
@@ -286,6 +323,7 @@ class SimplexSampleParams(Section):
 
 
 class SimplexParams(Section):
+    family: Literal["simplex"] = "simplex"
     space: TokenSpace = SPACE_FIELD
     model: SimplexModelParams = Field(default_factory=SimplexModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
@@ -297,7 +335,8 @@ class EncoderSpaceParams(Section):
 
     features: Literal["encodings", "embeddings"] = Field(
         "encodings", description="encodings: last hidden states | embeddings: MiniLM's input token embeddings")
-    max_length: int = Field(64, ge=4, description="MiniLM WordPiece tokens per sentence incl. [CLS] and [SEP]")
+    max_length: int = Field(48, ge=4, description="MiniLM WordPiece tokens per sentence incl. [CLS] and [SEP] "
+                                                  "(= model.seq_len)")
     batch_size: int = Field(128, ge=1, description="sentences per encoder call")
 
 
@@ -320,8 +359,7 @@ class DecoderParams(Section):
     model: DecoderModelParams = Field(default_factory=DecoderModelParams)
     noise_t_max: float = Field(0.15, ge=0, le=1, description="decoder training noise: t ~ U[0, noise_t_max]")
     eval_t: float = Field(0.05, ge=0, le=1, description="the 'lightly noised' time of the reported accuracy")
-    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=300, batch_size=64, lr=1e-3, warmup_steps=30,
-                                                                   weight_decay=0.0, max_minutes=10))
+    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=300, warmup_steps=30, budget_share=0.2))
 
 
 def _encoder_diffusion() -> DiffusionParams:
@@ -335,10 +373,11 @@ class EncoderModelParams(BackboneParams):
 class EncoderParams(Section):
     """TEncDM: Gaussian diffusion on standardised frozen-encoder features, decoded by a trained decoder."""
 
+    family: Literal["encoder"] = "encoder"
     space: EncoderSpaceParams = Field(default_factory=EncoderSpaceParams)
     decoder: DecoderParams = Field(default_factory=DecoderParams)
     model: EncoderModelParams = Field(default_factory=EncoderModelParams)
-    train: TrainParams = Field(default_factory=TrainParams)
+    train: TrainParams = Field(default_factory=lambda: TrainParams(budget_share=0.8))
     sample: ContinuousSampleParams = Field(default_factory=ContinuousSampleParams)
 
     @model_validator(mode="after")
@@ -377,8 +416,8 @@ class LatentSpaceParams(Section):
     compressor: CompressorParams = Field(default_factory=CompressorParams)
     decoder: BackboneParams = Field(default_factory=lambda: BackboneParams(n_layers=3),
                                     description="the causal decoder over the project tokenizer's ids")
-    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=3000, batch_size=64, lr=2e-3, warmup_steps=100,
-                                                                   max_minutes=20))
+    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=3000, lr=2e-3, warmup_steps=100, max_minutes=20,
+                                                                   checkpoint_every=250, budget_share=0.5))
     reconstruction: ReconstructionParams = Field(default_factory=ReconstructionParams)
 
 
@@ -405,9 +444,10 @@ class LatentSampleParams(ContinuousSampleParams):
 class LatentParams(Section):
     """Latent diffusion (PLANNER, LD4LG): Gaussian diffusion over an autoencoder's sentence latents."""
 
+    family: Literal["latent"] = "latent"
     space: LatentSpaceParams = Field(default_factory=LatentSpaceParams)
     model: LatentModelParams = Field(default_factory=LatentModelParams)
-    train: TrainParams = Field(default_factory=TrainParams)
+    train: TrainParams = Field(default_factory=lambda: TrainParams(budget_share=0.5))
     sample: LatentSampleParams = Field(default_factory=LatentSampleParams)
 
     @model_validator(mode="after")
@@ -421,10 +461,13 @@ class LatentParams(Section):
 class StepsSweepParams(Section):
     """Generative perplexity and entropy of each discrete model against the number of sampling steps."""
 
-    models: dict[str, str] = Field(default_factory=dict, description="rows to sweep -> family, as in models")
-    steps: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [8, 32, 128, 512], min_length=1)
-    num_samples: int = Field(64, ge=2)
-    batch_size: int = Field(64, ge=1)
+    families: list[Literal["mdlm", "d3pm", "sedd"]] = Field(
+        default_factory=lambda: ["mdlm", "d3pm", "sedd"],
+        description="every row of these families is swept (stage steps_sweep@ROW); the other rows' stage writes a "
+                    "one-line record")
+    steps: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [8, 32, 128], min_length=1)
+    num_samples: int = Field(48, ge=2)
+    batch_size: int = Field(48, ge=1)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -449,9 +492,8 @@ class JudgeParams(Section):
 
     model: BackboneParams = Field(default_factory=lambda: BackboneParams(d_model=192, n_layers=4, n_heads=4,
                                                                          dropout=0.1, seq_len=64))
-    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=1000, batch_size=64, lr=2e-3,
-                                                                   warmup_steps=100, weight_decay=0.1,
-                                                                   max_minutes=20, checkpoint_every=250))
+    train: TrainParams = Field(default_factory=lambda: TrainParams(steps=600, lr=2e-3, warmup_steps=60, weight_decay=0.1,
+                                                                   max_minutes=30, checkpoint_every=200))
 
 
 class InfillParams(Section):
@@ -543,28 +585,32 @@ class TrackingParams(Section):
     project: str = "textdiff"
 
 
-ROW_FAMILIES = {  # row (params section) -> family module in textdiff/families/
-    "ar": "ar", "embedding": "embedding", "mdlm": "mdlm", "d3pm_uniform": "d3pm", "d3pm_absorb": "d3pm",
-    "sedd_absorb": "sedd", "sedd_uniform": "sedd", "simplex": "simplex", "encoder": "encoder", "encoder_emb": "encoder",
-    "latent_planner": "latent", "latent_ld4lg": "latent",
-}
-FAMILY_SECTIONS = tuple(ROW_FAMILIES)
+RowParams = Annotated[
+    ARParams | EmbeddingParams | MDLMParams | D3PMParams | SEDDParams | SimplexParams | EncoderParams | LatentParams,
+    Field(discriminator="family")]
+FAMILY_PARAMS = {cls.model_fields["family"].default: cls for cls in RowParams.__origin__.__args__}
+FAMILIES = tuple(FAMILY_PARAMS)  # the family modules textdiff/families/<family>.py
+SHARED_PARTS = ("model", "train", "sample")  # the parts of a row the defaults block is merged under
+RowName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
-def _d3pm(graph: str, schedule: str) -> D3PMParams:
-    return D3PMParams(model=D3PMModelParams(graph=graph, schedule=schedule))
+class DefaultsParams(Section):
+    """What every row shares unless its own section says otherwise: merged under each row's ``model``,
+    ``train`` and ``sample`` (the family's schema defaults < this block < the row's section)."""
+
+    model: SharedModelParams = Field(default_factory=SharedModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    sample: SampleCountParams = Field(default_factory=SampleCountParams)
 
 
-def _sedd(graph: str, schedule: str) -> SEDDParams:
-    return SEDDParams(model=SEDDModelParams(graph=graph, schedule=schedule))
-
-
-def _encoder(features: str) -> EncoderParams:
-    return EncoderParams(space=EncoderSpaceParams(features=features))
-
-
-def _latent(autoencoder: str) -> LatentParams:
-    return LatentParams(space=LatentSpaceParams(autoencoder=autoencoder))
+def resolve_row(raw: Any, defaults: dict) -> Any:
+    """One row's raw section with the (written) defaults block under its model, train and sample; the family's
+    schema defaults fill the rest (Section). Anything malformed is returned as is, for the schema to name."""
+    if not isinstance(raw, dict):
+        return raw
+    shared = {part: deep_merge(written, raw[part]) if isinstance(raw.get(part), dict) else raw.get(part, written)
+              for part, written in defaults.items() if part in SHARED_PARTS and isinstance(written, dict)}
+    return {**raw, **shared}
 
 
 class Params(Section):
@@ -573,24 +619,13 @@ class Params(Section):
     train_processes: int = Field(1, ge=1, le=1024, description=(
         "data-parallel training processes on this machine (torchrun + DDP: one per GPU, gloo on CPU); "
         "the global train.batch_size is split across them and must be divisible by it"))
-    models: dict[str, str] = Field(default_factory=lambda: {"ar": "ar"}, min_length=1,
-                                   description="row -> its family module (textdiff/families/<family>.py)")
+    defaults: DefaultsParams = Field(default_factory=DefaultsParams)
+    rows: dict[RowName, RowParams] = Field(
+        default_factory=lambda: {"ar": ARParams()}, min_length=1,
+        description="the rows of the comparison: each a section naming its family (textdiff/families/<family>.py) "
+                    "and what differs from the defaults block")
     data: DataParams = Field(default_factory=DataParams)
     tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
-    ar: ARParams = Field(default_factory=ARParams)
-    embedding: EmbeddingParams = Field(default_factory=EmbeddingParams)
-    mdlm: MDLMParams = Field(default_factory=MDLMParams)
-    d3pm_uniform: D3PMParams = Field(default_factory=lambda: _d3pm("uniform", "cosine"))
-    d3pm_absorb: D3PMParams = Field(default_factory=lambda: _d3pm("absorbing", "linear"))
-    sedd_absorb: SEDDParams = Field(default_factory=lambda: _sedd("absorbing", "loglinear"))
-    sedd_uniform: SEDDParams = Field(default_factory=lambda: _sedd("uniform", "geometric"))
-    simplex: SimplexParams = Field(default_factory=SimplexParams)
-    encoder: EncoderParams = Field(default_factory=lambda: _encoder("encodings"))
-    encoder_emb: EncoderParams = Field(default_factory=lambda: _encoder("embeddings"))
-    latent_planner: LatentParams = Field(default_factory=lambda: _latent("planner"))
-    latent_ld4lg: LatentParams = Field(default_factory=lambda: _latent("ld4lg"))
-    space_decoders: list[str] = Field(default_factory=list,
-                                      description="rows whose space has a trained decoder (its own stage)")
     steps_sweep: StepsSweepParams = Field(default_factory=StepsSweepParams)
     judge: JudgeParams = Field(default_factory=JudgeParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
@@ -601,24 +636,17 @@ class Params(Section):
     orchestration: OrchestrationParams = Field(default_factory=OrchestrationParams)
     budget: BudgetParams = Field(default_factory=BudgetParams)
 
-    @model_validator(mode="after")
-    def _check_models(self) -> "Params":
-        unknown = [m for m in self.models if m not in ROW_FAMILIES]
-        if unknown:
-            raise ValueError(f"models lists {unknown}; known rows: {list(ROW_FAMILIES)}")
-        wrong = {row: fam for row, fam in self.models.items() if fam != ROW_FAMILIES[row]}
-        if wrong:
-            raise ValueError("models maps " + ", ".join(f"{r}: {f}" for r, f in wrong.items())
-                             + "; each row's family is fixed: "
-                             + ", ".join(f"{r}: {ROW_FAMILIES[r]}" for r in wrong))
-        swept = {r: f for r, f in self.steps_sweep.models.items() if self.models.get(r) != f}
-        if swept:
-            raise ValueError(f"steps_sweep.models has {swept}: each entry must also be in models, with the same family")
-        need_decoder = {r for r, f in self.models.items() if f == "encoder"}
-        if set(self.space_decoders) != need_decoder:
-            raise ValueError(f"space_decoders {self.space_decoders} must list exactly the encoder-space rows in "
-                             f"models: {sorted(need_decoder)}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, raw: Any) -> Any:
+        """Every row's section with the defaults block merged under it (a bad default is then named once, at
+        ``defaults``: _format_errors drops its copies under the rows)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("rows"), dict):
+            return raw
+        defaults = raw.get("defaults", {})
+        if not isinstance(defaults, dict):
+            return raw
+        return {**raw, "rows": {name: resolve_row(row, defaults) for name, row in raw["rows"].items()}}
 
     @model_validator(mode="after")
     def _corpus_files_tracked(self) -> "Params":
@@ -635,10 +663,10 @@ class Params(Section):
     @model_validator(mode="after")
     def _batches_split_across_processes(self) -> "Params":
         """Each rank trains on an equal slice of a row's global batch (textdiff/training/distributed.py)."""
-        for row in self.models:
-            batch = getattr(self, row).train.batch_size
+        for row, section in self.rows.items():
+            batch = section.train.batch_size
             if batch % self.train_processes:
-                raise ValueError(f"{row}.train.batch_size ({batch}) must be divisible by train_processes "
+                raise ValueError(f"rows.{row}.train.batch_size ({batch}) must be divisible by train_processes "
                                  f"({self.train_processes}): each process trains on an equal slice of the batch")
         return self
 
@@ -646,9 +674,9 @@ class Params(Section):
     def _budget_shares(self) -> "Params":
         """Each row's component shares sum to 1; under a budget an enabled row of several components names
         every share (a single component's null share means 1)."""
-        for row in FAMILY_SECTIONS:
-            parts = train_components(getattr(self, row))
-            shares = {f"{row}.{path}.budget_share": cfg.budget_share for path, cfg in parts.items()}
+        for row, section in self.rows.items():
+            parts = train_components(section)
+            shares = {f"rows.{row}.{path}.budget_share": cfg.budget_share for path, cfg in parts.items()}
             if len(shares) == 1:
                 key, share = next(iter(shares.items()))
                 if share is not None and abs(share - 1) > 1e-6:
@@ -656,7 +684,7 @@ class Params(Section):
                                      f"and {row} trains one component (leave it null, which means 1)")
                 continue
             unset = [k for k, v in shares.items() if v is None]
-            needed = self.budget.train_flops is not None and row in self.models
+            needed = self.budget.train_flops is not None
             if unset and (needed or len(unset) < len(shares)):
                 raise ValueError(f"{', '.join(unset)} not set: {row} trains {len(shares)} components "
                                  f"({', '.join(shares)}); give each its share of budget.train_flops, summing to 1")
@@ -665,37 +693,82 @@ class Params(Section):
                                  + f" = {sum(shares.values()):.6g}: the shares of one row's components must sum to 1")
         return self
 
-    def family(self, name: str) -> Section:
-        if name not in self.models:
-            raise ParamsError(f"model {name!r} is not enabled in params 'models' ({list(self.models)})")
-        return getattr(self, name)
+    def row(self, name: str) -> RowParams:
+        """The resolved params section of one row (the defaults block merged under it)."""
+        if name not in self.rows:
+            raise ParamsError(f"row {name!r} is not in params 'rows' ({', '.join(self.rows)})")
+        return self.rows[name]
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Each row -> its family, from the rows' ``family:`` keys."""
+        return {name: section.family for name, section in self.rows.items()}
+
+    def rows_of(self, *families: str) -> list[str]:
+        return [name for name, section in self.rows.items() if section.family in families]
+
+    @property
+    def swept_rows(self) -> list[str]:
+        """The rows the steps sweep covers: every row of a family in ``steps_sweep.families``."""
+        return self.rows_of(*self.steps_sweep.families)
+
+
+def _error_path(loc: tuple) -> str:
+    """The dotted key path of a schema error, without the family tag pydantic puts after a row's name."""
+    parts = list(loc)
+    if len(parts) >= 3 and parts[0] == "rows" and parts[2] in FAMILY_PARAMS | {"[key]": None}:
+        del parts[2]
+    return ".".join(str(p) for p in parts) or "(top level)"
+
+
+def _error_message(e: dict) -> str:
+    known = ", ".join(FAMILIES)
+    if e["type"] == "extra_forbidden":
+        return "unknown key (check the spelling; see textdiff/config.py for the schema)"
+    if e["type"] == "union_tag_not_found":
+        return f"no `family:` key: a row names its family, one of {known}"
+    if e["type"] == "string_pattern_mismatch" and e["loc"][:1] == ("rows",) and "[key]" in e["loc"]:
+        return "a row's name is lowercase letters, digits and _, starting with a letter (it names the row's " \
+               "folders and DVC stages)"
+    if e["type"] == "union_tag_invalid":
+        return f"family {e['ctx']['tag']!r} is not a family; the families are {known}"
+    return e["msg"]
+
+
+def _inherited(e: dict, from_defaults: set) -> bool:
+    """A row's copy of an error the defaults block already has (rows.ROW.PART... = defaults.PART...)."""
+    loc = e["loc"]
+    return loc[:1] == ("rows",) and len(loc) > 3 and loc[2] in FAMILY_PARAMS and (loc[3:], e["msg"]) in from_defaults
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"invalid params in {source}:"]
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see textdiff/config.py for the schema)"
+    errors = err.errors()
+    from_defaults = {(tuple(e["loc"][1:]), e["msg"]) for e in errors if e["loc"][:1] == ("defaults",)}
+    for e in errors:
+        if _inherited(e, from_defaults):
+            continue
         got = e.get("input")
-        shown = "" if e["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {path}: {msg}{shown}")
+        quiet = e["type"] in ("extra_forbidden", "union_tag_not_found", "union_tag_invalid") or isinstance(got, dict)
+        lines.append(f"  {_error_path(e['loc'])}: {_error_message(e)}{'' if quiet else f' (got {got!r})'}")
     return "\n".join(lines)
+
+
+OLD_LAYOUT = ("a top-level `models:` mapping and one section per row is the layout before the `defaults` block: "
+              "move each row's section under `rows:`, add `family: FAMILY` to it, keep only what differs from "
+              "`defaults`, and drop `models`, `space_decoders` and `steps_sweep.models` (see the repository's "
+              "params.yaml)")
 
 
 def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"invalid params in {source}: expected a mapping at the top level")
+    if "models" in raw and "rows" not in raw:
+        raise ParamsError(f"invalid params in {source}: {OLD_LAYOUT}")
     try:
-        params = Params.model_validate(raw)
+        return Params.model_validate(raw)
     except ValidationError as err:
         raise ParamsError(_format_errors(err, source)) from None
-    missing = [row for row in params.models if row not in raw]
-    if missing:  # it would train silently at the schema's full-size defaults
-        raise ParamsError(f"invalid params in {source}: models lists {', '.join(missing)} without a params section; "
-                          f"add a `{missing[0]}:` section (its model, train and sample keys) or drop the row")
-    return params
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -730,6 +803,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"params file not found: {path}")
     raw = read_yaml(path)
     if raw is None:
-        raise ParamsError(f"{path} is empty: it must name at least the rows to train ('models'); "
+        raise ParamsError(f"{path} is empty: it must name at least the rows to train ('rows'); "
                           f"see the params.yaml of the repository")
     return parse_params(raw, str(path))

@@ -15,7 +15,7 @@ from textdiff.io import atomic_path, read_json, write_json
 from textdiff.training.checkpoint import file_sha256, state_dict_for_saving
 
 
-def save_model(folder: str | Path, model: torch.nn.Module, family: str, params: dict, vocab: Vocab,
+def save_model(folder: str | Path, model: torch.nn.Module, row: str, params: dict, vocab: Vocab,
                raw_weights: dict | None = None) -> None:
     """``model.safetensors`` holds what samples and scores (the EMA weights when the run kept them);
     ``raw_weights`` (the last optimizer weights) go beside it as ``raw.safetensors``."""
@@ -28,7 +28,8 @@ def save_model(folder: str | Path, model: torch.nn.Module, family: str, params: 
             save_file({k: v.contiguous() for k, v in raw_weights.items()}, str(tmp))
     elif raw.exists():
         raw.unlink()
-    write_json(folder / "model.json", {"family": family, "params": params, "vocab": vocab.to_dict(),
+    write_json(folder / "model.json", {"row": row, "family": params["family"], "params": params,
+                                       "vocab": vocab.to_dict(),
                                        "weights_sha256": file_sha256(folder / "model.safetensors")})
 
 
@@ -44,6 +45,9 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
     if expected is not None and file_sha256(weights) != expected:
         raise InputError(f"{weights} is damaged: its SHA-256 differs from the one in {folder / 'model.json'} "
                          f"(re-run its train stage, e.g. `dvc repro -f train@ROW`, or `dvc checkout`)")
+    if "row" not in meta:
+        raise InputError(f"{folder / 'model.json'} was written before rows named their family (no 'row' key): "
+                         f"re-run its train stage (`dvc repro train@ROW`)")
     family = get_family(meta["family"])
     model = family.build(family.PARAMS.model_validate(meta["params"]), Vocab(**meta["vocab"]))
     model.load_state_dict(load_file(str(weights), device=str(device)))

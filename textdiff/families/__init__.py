@@ -7,9 +7,9 @@ family cannot), with ``draw_canvas(model, num, sample_params, *, generator, devi
 infill=None, guide=None)`` for those that can: (num, L) token canvases with known
 tokens held and/or guidance (textdiff.tasks, textdiff.sampling.guidance). ``fit`` and ``sample_texts`` take ``space_dir``, the row's
 ``spaces/<row>`` folder (its space stage's ``data`` and any trained decoder);
-the token families ignore it. A row of the comparison (a params section such as
-``d3pm_absorb``) names its family in ``config.ROW_FAMILIES``; one family may
-serve several rows that differ only in params (the D3PM and SEDD graphs).
+the token families ignore it. A row of the comparison (a section of ``rows`` in
+params.yaml, such as ``d3pm_absorb``) names its family in its ``family:`` key; one
+family serves every row that differs only in params (the D3PM and SEDD graphs).
 """
 
 from __future__ import annotations
@@ -17,17 +17,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from textdiff.config import ROW_FAMILIES
-
-FAMILY_MODULES = {family: f"textdiff.families.{family}" for family in sorted(set(ROW_FAMILIES.values()))}
+from textdiff.config import FAMILIES
 
 
-def get_family(name: str) -> ModuleType:
-    """The family module of a row (``sedd_uniform``) or of a family (``sedd``)."""
-    family = ROW_FAMILIES.get(name, name)
-    if family not in FAMILY_MODULES:
-        raise KeyError(f"unknown model family {name!r}; known rows: {sorted(ROW_FAMILIES)}")
-    return importlib.import_module(FAMILY_MODULES[family])
+def get_family(family: str) -> ModuleType:
+    """The module textdiff/families/<family>.py (``sedd``; a row's section names it in ``family``)."""
+    if family not in FAMILIES:
+        raise KeyError(f"unknown model family {family!r}; the families are {', '.join(FAMILIES)}")
+    return importlib.import_module(f"textdiff.families.{family}")
 
 
 def canvas_drawer(family: ModuleType, model, sample_params, device):
