@@ -70,6 +70,10 @@ def test_a_new_row_of_an_existing_family_is_one_section():
     ({"steps_sweep": {"families": ["ar"]}}, "steps_sweep.families.0", "Input should be"),
     ({"rows": {"s": {"family": "sedd", "model": {"graph": "uniform", "schedule": "loglinear"}}}}, "rows.s.model",
      "needs schedule: geometric"),
+    ({"rows": {"s": {"family": "sedd", "model": {"graph": "absorbing", "schedule": "geometric"}}}}, "rows.s.model",
+     "prior term is infinite"),
+    ({"rows": {"m": {"family": "mdlm", "model": {"schedule": "geometric"}}}}, "rows.m.model.schedule",
+     "Input should be 'loglinear' or 'cosine'"),
     ({"rows": {"d": {"family": "d3pm", "model": {"timesteps": 10}, "sample": {"steps": 20}}}}, "rows.d",
      "exceeds model.timesteps"),
 ])

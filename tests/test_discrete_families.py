@@ -30,11 +30,49 @@ def test_linear_schedule_is_d3pm_mutual_information_schedule():
     torch.testing.assert_close(s.betas()[1:], 1 / (10 - t + 1))  # β_t = 1/(T − t + 1)
     assert s.alphabar()[-1] == 0 and s.alphabar()[0] == 1
     cos = D3PMSchedule(10, "cosine").alphabar()
-    assert cos[0] == 1 and cos[-1] < 1e-6 and (cos[1:] < cos[:-1]).all()
+    assert cos[0] == 1 and cos[-1] == 0 and (cos[1:] < cos[:-1]).all()
+
+
+def test_d3pm_cosine_is_the_reference_codes_cosine_not_its_square():
+    """google-research d3pm: ᾱ_t = cos(((t/T + s)/(1 + s))·π/2) (normalised at t = 0), s = 0.008; at t = T/2 of
+    T = 1000 that is 0.7027, the square 0.4938. Both end at ᾱ_T = 0 (the prior)."""
+    s = 0.008
+    by_hand = math.cos((0.5 + s) / (1 + s) * math.pi / 2) / math.cos(s / (1 + s) * math.pi / 2)
+    cos, square = D3PMSchedule(1000, "cosine").alphabar(), D3PMSchedule(1000, "cosine_squared").alphabar()
+    assert math.isclose(cos[500].item(), by_hand, rel_tol=1e-12) and abs(by_hand - 0.7027) < 1e-4
+    assert math.isclose(square[500].item(), by_hand ** 2, rel_tol=1e-12)
+    assert cos[-1] == 0 and square[-1] == 0
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine", "cosine_squared"])
+def test_every_d3pm_schedule_ends_at_the_absorbing_prior(kind):
+    a_end = D3PMSchedule(1000, kind).alphabar()[-1].item()
+    assert prior_kl(torch.tensor([[2, 3]]), a_end, Absorbing(5, 4).stationary()).sum().item() == 0
+
+
+def test_continuous_cosine_reaches_alpha_zero_exactly():
+    """cos(π/2) is 6e-17 in floating point; α(1) must be 0 or the absorbing prior term is infinite."""
+    from textdiff.processes.discrete import Cosine
+
+    assert Cosine().alpha(torch.tensor([1.0], dtype=torch.float64)).item() == 0
+    assert math.isclose(Cosine().alpha(torch.tensor([0.5], dtype=torch.float64)).item(), math.cos(math.pi / 4))
+
+
+def test_hybrid_lambda_weighs_the_cross_entropy_as_in_the_reference():
+    """L_λ = T·(KL_t + λ·CE): the reference's KL_t + λ·CE, scaled by T; the ELBO term is T·KL_t."""
+    from textdiff.losses.discrete import d3pm_hybrid_loss
+
+    kl = torch.tensor([[0.02, 0.5]])
+    log_x0 = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]]))
+    x0 = torch.tensor([[0, 1]])
+    loss, elbo = d3pm_hybrid_loss(kl, log_x0, x0, 1000, 0.01)
+    ce = torch.tensor([[math.log(2), -math.log(0.8)]])
+    torch.testing.assert_close(loss, 1000 * (kl + 0.01 * ce))
+    torch.testing.assert_close(elbo, 1000 * kl)
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=["uniform", "absorbing"])
-@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("kind", ["linear", "cosine", "cosine_squared"])
 def test_explicit_products_have_the_closed_form(graph, kind):
     schedule = D3PMSchedule(6, kind)
     mats = explicit_cumulative(graph, schedule)
@@ -286,12 +324,15 @@ def test_samplers_are_seeded_hold_infill_and_end_without_masks(make):
                                   lambda: tiny_sedd("absorbing"), lambda: tiny_sedd("uniform")],
                          ids=["d3pm_absorb", "d3pm_uniform", "sedd_absorb", "sedd_uniform"])
 def test_loss_at_initialisation_is_near_log_vocab(make):
-    """An untrained denoiser is near-uniform over V tokens; each loss is a per-token ELBO
-    estimate, so it starts near log V (log(V−1) where [MASK] is excluded)."""
+    """An untrained denoiser is near-uniform over V tokens; each per-token ELBO estimate (SEDD's loss, D3PM's
+    loss without its λ·CE term) starts near log V (log(V−1) where [MASK] is excluded)."""
     model = make()
     x0 = torch.randint(5, 30, (512, 12), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        loss = model.loss(x0).item()
+        if isinstance(model, d3pm.D3PM):
+            loss = model.token_losses(x0, d3pm.stratified_steps(512, model.timesteps))[1].mean().item()
+        else:
+            loss = model.loss(x0).item()
     assert abs(loss - math.log(30)) < 0.12 * math.log(30), loss
 
 

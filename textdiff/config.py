@@ -223,11 +223,16 @@ class EmbeddingParams(Section):
     sample: GaussianSampleParams = Field(default_factory=GaussianSampleParams)
 
 
+NO_ABSORBING_PRIOR = ("geometric leaves α(1) = e^(−σ̄(1)) > 0, so x_1 is not all [MASK] and the absorbing graph's "
+                      "prior term is infinite: use loglinear or cosine (both reach α(1) = 0)")
+
+
 class MaskedModelParams(BackboneParams):
     """The MDLM denoiser and its absorbing process."""
 
     positions: Literal["rotary", "learned"] = RotaryPositions
-    schedule: Literal["loglinear", "geometric", "cosine"] = "loglinear"
+    schedule: Literal["loglinear", "cosine"] = Field("loglinear", description="loglinear | cosine; not geometric: "
+                                                     + NO_ABSORBING_PRIOR)
     time_conditioning: bool = Field(False, description="MDLM needs no t; without it the sampler can cache")
 
 
@@ -250,9 +255,11 @@ class D3PMModelParams(BackboneParams):
     positions: Literal["rotary", "learned"] = RotaryPositions
     graph: Literal["uniform", "absorbing"] = "uniform"
     timesteps: int = Field(1000, ge=2, description="T, the number of discrete corruption steps")
-    schedule: Literal["linear", "cosine"] = Field(
-        "cosine", description="ᾱ_t: linear = 1 − t/T (β_t = 1/(T−t+1)) | cosine")
-    hybrid_lambda: float = Field(0.01, ge=0, description="λ of the auxiliary x0 cross-entropy in L_λ")
+    schedule: Literal["linear", "cosine", "cosine_squared"] = Field(
+        "cosine", description="ᾱ_t: linear = 1 − t/T (β_t = 1/(T−t+1)) | cosine (the reference code's cos) | "
+                              "cosine_squared (cos², Nichol & Dhariwal); ᾱ_T = 0 for each")
+    hybrid_lambda: float = Field(0.01, ge=0, description="λ of L_λ = KL_t + λ·CE as in D3PM's reference code "
+                                                         "(trained ×T, textdiff/losses/discrete.py)")
 
 
 class DiscreteSampleParams(SampleCountParams):
@@ -284,6 +291,8 @@ class SEDDModelParams(BackboneParams):
     def _uniform_needs_finite_noise(self) -> "SEDDModelParams":
         if self.graph == "uniform" and self.schedule != "geometric":
             raise ValueError("the uniform graph needs schedule: geometric (its total noise must stay finite at t = 1)")
+        if self.graph == "absorbing" and self.schedule == "geometric":
+            raise ValueError(f"the absorbing graph with schedule {NO_ABSORBING_PRIOR}")
         return self
 
 

@@ -90,13 +90,14 @@ def score_entropy_uniform(log_score: torch.Tensor, x0: torch.Tensor, x_t: torch.
 
 def d3pm_hybrid_loss(kl: torch.Tensor, log_x0_pred: torch.Tensor, x0: torch.Tensor, timesteps: int,
                      hybrid_lambda: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """D3PM's L_λ per token: T·KL(q(x_{t−1}|x_t,x0) ‖ p_θ(x_{t−1}|x_t)) + λ·(−log p̃θ(x0|x_t)).
+    """D3PM's L_λ per token at one sampled t: T·(KL(q(x_{t−1}|x_t,x0) ‖ p_θ(x_{t−1}|x_t)) + λ·(−log p̃θ(x0|x_t))).
 
-    ``kl`` (B, L) is the posterior KL at the sampled t (``posterior_kl``). With t
-    uniform on 1..T, T·KL is an unbiased estimate of the per-token ELBO (at t = 1,
-    q is the one-hot x0 and the KL is −log p_θ(x0|x_1)); the prior term is added
-    where the bound is reported. Returns (loss, elbo_term), both (B, L).
+    λ means what it means in D3PM's reference code, which trains KL_t + λ·CE at one sampled t (λ = 0.01
+    for text): the factor T scales both terms alike, so that the first is an unbiased estimate of the
+    per-token ELBO (t uniform on 1..T; at t = 1 q is the one-hot x0 and the KL is −log p_θ(x0|x_1)) and
+    the loss reads in nats like every other row's. ``kl`` (B, L) is the posterior KL at the sampled t
+    (``posterior_kl``); the prior term is added where the bound is reported. Returns (loss, elbo_term),
+    both (B, L).
     """
-    elbo = timesteps * kl
     ce = -log_x0_pred.gather(-1, x0[..., None]).squeeze(-1)
-    return elbo + hybrid_lambda * ce, elbo
+    return timesteps * (kl + hybrid_lambda * ce), timesteps * kl

@@ -72,12 +72,15 @@ class Geometric:
 
 @dataclass(frozen=True)
 class Cosine:
-    """α(t) = (1−ε)·cos(πt/2) + ε: nothing is corrupted at t = 0, a fraction 1−ε at t = 1."""
+    """α(t) = (1−ε)·cos(πt/2) + ε: nothing is corrupted at t = 0, a fraction 1−ε at t = 1 (α(1) = ε
+    exactly: cos(π/2) is 6e-17 in floating point, which on the absorbing graph would make the prior
+    term infinite)."""
 
     eps: float = 0.0
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
-        return (1 - self.eps) * torch.cos(math.pi * t / 2) + self.eps
+        keep = torch.where(t < 1, torch.cos(math.pi * t / 2), torch.zeros_like(t))
+        return (1 - self.eps) * keep + self.eps
 
     def alpha_rate(self, t: torch.Tensor) -> torch.Tensor:
         return -(1 - self.eps) * math.pi / 2 * torch.sin(math.pi * t / 2)

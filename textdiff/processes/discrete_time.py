@@ -28,10 +28,20 @@ from dataclasses import dataclass
 import torch
 
 
+D3PM_SCHEDULES = ("linear", "cosine", "cosine_squared")
+
+
 @dataclass(frozen=True)
 class D3PMSchedule:
-    """ᾱ_t for t = 0..T. ``linear``: ᾱ_t = 1 − t/T, i.e. β_t = 1/(T − t + 1), D3PM's choice for
-    the absorbing graph; ``cosine``: the cosine ᾱ of Hoogeboom et al., D3PM's choice for uniform."""
+    """ᾱ_t for t = 0..T, with ᾱ_T = 0 so that x_T is the prior and the prior term vanishes.
+
+    - ``linear``: ᾱ_t = 1 − t/T, i.e. β_t = 1/(T − t + 1), D3PM's choice for the absorbing graph;
+    - ``cosine``: ᾱ_t ∝ cos(((t/T + s)/(1 + s))·π/2), s = 0.008, as D3PM's reference code builds its
+      cosine β (google-research d3pm, after Hoogeboom et al. 2021): the cosine itself, not its square;
+      ᾱ_{T/2} ≈ 0.70. The reference clips β_T at 0.999, which leaves ᾱ_T ≈ 1.5e-6 at T = 1000; here
+      ᾱ_T = 0, without which the absorbing graph's prior term would be infinite;
+    - ``cosine_squared``: Nichol & Dhariwal's cos² (the Gaussian rows' cosine), ᾱ_{T/2} ≈ 0.49.
+    """
 
     timesteps: int
     kind: str = "linear"
@@ -40,11 +50,13 @@ class D3PMSchedule:
         t = torch.arange(self.timesteps + 1, dtype=torch.float64, device=device) / self.timesteps
         if self.kind == "linear":
             return 1 - t
-        if self.kind == "cosine":
+        if self.kind in ("cosine", "cosine_squared"):
             s = 0.008
-            f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
-            return (f / f[0]).clamp(0, 1)
-        raise ValueError(f"unknown D3PM schedule {self.kind!r}; known: ['cosine', 'linear']")
+            f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** (2 if self.kind == "cosine_squared" else 1)
+            a = (f / f[0]).clamp(0, 1)
+            a[-1] = 0.0
+            return a
+        raise ValueError(f"unknown D3PM schedule {self.kind!r}; known: {list(D3PM_SCHEDULES)}")
 
     def betas(self, device=None) -> torch.Tensor:
         """β_t for t = 1..T at index t (index 0 holds 0)."""
