@@ -5,6 +5,7 @@ import torch
 from textdiff.config import BackboneParams, TrainParams
 from textdiff.data.vocab import Vocab
 from textdiff.families import ar
+from textdiff.losses.causal import sequence_nll
 from textdiff.sampling.categorical import sample_categorical, top_p_filter
 from textdiff.training.loop import train
 from textdiff.training.lr_schedule import lr_at
@@ -125,7 +126,7 @@ def test_wall_clock_budget_stops_training():
 def test_exact_nll_matches_a_hand_loop():
     model = tiny_model().eval()
     batch = toy_batches(3)
-    nll, counts = ar.sequence_nll(model, batch, VOCAB)
+    nll, counts = sequence_nll(model, batch, VOCAB)
     with torch.no_grad():
         logp = torch.log_softmax(model(batch[:1, :-1]), -1)[0]
     hand = -sum(logp[i, batch[0, i + 1]].item() for i in range(batch.shape[1] - 1))

@@ -14,13 +14,12 @@ import numpy as np
 import torch
 
 from textdiff.eval.ngrams import unigram_entropy
+from textdiff.losses.causal import sequence_nll
 
 
 class ProjectJudge:
     def __init__(self, model, tokenizer, vocab, device: torch.device, batch_size: int = 64):
-        from textdiff.families import ar
-
-        self.ar, self.model, self.tokenizer, self.vocab = ar, model.eval().to(device), tokenizer, vocab
+        self.model, self.tokenizer, self.vocab = model.eval().to(device), tokenizer, vocab
         self.device, self.batch_size = device, batch_size
 
     def score(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
@@ -31,7 +30,7 @@ class ProjectJudge:
         nll, counts = [], []
         for i in range(0, len(seqs), self.batch_size):
             batch = pad_batch(seqs[i:i + self.batch_size], self.vocab.pad_id).to(self.device)
-            s, c = self.ar.sequence_nll(self.model, batch, self.vocab)
+            s, c = sequence_nll(self.model, batch, self.vocab)
             nll.append(s.cpu())
             counts.append(c.cpu())
         return torch.cat(nll).numpy(), torch.cat(counts).numpy(), [s[1:] for s in seqs]

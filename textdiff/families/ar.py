@@ -45,15 +45,6 @@ def training_loss(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> torc
 
 
 @torch.no_grad()
-def sequence_nll(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sequence summed NLL (nats) of every token after <bos>, <eos> included, and token counts."""
-    logits = model(batch[:, :-1]).float()
-    targets = batch[:, 1:]
-    nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    mask = targets != vocab.pad_id
-    return (nll * mask).sum(1), mask.sum(1)
-
-
 def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = None, temperature: float = 1.0,
              top_p: float = 1.0, generator: torch.Generator | None = None, use_cache: bool = True,
              stats: dict | None = None) -> list[list[int]]:
