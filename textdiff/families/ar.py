@@ -44,7 +44,6 @@ def training_loss(model: Transformer, batch: torch.Tensor, vocab: Vocab) -> torc
     return F.cross_entropy(logits.float(), targets[keep])
 
 
-@torch.no_grad()
 def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = None, temperature: float = 1.0,
              top_p: float = 1.0, generator: torch.Generator | None = None, use_cache: bool = True,
              stats: dict | None = None) -> list[list[int]]:

@@ -26,9 +26,7 @@ import torch
 from textdiff.config import ContinuousSampleParams, EncoderParams
 from textdiff.data.batching import batch_indices
 from textdiff.data.vocab import Vocab
-from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
-from textdiff.losses.gaussian import denoising_pass, sample_times
-from textdiff.processes.gaussian import GaussianProcess
+from textdiff.nn.vector_diffusion import VectorDiffusion
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.spaces.decoder import FeatureDecoder, decode, load_decoder
@@ -39,24 +37,14 @@ from textdiff.training.loop import train
 PARAMS = EncoderParams
 
 
-class EncoderDiffusion(DenoiserModel):
-    def __init__(self, params: EncoderParams, vocab: Vocab | None = None):
-        super().__init__()
-        self.params = params
-        diff = params.model.diffusion
-        self.denoiser = Transformer(BackboneConfig.from_params(
-            params.model, causal=False, input_dim=FEATURE_DIM, output_dim=FEATURE_DIM, time_conditioning=True,
-            self_cond_dim=FEATURE_DIM if diff.self_condition > 0 else None))
-        self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+class EncoderDiffusion(VectorDiffusion):
+    """The shared vector diffusion (textdiff/nn/vector_diffusion.py) on MiniLM's FEATURE_DIM-vectors."""
 
-    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
-        out = self.denoiser(x_t, t, self_cond)
-        return self.process.x0_from(out, x_t, t, self.params.model.diffusion.parametrisation)
+    def __init__(self, params: EncoderParams, vocab: Vocab | None = None):
+        super().__init__(params, FEATURE_DIM)
 
     def loss(self, batch: Canvas) -> torch.Tensor:
-        diff = self.params.model.diffusion
-        t = sample_times(self.process, diff, batch.x0)
-        return denoising_pass(self.denoiser, self.process, diff, batch.x0, t).squared_error.mean()
+        return self.vector_loss(batch.x0)
 
 
 def build(params: EncoderParams, vocab: Vocab | None = None) -> EncoderDiffusion:

@@ -25,9 +25,7 @@ import torch
 
 from textdiff.config import LatentParams, LatentSampleParams
 from textdiff.data.vocab import Vocab
-from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
-from textdiff.losses.gaussian import denoising_pass, sample_times
-from textdiff.processes.gaussian import GaussianProcess
+from textdiff.nn.vector_diffusion import VectorDiffusion
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.spaces.autoencoders.latents import LatentCache
@@ -38,25 +36,14 @@ from textdiff.training.loop import train
 PARAMS = LatentParams
 
 
-class LatentDiffusion(DenoiserModel):
-    def __init__(self, params: LatentParams, vocab: Vocab | None = None):
-        super().__init__()
-        self.params = params
-        diff, dim = params.model.diffusion, params.space.latent_dim
-        self.denoiser = Transformer(BackboneConfig.from_params(
-            params.model, causal=False, input_dim=dim, output_dim=dim, time_conditioning=True,
-            self_cond_dim=dim if diff.self_condition > 0 else None))
-        self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+class LatentDiffusion(VectorDiffusion):
+    """The shared vector diffusion (textdiff/nn/vector_diffusion.py) on the autoencoder's latent vectors."""
 
-    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
-        out = self.denoiser(x_t, t, self_cond)
-        return self.process.x0_from(out, x_t, t, self.params.model.diffusion.parametrisation)
+    def __init__(self, params: LatentParams, vocab: Vocab | None = None):
+        super().__init__(params, params.space.latent_dim)
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
-        """MSE to the parametrisation's target (x0, ε or v) over every latent coordinate."""
-        diff = self.params.model.diffusion
-        t = sample_times(self.process, diff, x0)
-        return denoising_pass(self.denoiser, self.process, diff, x0, t).squared_error.mean()
+        return self.vector_loss(x0)
 
 
 def build(params: LatentParams, vocab: Vocab | None = None) -> LatentDiffusion:
