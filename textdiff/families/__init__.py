@@ -1,6 +1,7 @@
 """Model families: each reads top to bottom in one module.
 
-Every family module offers the same calls, which the stages use: ``PARAMS``,
+Every family module offers the same calls (textdiff/families/contract.py, the contract as code and checked
+by a test), which the stages use: ``PARAMS``,
 ``build``, ``fit``, ``sample_texts`` and ``likelihood`` (loading goes through
 textdiff.persist), and ``CANNOT_INFILL`` / ``CANNOT_GUIDE`` (None, or the reason the
 family cannot), with ``draw_canvas(model, num, sample_params, *, generator, device,
