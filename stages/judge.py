@@ -53,7 +53,7 @@ def train_judge(p, device) -> dict:
                  f"{p.judge.train.steps} steps) on {len(train_texts)} sentences")
     model, result = ar.fit(section, tokenizer, train_texts, seed=p.seed, device=device,
                            checkpoint_dir=CHECKPOINTS / "_judge", fingerprint=key)
-    save_model(JUDGE, model, "ar", dump(section), Vocab.from_tokenizer(tokenizer))
+    save_model(JUDGE, model, "judge", dump(section), Vocab.from_tokenizer(tokenizer))
     record_params(JUDGE / "params.json", {"seed": p.seed, "judge": dump(p.judge)})
     return {"kind": "trained", "steps": result.steps, "stopped_by": result.stopped_by, "wall_s": result.wall_s,
             "final_loss": result.final_loss, "parameters": model.num_parameters(), "train_tokens": result.tokens,

@@ -149,3 +149,21 @@ def test_a_second_run_on_a_locked_checkpoint_folder_fails_and_names_the_holder(t
     assert not list(tmp_path.glob("step_*"))  # the refused run wrote nothing
     _, result = run(cfg, tmp_path)  # released: the next run trains
     assert result.steps == 4
+
+
+def test_a_model_json_from_before_rows_named_their_family(tmp_path):
+    """Its ``family`` holds the row's name: that loads where the row is named after its family (ar, the judge),
+    and otherwise says which row it was and to retrain it."""
+    from textdiff.errors import InputError
+    from textdiff.persist import load_model, save_model
+
+    params = ar.PARAMS.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "seq_len": 20}})
+    save_model(tmp_path, tiny_model(), "ar", params.model_dump(), VOCAB)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["row"], meta["params"]["family"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    assert load_model(tmp_path)[1]["family"] == "ar"
+    meta["family"] = "d3pm_uniform"
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="names row 'd3pm_uniform' but not its family"):
+        load_model(tmp_path)

@@ -21,7 +21,7 @@ from textdiff.data.tokenizer import load_tokenizer
 from textdiff.data.vocab import Vocab
 from textdiff.errors import InputError
 from textdiff.families import get_family
-from textdiff.io import read_json
+from textdiff.persist import model_family
 
 DEFAULT_STRENGTH = 4.0  # control.strength's default in params (textdiff.config.ControlParams)
 
@@ -55,7 +55,7 @@ class TrainedModel:
     def __init__(self, row: str, module: torch.nn.Module, meta: dict, tokenizer, device: torch.device,
                  space_dir: Path, classifier_dir: Path):
         self.row, self.module, self.tokenizer, self.device = row, module, tokenizer, device
-        self.family = get_family(meta["family"])
+        self.family = get_family(model_family(meta, Path(row)))
         self.section = self.family.PARAMS.model_validate(meta["params"])
         self.vocab = Vocab(**meta["vocab"])
         self.space_dir, self.classifier_dir = space_dir, classifier_dir

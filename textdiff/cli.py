@@ -82,6 +82,8 @@ def _row_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_rows(args) -> int:
+    from textdiff.persist import model_family
+
     root = Path(args.root)
     folders = sorted(f for f in (root / "models").glob("*") if (f / "model.json").exists())
     if not folders:
@@ -92,9 +94,9 @@ def run_rows(args) -> int:
     for folder in folders:
         meta = json.loads((folder / "model.json").read_text())
         summary = _read(root / "summary" / f"{folder.name}.json")
-        family = meta["family"]
+        family = model_family(meta, folder)
         print(f"{folder.name:16} {family:10} {_num(summary.get('mauve'), 3):>7} {_num(summary.get('gen_ppl'), 1):>8} "
-              f"{_num(summary.get('ppl'), 1):>8}  {_abilities(meta['family'])}")
+              f"{_num(summary.get('ppl'), 1):>8}  {_abilities(family)}")
     return 0
 
 

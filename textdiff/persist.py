@@ -33,6 +33,18 @@ def save_model(folder: str | Path, model: torch.nn.Module, row: str, params: dic
                                        "weights_sha256": file_sha256(folder / "model.safetensors")})
 
 
+def model_family(meta: dict, folder: Path) -> str:
+    """The family of a saved model. A model.json written before rows named their family holds the row's
+    name under ``family``: that loads where the row was named after its family (``ar``, the judge)."""
+    from textdiff.config import FAMILIES
+
+    name = meta.get("params", {}).get("family") or meta["family"]
+    if name not in FAMILIES:
+        raise InputError(f"{folder / 'model.json'} names row {meta['family']!r} but not its family (written before "
+                         f"rows named theirs): re-run the stage that trained it (`dvc repro train@ROW`)")
+    return name
+
+
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
     from textdiff.families import get_family
 
@@ -45,10 +57,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
     if expected is not None and file_sha256(weights) != expected:
         raise InputError(f"{weights} is damaged: its SHA-256 differs from the one in {folder / 'model.json'} "
                          f"(re-run its train stage, e.g. `dvc repro -f train@ROW`, or `dvc checkout`)")
-    if "row" not in meta:
-        raise InputError(f"{folder / 'model.json'} was written before rows named their family (no 'row' key): "
-                         f"re-run its train stage (`dvc repro train@ROW`)")
-    family = get_family(meta["family"])
+    family = get_family(model_family(meta, folder))
     model = family.build(family.PARAMS.model_validate(meta["params"]), Vocab(**meta["vocab"]))
     model.load_state_dict(load_file(str(weights), device=str(device)))
     return model.to(device).eval(), meta
