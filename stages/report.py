@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from stages.common import METRICS, PREPARED, REPORTS, SAMPLES, params, say, stage_main
+from textdiff import report as report_package
 from textdiff.io import atomic_path, read_json, read_jsonl, write_text
 from textdiff.report.tables import fmt, fmt_ci
 from textdiff.report.tasks import control_section, infill_section
@@ -220,7 +221,7 @@ def _versus(rows: dict, a: str, b: str, what: str) -> str:
     from textdiff.report.verdict import check
 
     if a not in rows or b not in rows:
-        return f"{what}: not measured (needs both `{a}` and `{b}` in `models`)."
+        return f"{what}: not measured (needs both `{a}` and `{b}` in `rows`)."
     outcome, numbers = check({"a": a, "b": b, "metric": "mauve", "relation": "higher"}, rows, {})
     verdict = {"reproduced": f"`{a}` is ahead", "refuted": f"`{b}` is ahead"}.get(
         outcome, "the intervals overlap or a row is degenerate, so neither is ahead")
@@ -229,10 +230,20 @@ def _versus(rows: dict, a: str, b: str, what: str) -> str:
             f"{fmt(rows[b].get('div'), '{:.3f}')}; {verdict}.")
 
 
+COMPARISONS_FILE = Path(report_package.__file__).with_name("comparisons.yaml")  # which rows to compare: data
+
+
+def comparisons(section: str, rows: dict) -> list[str]:
+    """The measured sentences of one section's pairs in textdiff/report/comparisons.yaml."""
+    import yaml
+
+    pairs = yaml.safe_load(COMPARISONS_FILE.read_text(encoding="utf-8"))[section]
+    return [_versus(rows, pair["a"], pair["b"], pair["what"]) for pair in pairs]
+
+
 def continuous_comparison(rows: list[dict]) -> str:
     by_name = {r["model"]: r for r in rows}
-    lines = [_versus(by_name, "encoder", "encoder_emb", "Encodings against embeddings (the TEncDM claim)"),
-             _versus(by_name, "simplex", "embedding", "Simplex against embedding diffusion")]
+    lines = comparisons("continuous", by_name)
     ref = by_name.get("real text (held-out)", {}).get("wordpiece_roundtrip")
     if ref:
         lines.append(f"The encoder-space rows write lowercase WordPiece text, which the judge LM (trained on cased "
@@ -596,7 +607,7 @@ def main() -> None:
         "latents with their autoencoder's decoder. The autoencoders read frozen MiniLM encodings; their decoders "
         "write the project tokenizer's text.",
         "",
-        "- " + _versus(by_name, "latent_ld4lg", "latent_planner", "LD4LG's compression network against PLANNER's VAE"),
+        *(f"- {line}" for line in comparisons("latent", by_name)),
         "- " + decoder_budget_note(p),
         "",
         autoencoder_tables(p.models),
