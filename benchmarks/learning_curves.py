@@ -62,7 +62,7 @@ def probe(model, tokenizer, train_texts, test_texts) -> dict:
 
 def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, positions, device,
               ema_decay=None, lr=None) -> dict:
-    family = get_family(row)
+    family = get_family(p.row(row).family)
     section = benchmark_section(p.row(row), positions, ema_decay, lr)
     t0 = time.perf_counter()
     model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device, checkpoint_dir=None,
@@ -131,7 +131,7 @@ def main() -> None:
             if any(q["row"] == row and q["budget_flops"] == budget and q["positions"] == positions
                    and q.get("ema_decay", 0.0) == ema and q.get("lr", p.row(row).train.lr) == lr for q in done):
                 continue
-            if get_family(row).likelihood.__module__ not in ("textdiff.eval.elbo", "textdiff.families.ar"):
+            if get_family(p.row(row).family).likelihood.__module__ not in ("textdiff.eval.elbo", "textdiff.families.ar"):
                 print(f"{row}: no token likelihood (continuous row); skipped", flush=True)
                 continue
             point = run_point(p, row, budget, tokenizer, train_texts, test_texts, args.positions, device,
