@@ -50,7 +50,7 @@ def rounding_table(repeats: int) -> None:
 
 
 def clamping_step(repeats: int) -> None:
-    params = load_params("params.yaml").embedding
+    params = load_params("params.yaml").row("embedding")
     torch.manual_seed(0)
     model = E.build(params, Vocab(4096, 0, 1, 2, 4)).eval()
     nearest = NearestEmbedding(params.sample.rounding)
