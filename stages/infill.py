@@ -32,7 +32,7 @@ def main(name: str) -> None:
         return
     ip, seq_len = p.infill, section.model.seq_len
     if ip.max_tokens + 2 > seq_len:
-        raise ParamsError(f"infill.max_tokens ({ip.max_tokens}) + <bos> and <eos> exceeds {name}.model.seq_len "
+        raise ParamsError(f"infill.max_tokens ({ip.max_tokens}) + <bos> and <eos> exceeds rows.{name}.model.seq_len "
                           f"({seq_len}): lower infill.max_tokens to {seq_len - 2} or less")
     device = resolve_device(p.device)
     tokenizer = load_tokenizer(TOKENIZER)

@@ -480,7 +480,7 @@ def canvas_warnings(p) -> list[str]:
         for unit, o, key in checks:
             if o["share_longer"] > 0.05:
                 out.append(f"- ⚠ `{m}`: its canvas of {o['limit']} {unit} truncates {o['share_longer']:.0%} of the "
-                           f"training texts; `{m}.{key}: {o['p95']}` would fit 95% of them ({o['p99']}: 99%).")
+                           f"training texts; `rows.{m}.{key}: {o['p95']}` would fit 95% of them ({o['p99']}: 99%).")
     return out
 
 

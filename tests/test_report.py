@@ -119,7 +119,7 @@ def test_ablations_from_another_corpus_are_dropped_and_counted(report):
 
 def test_canvas_truncation_and_compute_are_reported_from_the_data(report):
     assert "- ⚠ `ar`: its canvas of 48 project tokens truncates 40% of the training texts" in report
-    assert "`ar.model.seq_len: 70` would fit 95%" in report
+    assert "`rows.ar.model.seq_len: 70` would fit 95%" in report
     compute = report.split("## Compute")[1].split("## Held-out likelihood")[0]
     assert "| ar | 1.00e+09 |" in compute and "1.00×" in compute
     assert "50 sampling steps" not in report and "training steps for every row" not in report

@@ -75,10 +75,14 @@ def test_estimate_without_interval_is_a_point():
 
 
 def test_ablations_from_other_data_or_params_are_left_out():
-    raw = {"seed": 0, "data": {"source": "files"}, "embedding": {"model": {"d_model": 128}}}
+    raw = {"seed": 0, "data": {"source": "files"}, "defaults": {"train": {"lr": 0.001}},
+           "rows": {"embedding": {"family": "embedding", "model": {"d_model": 128}}}}
     digest = base_params_digest(raw, "embedding")
     assert digest != base_params_digest({**raw, "seed": 1}, "embedding")
-    assert digest == base_params_digest({**raw, "mdlm": {"x": 1}}, "embedding")  # another row's params: same
+    assert digest != base_params_digest({**raw, "defaults": {"train": {"lr": 0.002}}}, "embedding")
+    assert digest != base_params_digest({**raw, "rows": {"embedding": {"family": "embedding"}}}, "embedding")
+    other = {**raw, "rows": {**raw["rows"], "mdlm": {"family": "mdlm"}}}
+    assert digest == base_params_digest(other, "embedding")  # another row's params: same
     groups = {"same": {"model": "embedding", "data_sha256": "d1", "base_params": digest, "rows": []},
               "other_data": {"model": "embedding", "data_sha256": "d2", "base_params": digest, "rows": []},
               "other_params": {"model": "embedding", "data_sha256": "d1", "base_params": "x", "rows": []},

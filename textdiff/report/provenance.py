@@ -11,8 +11,10 @@ SHARED_SECTIONS = ("seed", "data", "tokenizer", "judge", "evaluate")
 
 def base_params_digest(raw_params: dict, row: str) -> str:
     """A digest of the params that an ablation of ``row`` holds fixed: the shared sections and the row's own
-    section, as ``params.yaml`` gives them (the experiments' overrides are applied on top of these)."""
-    picked = {key: raw_params.get(key) for key in (*SHARED_SECTIONS, row)}
+    section under ``rows`` and the ``defaults`` block merged under it, as ``params.yaml`` gives them (the
+    experiments' overrides are applied on top of these)."""
+    picked = {key: raw_params.get(key) for key in (*SHARED_SECTIONS, "defaults")}
+    picked["row"] = (raw_params.get("rows") or {}).get(row)
     return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
