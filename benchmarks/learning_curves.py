@@ -74,7 +74,7 @@ def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, po
              "train_wall_s": wall,
              "heldout_ppl": like.get("heldout_ppl"), "heldout_ppl_ci": like.get("heldout_ppl_ci"),
              "bound": like.get("heldout_ppl_bound")}
-    if row != "ar" and getattr(model.vocab, "mask_id", None) is not None:
+    if p.row(row).family != "ar" and getattr(model.vocab, "mask_id", None) is not None:
         try:
             point.update(probe(model, tokenizer, train_texts, test_texts[:256]))
         except (TypeError, ValueError):

@@ -47,8 +47,9 @@ def main(name: str) -> None:
 
     model, _ = load_model(MODELS / name, device)
     sample = section.sample
-    canvases = fill_templates(canvas_drawer(family, model, sample, device), templates, seq_len, tokenizer.pad_token_id, fills=ip.fills,
-                              batch_size=ip.batch_size, seed=p.seed, device=device)
+    canvases = fill_templates(canvas_drawer(family, model, sample, device), templates, seq_len,
+                              tokenizer.pad_token_id, fills=ip.fills, batch_size=ip.batch_size, seed=p.seed,
+                              device=device)
     records = fill_records(tokenizer, canvases, templates, ip.fills)
     judge = load_judge(p, device)
     nll, counts, _ = judge.score([f["text"] for r in records for f in r["fills"]])

@@ -167,3 +167,20 @@ def test_a_model_json_from_before_rows_named_their_family(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="names row 'd3pm_uniform' but not its family"):
         load_model(tmp_path)
+
+
+def test_textdiff_rows_lists_the_others_past_a_stale_model(tmp_path, capsys):
+    from textdiff import cli
+    from textdiff.persist import save_model
+
+    params = ar.PARAMS.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "seq_len": 20}})
+    for row in ("a_fresh", "b_stale"):
+        save_model(tmp_path / "models" / row, tiny_model(), row, params.model_dump(), VOCAB)
+    stale = tmp_path / "models" / "b_stale" / "model.json"
+    meta = json.loads(stale.read_text())
+    del meta["row"], meta["params"]["family"]
+    meta["family"] = "d3pm_uniform"
+    stale.write_text(json.dumps(meta))
+    assert cli.main(["--root", str(tmp_path), "rows"]) == 0
+    out = capsys.readouterr().out
+    assert "a_fresh          ar" in out and "b_stale          stale:" in out and "names row 'd3pm_uniform'" in out

@@ -104,3 +104,9 @@ def test_every_error_is_listed_at_once(tmp_path):
     with pytest.raises(ParamsError) as err:
         load_params(f)
     assert "seed:" in str(err.value) and "rows.ar.sample.top_p:" in str(err.value)
+
+
+def test_the_schema_default_row_takes_the_defaults_block_too():
+    p = parse_params({"defaults": {"train": {"steps": 20}}})
+    assert list(p.rows) == ["ar"] and p.row("ar").train.steps == 20
+    assert parse_params({}).row("ar").train.steps == 400

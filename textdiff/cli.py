@@ -82,6 +82,7 @@ def _row_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_rows(args) -> int:
+    from textdiff.errors import InputError
     from textdiff.persist import model_family
 
     root = Path(args.root)
@@ -94,7 +95,11 @@ def run_rows(args) -> int:
     for folder in folders:
         meta = json.loads((folder / "model.json").read_text())
         summary = _read(root / "summary" / f"{folder.name}.json")
-        family = model_family(meta, folder)
+        try:
+            family = model_family(meta, folder)
+        except InputError as err:  # saved before rows named their family: the others still list
+            print(f"{folder.name:16} stale: {err}")
+            continue
         print(f"{folder.name:16} {family:10} {_num(summary.get('mauve'), 3):>7} {_num(summary.get('gen_ppl'), 1):>8} "
               f"{_num(summary.get('ppl'), 1):>8}  {_abilities(family)}")
     return 0

@@ -650,7 +650,11 @@ class Params(Section):
     def _merge_defaults(cls, raw: Any) -> Any:
         """Every row's section with the defaults block merged under it (a bad default is then named once, at
         ``defaults``: _format_errors drops its copies under the rows)."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("rows"), dict):
+        if not isinstance(raw, dict):
+            return raw
+        if "rows" not in raw:  # the schema's default rows take the defaults block too
+            raw = {**raw, "rows": {"ar": {"family": "ar"}}}
+        if not isinstance(raw["rows"], dict):
             return raw
         defaults = raw.get("defaults", {})
         if not isinstance(defaults, dict):
