@@ -57,7 +57,7 @@ def main() -> None:
     models = {m: load_model(f"models/{m}", device)[0] for m in needed}
     print(f"device {device}; {args.samples} samples per batch, median of {args.repeats}")
     for name, model in models.items():
-        seq = model.cfg.max_len if name == "ar" else model.params.model.seq_len
+        seq = model.cfg.max_len if name == "ar" else model.config.seq_len
         print(f"  {name}: {model.num_parameters() / 1e6:.2f}M params, sequence length {seq}")
 
     rows = []

@@ -32,6 +32,7 @@ from textdiff.data.vocab import Vocab
 from textdiff.device import resolve_device
 from textdiff.eval.context_probe import absorbing_predictor, masked_nll_by_share, unigram_nll
 from textdiff.families import get_family
+from textdiff.families.contract import RunContext
 from textdiff.io import read_jsonl
 
 
@@ -50,7 +51,7 @@ def benchmark_section(section, positions: str | None, ema_decay: float | None = 
 
 
 def probe(model, tokenizer, train_texts, test_texts) -> dict:
-    vocab, L = model.vocab, model.params.model.seq_len
+    vocab, L = model.vocab, model.config.seq_len
     x = pad_batch(encode_sequences(tokenizer, test_texts, L), vocab.pad_id, L)
     protect = torch.zeros(L, dtype=torch.bool)
     protect[0] = True  # <bos> is never masked in training
@@ -65,8 +66,8 @@ def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, po
     family = get_family(p.row(row).family)
     section = benchmark_section(p.row(row), positions, ema_decay, lr)
     t0 = time.perf_counter()
-    model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device, checkpoint_dir=None,
-                               fingerprint="", progress=False, budget_flops=budget, space_dir=None)
+    model, result = family.fit(section, tokenizer, train_texts,
+                               RunContext(seed=p.seed, device=device, progress=False, budget_flops=budget))
     wall = time.perf_counter() - t0
     like = family.likelihood(model, tokenizer, test_texts, device=device)
     point = {"row": row, "budget_flops": budget, "train_flops": result.flops, "steps": result.steps,

@@ -19,6 +19,7 @@ from stages.code import training_code
 from stages.common import CHECKPOINTS, METRICS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params, say, stage_main
 from textdiff.config import LatentSpaceParams
 from textdiff.io import read_jsonl, write_json
+from textdiff.spaces import registry as spaces
 
 
 @stage_main("autoencoder")
@@ -26,7 +27,7 @@ def main(name: str) -> None:
     p = params()
     section = p.row(name)
     out = SPACES / name / "autoencoder"
-    if not isinstance(section.space, LatentSpaceParams):
+    if not spaces.for_row(section.space).trains_autoencoder:
         record = {"row": name, "autoencoder": None, "why": "this row's space has no autoencoder"}
         write_json(out / "autoencoder.json", record)
         write_json(METRICS / "autoencoder" / f"{name}.json", record)

@@ -15,16 +15,16 @@ import argparse
 
 from stages.code import training_code
 from stages.common import CHECKPOINTS, METRICS, PREPARED, SPACES, dump, fingerprint, params, say, stage_main
-from textdiff.config import DecoderParams
 from textdiff.io import read_jsonl, write_json
+from textdiff.spaces import registry as spaces
 
 
 @stage_main("decoder")
 def main(name: str) -> None:
     p = params()
     section = p.row(name)
-    if not isinstance(getattr(section, "decoder", None), DecoderParams):  # every row has the stage (DVC cannot
-        record = {"row": name, "decoder": None, "why": "this row's space has no trained decoder"}  # filter foreach)
+    if not spaces.for_row(section.space).trains_decoder:  # every row has the stage (DVC cannot filter a foreach)
+        record = {"row": name, "decoder": None, "why": "this row's space has no trained decoder"}
         write_json(SPACES / name / "decoder" / "decoder.json", record)
         write_json(METRICS / "decoder" / f"{name}.json", record)
         return
@@ -41,9 +41,9 @@ def train_decoder(name: str, section, p) -> None:
     from textdiff.training.flops import minilm_flops, train_record
 
     device = resolve_device(p.device)
-    cache = FeatureCache.load(SPACES / name / "data")
+    cache = spaces.load("features", SPACES / name).features
     diff = section.model.diffusion
-    process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+    process = GaussianProcess(diff.schedule, diff.num_train_timesteps, diff.tan_d)
     key = fingerprint({"seed": p.seed, "decoder": dump(section.decoder), "diffusion": dump(diff),
                        "budget": p.budget.train_flops},
                       SPACES / name / "data", *training_code("decoder"))

@@ -43,6 +43,7 @@ def load_judge(p, device):
 def train_judge(p, device) -> dict:
     from textdiff.config import ARParams
     from textdiff.families import ar
+    from textdiff.families.contract import RunContext
 
     section = ARParams(model=p.judge.model, train=p.judge.train)
     tokenizer = load_tokenizer(TOKENIZER)
@@ -51,8 +52,9 @@ def train_judge(p, device) -> dict:
                       TOKENIZER / "tokenizer.json", *training_code("judge"))
     say("judge", f"training the judge LM ({p.judge.model.d_model}×{p.judge.model.n_layers}, "
                  f"{p.judge.train.steps} steps) on {len(train_texts)} sentences")
-    model, result = ar.fit(section, tokenizer, train_texts, seed=p.seed, device=device,
-                           checkpoint_dir=CHECKPOINTS / "_judge", fingerprint=key)
+    model, result = ar.fit(section, tokenizer, train_texts,
+                           RunContext(seed=p.seed, device=device, checkpoint_dir=CHECKPOINTS / "_judge",
+                                      fingerprint=key))
     save_model(JUDGE, model, "judge", dump(section), Vocab.from_tokenizer(tokenizer))
     record_params(JUDGE / "params.json", {"seed": p.seed, "judge": dump(p.judge)})
     return {"kind": "trained", "steps": result.steps, "stopped_by": result.stopped_by, "wall_s": result.wall_s,

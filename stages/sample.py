@@ -11,8 +11,10 @@ from stages.common import METRICS, MODELS, SAMPLES, SPACES, TOKENIZER, dump, par
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
 from textdiff.families import get_family
+from textdiff.families.contract import RunContext
 from textdiff.io import write_json, write_jsonl
 from textdiff.persist import load_model
+from textdiff.spaces import registry as spaces
 
 
 @stage_main("sample")
@@ -21,8 +23,8 @@ def main(name: str) -> None:
     section = p.row(name)
     device = resolve_device(p.device)
     model, _ = load_model(MODELS / name, device)
-    texts, speed = get_family(section.family).sample_texts(model, load_tokenizer(TOKENIZER), section.sample,
-                                                           seed=p.seed, device=device, space_dir=SPACES / name)
+    run = RunContext(seed=p.seed, device=device, space=spaces.for_row(section.space, SPACES / name))
+    texts, speed = get_family(section.family).sample_texts(model, load_tokenizer(TOKENIZER), section.sample, run)
     write_jsonl(SAMPLES / f"{name}.jsonl", [{"text": t} for t in texts])
     write_json(METRICS / "sample" / f"{name}.json", {**speed, "device": str(device), "params": dump(section.sample)})
     say("sample", f"{name}: {len(texts)} samples, {speed['samples_per_s']:.1f} samples/s, "

@@ -14,9 +14,10 @@ import argparse
 import time
 
 from stages.common import METRICS, PREPARED, SPACES, TOKENIZER, dump, file_digest, params, say, stage_main
-from textdiff.config import LatentSpaceParams
+from textdiff.config import EncoderSpaceParams, LatentSpaceParams
 from textdiff.device import resolve_device
 from textdiff.io import read_json, read_jsonl, write_json
+from textdiff.spaces import registry as spaces
 
 
 @stage_main("space")
@@ -24,35 +25,40 @@ def main(name: str) -> None:
     p = params()
     section = p.row(name)
     out = SPACES / name / "data"
-    if isinstance(section.space, LatentSpaceParams):
-        summary = latent_dataset(name, section.space, p.device, out)
-    elif section.space == "tokens":
-        tokenizer = read_json(TOKENIZER / "tokenizer.json")
-        summary = {"space": "tokens", "tokenizer": str(TOKENIZER), "vocab_size": len(tokenizer["model"]["vocab"]),
-                   "tokenizer_digest": file_digest(TOKENIZER / "tokenizer.json")}
-    else:
-        from textdiff.spaces.minilm import FeatureCache, space_summary
-        from textdiff.training.flops import minilm_flops
-
-        texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
-        device = resolve_device(p.device)
-        say("space", f"{name}: MiniLM {section.space.features} of {len(texts)} training sentences on {device}")
-        t0 = time.perf_counter()
-        cache = FeatureCache.build(texts, section.space.features, section.space.max_length,
-                                   section.space.batch_size, device, progress=True)
-        cache.save(out)
-        summary = {**space_summary(cache), "encode_wall_s": time.perf_counter() - t0,
-                   "frozen_encoder_flops": minilm_flops(cache.lengths(), section.space.batch_size, cache.kind),
-                   "cache_bytes": (out / "features.safetensors").stat().st_size, "params": dump(section.space)}
+    kind = spaces.kind_of(section.space)
+    summary = PREPARE[kind](name, section.space, p.device, out)
     # space.json is a DVC output that later stages depend on: only what the inputs fix goes in (no timings),
     # so a forced re-run writes the same bytes and invalidates nothing downstream
     write_json(out / "space.json", {"row": name, **{k: v for k, v in summary.items() if not k.endswith("wall_s")}})
-    if section.space != "tokens":
+    if kind != "tokens":  # the frozen MiniLM reads these rows' text: how much its canvas truncates
         summary_metrics = {**summary, "canvas_overflow": minilm_overflow(section.space.max_length)}
     else:
         summary_metrics = summary
     write_json(METRICS / "space" / f"{name}.json", {"row": name, **summary_metrics})
     say("space", f"{name}: {summary.get('space') or summary['features']} ready in {out}")
+
+
+def token_space(name: str, space: str, device_name: str, out) -> dict:
+    """Token rows cache nothing: the record names the tokenizer their ids come from."""
+    tokenizer = read_json(TOKENIZER / "tokenizer.json")
+    return {"space": "tokens", "tokenizer": str(TOKENIZER), "vocab_size": len(tokenizer["model"]["vocab"]),
+            "tokenizer_digest": file_digest(TOKENIZER / "tokenizer.json")}
+
+
+def feature_cache(name: str, space: EncoderSpaceParams, device_name: str, out) -> dict:
+    """Run the frozen MiniLM once over the training split and cache its features with their statistics."""
+    from textdiff.spaces.minilm import FeatureCache, space_summary
+    from textdiff.training.flops import minilm_flops
+
+    texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
+    device = resolve_device(device_name)
+    say("space", f"{name}: MiniLM {space.features} of {len(texts)} training sentences on {device}")
+    t0 = time.perf_counter()
+    cache = FeatureCache.build(texts, space.features, space.max_length, space.batch_size, device, progress=True)
+    cache.save(out)
+    return {**space_summary(cache), "encode_wall_s": time.perf_counter() - t0,
+            "frozen_encoder_flops": minilm_flops(cache.lengths(), space.batch_size, cache.kind),
+            "cache_bytes": (out / "features.safetensors").stat().st_size, "params": dump(space)}
 
 
 def minilm_overflow(max_length: int) -> dict:
@@ -66,6 +72,7 @@ def minilm_overflow(max_length: int) -> dict:
 
 
 def latent_dataset(name: str, space: LatentSpaceParams, device_name: str, out) -> dict:
+    """Encode the training split with the row's trained autoencoder and store the latents with their statistics."""
     from textdiff.data.tokenizer import load_tokenizer
     from textdiff.spaces.autoencoders.latents import LatentCache, encode_all
     from textdiff.spaces.autoencoders.model import SentenceData, load_autoencoder
@@ -82,6 +89,9 @@ def latent_dataset(name: str, space: LatentSpaceParams, device_name: str, out) -
     return {"space": "latent", **latents.summary(), "encode_wall_s": time.perf_counter() - t0,
             "frozen_encoder_flops": minilm_flops(data.cache.lengths(), space.encoder_batch_size),
             "cache_bytes": (out / "latents.safetensors").stat().st_size, "params": dump(space)}
+
+
+PREPARE = {"tokens": token_space, "features": feature_cache, "latent": latent_dataset}  # by textdiff.spaces kind
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ def sweep_row(name: str, section, p) -> None:
     from textdiff.eval.judge import perplexity_metrics
     from textdiff.eval.ngrams import diversity
     from textdiff.families import get_family
+    from textdiff.families.contract import RunContext
     from textdiff.persist import load_model
+    from textdiff.spaces import registry as spaces
 
     sweep = p.steps_sweep
     device = resolve_device(p.device)
@@ -44,11 +46,11 @@ def sweep_row(name: str, section, p) -> None:
     tokenizer = load_tokenizer(TOKENIZER)
     judge = make_judge(p, device)
     points, records = [], []
+    run = RunContext(seed=p.seed, device=device, space=spaces.for_row(section.space, SPACES / name))
     for steps in sweep.steps:
         sample_params = section.sample.model_copy(update={"steps": steps, "num_samples": sweep.num_samples,
                                                           "batch_size": sweep.batch_size})
-        texts, speed = get_family(section.family).sample_texts(model, tokenizer, sample_params, seed=p.seed,
-                                                               device=device, space_dir=SPACES / name)
+        texts, speed = get_family(section.family).sample_texts(model, tokenizer, sample_params, run)
         point = {"steps": steps, **perplexity_metrics(judge, texts), "div": diversity(texts),
                  "samples_per_s": speed["samples_per_s"], "tokens_per_s": speed["tokens_per_s"]}
         points.append(point)

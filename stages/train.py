@@ -19,8 +19,10 @@ from textdiff.data.tokenizer import load_tokenizer
 from textdiff.data.vocab import Vocab
 from textdiff.device import resolve_device
 from textdiff.families import get_family
+from textdiff.families.contract import RunContext
 from textdiff.io import read_jsonl, write_json, write_text
 from textdiff.persist import save_model
+from textdiff.spaces import registry as spaces
 from textdiff.tracking import Tracker
 from textdiff.training.distributed import current_world, torchrun_command
 from textdiff.training.flops import train_record
@@ -50,9 +52,10 @@ def main(name: str) -> None:
                       mode=mode, project=p.tracking.project, tags=[name], group=run_group(), job_type="train")
     ranks = f" × {world.size} processes" if world.parallel else ""
     say("train", f"{name}: {len(train_texts)} sentences on {device}{ranks}")
-    model, result = family.fit(section, tokenizer, train_texts, seed=p.seed, device=device,
-                               checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log,
-                               space_dir=SPACES / name, budget_flops=p.budget.train_flops)
+    run = RunContext(seed=p.seed, device=device, space=spaces.for_row(section.space, SPACES / name),
+                     checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log,
+                     budget_flops=p.budget.train_flops)
+    model, result = family.fit(section, tokenizer, train_texts, run)
     if not world.is_main:  # rank 0 writes the model and the metrics
         tracker.finish()
         return

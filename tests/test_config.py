@@ -74,8 +74,8 @@ def test_a_new_row_of_an_existing_family_is_one_section():
      "prior term is infinite"),
     ({"rows": {"m": {"family": "mdlm", "model": {"schedule": "geometric"}}}}, "rows.m.model.schedule",
      "Input should be 'loglinear' or 'cosine'"),
-    ({"rows": {"d": {"family": "d3pm", "model": {"timesteps": 10}, "sample": {"steps": 20}}}}, "rows.d",
-     "exceeds model.timesteps"),
+    ({"rows": {"d": {"family": "d3pm", "model": {"num_train_timesteps": 10}, "sample": {"steps": 20}}}}, "rows.d",
+     "exceeds model.num_train_timesteps"),
 ])
 def test_bad_params_name_the_key(raw, path, words):
     with pytest.raises(ParamsError) as err:

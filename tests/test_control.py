@@ -19,6 +19,7 @@ from textdiff.config import ParamsError
 from textdiff.data.vocab import Vocab
 from tests.reference_rows import REPO_PARAMS, row_family
 from textdiff.families import canvas_drawer
+from textdiff.families.contract import RunContext
 from textdiff.sampling.guidance import Guidance, tilted_log_probs
 from textdiff.tasks.attribute_classifier import AttributeClassifier, train_classifier
 from textdiff.tasks.control import guided_texts, no_labels_reason, steered_labels
@@ -148,8 +149,8 @@ def _train(row: str, tokenizer, texts: list[str], steps: int):
                   **({"positions": "rotary"} if row == "mdlm" else {})},
         "train": {"steps": steps, "batch_size": 32, "lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.0,
                   "checkpoint_every": 10_000}})
-    model, _ = row_family(row).fit(section, tokenizer, texts, seed=SEED, device=CPU, checkpoint_dir=None,
-                                   fingerprint="", progress=False)
+    model, _ = row_family(row).fit(section, tokenizer, texts,
+                                   RunContext(seed=SEED, device=CPU, progress=False))
     return model.eval(), section.sample.model_copy(update={"steps": 16})
 
 

@@ -228,7 +228,7 @@ def test_sedd_tweedie_on_absorb_is_the_masked_ancestral_step():
     log_p = torch.log_softmax(logits, -1)
     x_t = torch.tensor([[mask, 7, mask]])
     a_t, a_s = torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.55, dtype=torch.float64)
-    probs = sedd.absorbing_tweedie(log_p, x_t, a_t, a_s, mask)  # z = log p_θ, i.e. log s = log(r·p_θ)
+    probs = Absorbing(V, mask).tweedie_probs(log_p, x_t, a_t, a_s)  # z = log p_θ, i.e. log s = log(r·p_θ)
     reveal = (a_s - a_t) / (1 - a_t)
     expected = reveal * log_p.exp()
     expected[..., mask] = 1 - reveal
@@ -254,7 +254,7 @@ def test_sedd_tweedie_on_uniform_with_exact_scores_is_the_exact_reverse_step():
     for x_t in range(V):
         exact = p_s * kernel(a_t / a_s)[:, x_t] / p_t[x_t]
         score = (p_t / p_t[x_t]).view(1, 1, V)
-        tweedie = sedd.uniform_tweedie(score, torch.tensor([[x_t]]), a_t / a_s)[0, 0]
+        tweedie = Uniform(V).tweedie_probs(score.log(), torch.tensor([[x_t]]), a_t, a_s)[0, 0]
         torch.testing.assert_close(tweedie / tweedie.sum(), exact)
 
 
@@ -269,7 +269,7 @@ def tiny_sedd(graph: str) -> sedd.SEDD:
 def tiny_d3pm(graph: str) -> d3pm.D3PM:
     torch.manual_seed(0)
     params = D3PMParams.model_validate({"model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 12,
-                                                  "positions": "learned", "graph": graph, "timesteps": 50,
+                                                  "positions": "learned", "graph": graph, "num_train_timesteps": 50,
                                                   "schedule": "linear" if graph == "absorbing" else "cosine"},
                                         "sample": {"steps": 16}})
     return d3pm.build(params, VOCAB).eval()
@@ -313,7 +313,7 @@ def test_samplers_are_seeded_hold_infill_and_end_without_masks(make):
             for s in (0, 0, 1)]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
     assert (runs[0][:, 3:5] == 9).all() and (runs[0][:, 0] == VOCAB.bos_id).all()
-    if model.params.model.graph == "absorbing":
+    if model.config.graph == "absorbing":
         assert (runs[0] != VOCAB.mask_id).all()  # the last step denoises every position
 
 
@@ -330,7 +330,7 @@ def test_loss_at_initialisation_is_near_log_vocab(make):
     x0 = torch.randint(5, 30, (512, 12), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         if isinstance(model, d3pm.D3PM):
-            loss = model.token_losses(x0, d3pm.stratified_steps(512, model.timesteps))[1].mean().item()
+            loss = model.token_losses(x0, d3pm.stratified_steps(512, model.num_train_timesteps))[1].mean().item()
         else:
             loss = model.loss(x0).item()
     assert abs(loss - math.log(30)) < 0.12 * math.log(30), loss

@@ -10,6 +10,8 @@ from textdiff.data.batching import encode_sequences, pad_batch
 from textdiff.data.tokenizer import train_tokenizer
 from textdiff.data.vocab import Vocab
 from textdiff.families import embedding as E
+from textdiff.families.contract import RunContext
+from textdiff.sampling.gaussian_sampler import sampler_config
 from textdiff.training.loop import train
 
 SENTENCES = ["A three-hour cinema master class.", "These are textbook lives of quiet desperation.",
@@ -20,7 +22,7 @@ SENTENCES = ["A three-hour cinema master class.", "These are textbook lives of q
 
 def tiny_params(**over) -> EmbeddingParams:
     raw = {"model": {"d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": 20, "embedding_dim": 16,
-                     "diffusion": {"steps": 200}}, "train": {"steps": 600, "batch_size": 16, "lr": 3e-3, "warmup_steps": 20},
+                     "diffusion": {"num_train_timesteps": 200}}, "train": {"steps": 600, "batch_size": 16, "lr": 3e-3, "warmup_steps": 20},
            "sample": {"num_samples": 32, "batch_size": 32, "steps": 50}}
     for key, value in over.items():
         raw[key] = {**raw.get(key, {}), **value}
@@ -69,7 +71,7 @@ def test_both_self_conditioning_branches_get_the_gradients_they_should(eight, pr
     model = E.build(tiny_params(), vocab)  # built with p = 0.5: has the self-conditioning input
     with torch.no_grad():
         model.denoiser.self_cond_proj.weight.normal_(std=0.02)
-    model.params.model.diffusion.self_condition = probability
+    model.config.diffusion.self_condition = probability
     model.loss(batch).backward()
     sc_grad = model.denoiser.self_cond_proj.weight.grad
     assert model.embedding.weight.grad.abs().sum() > 0
@@ -85,7 +87,7 @@ def test_no_self_conditioning_input_when_trained_without_it(eight):
     params.model.diffusion.self_condition = 0.0
     model = E.build(params, eight[1])
     assert model.denoiser.self_cond_proj is None
-    assert E.sampler_config(model.params.sample, model).self_condition is False
+    assert sampler_config(params.sample, model.denoiser).self_condition is False
 
 
 def test_denoising_recovers_lightly_noised_sentences(eight, trained):
@@ -101,7 +103,7 @@ def test_denoising_recovers_lightly_noised_sentences(eight, trained):
 
 def test_tiny_model_regenerates_its_training_sentences(eight, trained):
     tok, vocab, batch = eight
-    ids = E.generate(trained, 32, trained.params.sample, torch.Generator().manual_seed(0), torch.device("cpu"))
+    ids = E.generate(trained, 32, tiny_params().sample, torch.Generator().manual_seed(0), torch.device("cpu"))
     texts = tok.batch_decode(ids, skip_special_tokens=True)
     exact = sum(t in SENTENCES for t in texts) / len(texts)
     assert exact >= 0.4, texts  # measured 0.56-0.69 with 50 steps; pure noise gives 0
@@ -109,7 +111,7 @@ def test_tiny_model_regenerates_its_training_sentences(eight, trained):
 
 
 def test_sampling_is_seeded(eight, trained):
-    sp = trained.params.sample.model_copy(update={"steps": 10})
+    sp = tiny_params().sample.model_copy(update={"steps": 10})
     runs = [E.generate(trained, 4, sp, torch.Generator().manual_seed(7), torch.device("cpu")) for _ in range(2)]
     assert runs[0] == runs[1]
 
@@ -128,7 +130,7 @@ def test_rounding_error_is_the_distance_to_the_nearest_embedding(trained):
 
 def test_sample_texts_reports_the_rounding_error_with_an_interval(eight, trained):
     tok = eight[0]
-    params = trained.params.sample.model_copy(update={"num_samples": 8, "batch_size": 4, "steps": 5})
-    _, speed = E.sample_texts(trained, tok, params, seed=0, device=torch.device("cpu"))
+    params = tiny_params().sample.model_copy(update={"num_samples": 8, "batch_size": 4, "steps": 5})
+    _, speed = E.sample_texts(trained, tok, params, RunContext())
     lo, hi = speed["rounding_error_ci"]
     assert 0 <= lo <= speed["rounding_error"] <= hi

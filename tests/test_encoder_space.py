@@ -6,7 +6,9 @@ import torch
 
 from textdiff.config import EncoderParams
 from textdiff.families import encoder as E
+from textdiff.families.contract import RunContext
 from textdiff.frozen_encoder import minilm_path
+from textdiff.spaces import registry as spaces
 from textdiff.spaces.minilm import (FEATURE_DIM, FeatureCache, minilm_model, minilm_tokenizer, per_dimension_stats,
                                     standardise, unstandardise, wordpiece_roundtrip)
 
@@ -87,7 +89,7 @@ def test_wordpiece_roundtrip_lowercases_and_keeps_words():
 def tiny_params() -> EncoderParams:
     return EncoderParams.model_validate({
         "space": {"max_length": 40},
-        "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "seq_len": 40, "diffusion": {"steps": 200}},
+        "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "seq_len": 40, "diffusion": {"num_train_timesteps": 200}},
         "train": {"steps": 40, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5},
         "sample": {"num_samples": 4, "batch_size": 4, "steps": 5}})
 
@@ -122,7 +124,7 @@ def test_diffusion_loss_starts_at_the_canvas_energy_and_denoising_improves(cache
     alpha, _ = model.process.coefficients(t, x_t)
     shrinkage = ((alpha * x_t - batch.x0) ** 2).mean().item()
     before = x0_error(model)
-    trained, result = E.fit(params, None, [], seed=0, device=torch.device("cpu"), space_dir=tmp_path, progress=False)
+    trained, result = E.fit(params, None, [], RunContext(space=spaces.load("features", tmp_path), progress=False))
     after = x0_error(trained)
     print(f"x0 error at t = 0.1: untrained {before:.3f}, shrinkage {shrinkage:.3f}, trained {after:.3f}")
     assert result.steps == 200

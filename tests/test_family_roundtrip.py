@@ -10,8 +10,9 @@ import torch
 from tests.reference_rows import REPO_PARAMS, row_family
 from textdiff.config import DecoderParams, LatentSpaceParams
 from textdiff.data.vocab import Vocab
-from textdiff.families.contract import SAMPLE_SPEED_KEYS
+from textdiff.families.contract import SAMPLE_SPEED_KEYS, RunContext
 from textdiff.persist import load_model, save_model
+from textdiff.spaces import registry as spaces
 
 CPU = torch.device("cpu")
 SMALL = {"d_model": 16, "n_layers": 1, "n_heads": 2}
@@ -61,7 +62,7 @@ def build_space(section, texts: list[str], tokenizer, folder: Path) -> None:
         cache = FeatureCache.build(texts, space.features, space.max_length, 8)
         cache.save(folder / "data")
         diffusion = section.model.diffusion
-        decoder, _ = fit_decoder(section.decoder, cache, GaussianProcess(diffusion.schedule, diffusion.steps,
+        decoder, _ = fit_decoder(section.decoder, cache, GaussianProcess(diffusion.schedule, diffusion.num_train_timesteps,
                                                                          diffusion.tan_d),
                                  section.model.seq_len, seed=0, device=CPU, progress=False)
         save_decoder(folder / "decoder", decoder)
@@ -74,8 +75,8 @@ def test_every_row_fits_saves_loads_samples_and_scores(row, review_texts, small_
     texts, held_out = review_texts[:12], review_texts[12:16]
     space_dir = tmp_path / "space"
     build_space(section, texts, small_tokenizer, space_dir)
-    model, result = family.fit(section, small_tokenizer, texts, seed=0, device=CPU, checkpoint_dir=None,
-                               fingerprint="", progress=False, space_dir=space_dir)
+    space = spaces.for_row(section.space, space_dir)
+    model, result = family.fit(section, small_tokenizer, texts, RunContext(device=CPU, space=space, progress=False))
     assert result.steps == 2
     save_model(tmp_path / "model", model, row, section.model_dump(mode="json"),
                Vocab.from_tokenizer(small_tokenizer))
@@ -83,11 +84,11 @@ def test_every_row_fits_saves_loads_samples_and_scores(row, review_texts, small_
     assert (meta["row"], meta["family"]) == (row, section.family)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value)
-    samples, speed = family.sample_texts(loaded, small_tokenizer, section.sample, seed=0, device=CPU,
-                                         space_dir=space_dir)
+    run = RunContext(device=CPU, space=spaces.for_row(section.space, space_dir))  # a fresh space: read anew
+    samples, speed = family.sample_texts(loaded, small_tokenizer, section.sample, run)
     assert len(samples) == 2 and all(isinstance(t, str) for t in samples)
     assert set(SAMPLE_SPEED_KEYS) <= set(speed), speed
-    again, _ = family.sample_texts(loaded, small_tokenizer, section.sample, seed=0, device=CPU, space_dir=space_dir)
+    again, _ = family.sample_texts(loaded, small_tokenizer, section.sample, run)
     assert again == samples  # seeded
     scored = family.likelihood(loaded, small_tokenizer, held_out, device=CPU, batch_size=4, draws=2, seed=0)
     assert "heldout_ppl" in scored

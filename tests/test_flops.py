@@ -83,7 +83,7 @@ def latent_model(p: float) -> latent.LatentDiffusion:
     params = LatentParams.model_validate({
         "space": {"num_latents": 4, "latent_dim": 4},
         "model": {"d_model": 8, "n_layers": 1, "n_heads": 2, "seq_len": 4,
-                  "diffusion": {"schedule": "cosine", "steps": 100, "parametrisation": "v", "self_condition": p}}})
+                  "diffusion": {"schedule": "cosine", "num_train_timesteps": 100, "parametrisation": "v", "self_condition": p}}})
     return latent.build(params)
 
 
@@ -106,7 +106,7 @@ def test_self_conditioning_adds_its_expected_no_grad_pass():
     t = torch.full((B,), 0.5, dtype=torch.float64)
     per_sequence = counted(lambda: model.denoiser.blocks[0].modulation(model.denoiser.time_emb(t)))
     with torch.no_grad():
-        two_passes = counted(lambda: denoising_pass(model.denoiser, model.process, model.params.model.diffusion,
+        two_passes = counted(lambda: denoising_pass(model.denoiser, model.process, model.config.diffusion,
                                                     batch, t))
     assert two_passes == 2 * (B * T * (fwd - 4 * d * T) + per_sequence)
 

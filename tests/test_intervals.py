@@ -224,7 +224,7 @@ class _ToyBound(torch.nn.Module):
     def __init__(self, table=None, sigma=None, mu=20.0):
         super().__init__()
         self.vocab = SimpleNamespace(pad_id=0)
-        self.params = SimpleNamespace(model=SimpleNamespace(seq_len=16))
+        self.config = SimpleNamespace(seq_len=16)
         self.table, self.sigma, self.mu, self.row = table, sigma, mu, 0
 
     def nll_bound(self, x0, draws, generator=None, per_draw=False):
@@ -278,7 +278,7 @@ def _old_elbo_ppl(model, texts, draws, seed, batch_size):
     """elbo_perplexity's point value as it was computed before the standard error existed."""
     from textdiff.data.batching import encode_sequences, pad_batch
 
-    L = model.params.model.seq_len
+    L = model.config.seq_len
     seqs = encode_sequences(_Tok(), texts, L)
     gen = torch.Generator().manual_seed(seed)
     nll, count = 0.0, 0

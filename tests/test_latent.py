@@ -211,8 +211,8 @@ def test_latent_diffusion_loss_starts_near_the_v_target_variance():
     params = LatentParams(space=LatentSpaceParams(num_latents=4, latent_dim=16),
                           model={"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 4})
     torch.manual_seed(0)
-    model = LatentDiffusion(params)
-    assert model.params.model.diffusion.parametrisation == "v" and model.process.schedule == "cosine"
+    model = LatentDiffusion(params.model, params.space.latent_dim)
+    assert model.config.diffusion.parametrisation == "v" and model.process.schedule == "cosine"
     x0 = torch.randn(256, 4, 16)
     assert model.loss(x0).item() == pytest.approx(1.0, rel=0.15)
     assert model.predict_x0(x0, torch.full((256,), 0.5, dtype=torch.float64), None).shape == x0.shape

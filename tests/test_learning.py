@@ -36,6 +36,7 @@ import torch
 from textdiff.data.batching import encode_sequences, pad_batch
 from textdiff.data.vocab import Vocab
 from textdiff.eval.context_probe import absorbing_predictor, masked_nll_by_share, unigram_nll
+from textdiff.families.contract import RunContext
 from tests.reference_rows import row_family
 
 WORDS = ["ka", "lo", "mi", "nu", "po", "ra", "si", "tu", "ve", "wo", "xa", "ye", "zu", "be", "co", "du"]
@@ -124,8 +125,8 @@ def trained(language):
     def get(row: str):
         if row not in cache:
             tokenizer, train, _ = language
-            model, result = row_family(row).fit(tiny_section(row, STEPS[row]), tokenizer, train, seed=SEED,
-                                                device=CPU, checkpoint_dir=None, fingerprint="", progress=False)
+            model, result = row_family(row).fit(tiny_section(row, STEPS[row]), tokenizer, train,
+                                                RunContext(seed=SEED, device=CPU, progress=False))
             assert result.steps == STEPS[row]
             cache[row] = model.eval()
         return cache[row]

@@ -56,6 +56,8 @@ from textdiff.data.batching import encode_sequences
 from textdiff.data.vocab import Vocab
 from textdiff.families import encoder as E
 from textdiff.families import latent as LAT
+from textdiff.families.contract import RunContext
+from textdiff.spaces import registry as spaces
 from textdiff.spaces.autoencoders.evaluation import reconstruction
 from textdiff.spaces.autoencoders.latents import LatentCache, encode_all
 from textdiff.spaces.autoencoders.model import SentenceData, fit_autoencoder
@@ -148,7 +150,8 @@ def encoder_model(features, tmp_path_factory):
                 "space": {"features": KIND[row], "max_length": MAX_LEN},
                 "model": {"d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": MAX_LEN},
                 "train": {"steps": 200, "batch_size": 32, "lr": 3e-3, **TRAIN}})
-            model, result = E.fit(params, None, [], seed=SEED, device=CPU, space_dir=space_dir, progress=False)
+            model, result = E.fit(params, None, [], RunContext(seed=SEED, device=CPU, space=spaces.load("features", space_dir),
+                                                      progress=False))
             assert result.steps == 200 and model.process.schedule == "tan_d"
             cache[row] = model.eval()
         return cache[row]
@@ -244,7 +247,8 @@ def latent_row(sentence_data, project_tokenizer, tmp_path_factory):
             params = LatentParams.model_validate({  # no "diffusion" key: the row's recipe
                 "space": space.model_dump(), "model": {"d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": 4},
                 "train": {"steps": 200, "batch_size": 32, "lr": 3e-3, **TRAIN}})
-            model, result = LAT.fit(params, None, [], seed=SEED, device=CPU, space_dir=space_dir, progress=False)
+            model, result = LAT.fit(params, None, [], RunContext(seed=SEED, device=CPU, space=spaces.load("latent", space_dir),
+                                                        progress=False))
             assert result.steps == 200 and model.process.schedule == "cosine"
             held_latents = standardise(encode_all(autoencoder, held, 128, CPU), latents.mean, latents.std)
             cache[row] = autoencoder, model.eval(), held_latents

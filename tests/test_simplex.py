@@ -74,7 +74,7 @@ def test_sample_projection_draws_from_the_softmax():
 
 def tiny_params(**sample) -> SimplexParams:
     return SimplexParams.model_validate({
-        "model": {"d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": 20, "diffusion": {"steps": 200}},
+        "model": {"d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": 20, "diffusion": {"num_train_timesteps": 200}},
         "train": {"steps": 600, "batch_size": 16, "lr": 5e-3, "warmup_steps": 20, "weight_decay": 0.1},
         "sample": {"num_samples": 32, "batch_size": 32, "steps": 50, **sample}})
 

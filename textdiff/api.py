@@ -98,6 +98,13 @@ class TrainedModel:
             raise InputError(f"{self.row}: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                                         for e in err.errors())) from None
 
+    def run(self, seed: int):
+        """The run context a family samples under: this model's device and its row's space."""
+        from textdiff.families.contract import RunContext
+        from textdiff.spaces.registry import for_row
+
+        return RunContext(seed=seed, device=self.device, space=for_row(self.section.space, self.space_dir))
+
     # ---------------------------------------------------------------- tasks
 
     def sample(self, n: int = 5, *, steps: int | None = None, seed: int = 0) -> list[str]:
@@ -105,8 +112,7 @@ class TrainedModel:
         self._count(n, "text")
         params = self.sample_params(num_samples=max(n, 2), steps=steps)
         params = params.model_copy(update={"num_samples": n, "batch_size": min(params.batch_size, n)})
-        texts, _ = self.family.sample_texts(self.module, self.tokenizer, params, seed=seed, device=self.device,
-                                            space_dir=self.space_dir)
+        texts, _ = self.family.sample_texts(self.module, self.tokenizer, params, self.run(seed))
         return texts
 
     def infill(self, template: str, *, n: int = 1, blank_tokens: int = 3, steps: int | None = None,

@@ -177,11 +177,12 @@ class DiffusionParams(Section):
     """The Gaussian process and how the denoiser is trained on it."""
 
     schedule: Literal["sqrt", "cosine", "linear", "tan_d"] = "sqrt"
-    steps: int = Field(2000, ge=2, description="training T; sampling may use fewer steps")
+    num_train_timesteps: int = Field(2000, ge=2, description="training T (t = i/T); sampling takes its own steps")
     tan_d: float = Field(9.0, gt=0, description="d of the tan_d schedule")
     parametrisation: Literal["x0", "eps", "v"] = "x0"
     self_condition: float = Field(0.5, ge=0, le=1, description="probability of a self-conditioned training pass")
-    timesteps: Literal["uniform", "low_discrepancy"] = "uniform"
+    time_sampling: Literal["uniform", "low_discrepancy"] = Field(
+        "uniform", description="how a training batch draws its t: independently | stratified over the batch")
 
 
 class ContinuousSampleParams(SampleCountParams):
@@ -254,7 +255,7 @@ class D3PMModelParams(BackboneParams):
 
     positions: Literal["rotary", "learned"] = RotaryPositions
     graph: Literal["uniform", "absorbing"] = "uniform"
-    timesteps: int = Field(1000, ge=2, description="T, the number of discrete corruption steps")
+    num_train_timesteps: int = Field(1000, ge=2, description="T, the number of discrete corruption steps")
     schedule: Literal["linear", "cosine", "cosine_squared"] = Field(
         "cosine", description="ᾱ_t: linear = 1 − t/T (β_t = 1/(T−t+1)) | cosine (the reference code's cos) | "
                               "cosine_squared (cos², Nichol & Dhariwal); ᾱ_T = 0 for each")
@@ -275,8 +276,9 @@ class D3PMParams(Section):
 
     @model_validator(mode="after")
     def _steps_within_t(self) -> "D3PMParams":
-        if self.sample.steps > self.model.timesteps:
-            raise ValueError(f"sample.steps ({self.sample.steps}) exceeds model.timesteps ({self.model.timesteps})")
+        if self.sample.steps > self.model.num_train_timesteps:
+            raise ValueError(f"sample.steps ({self.sample.steps}) exceeds model.num_train_timesteps "
+                             f"({self.model.num_train_timesteps})")
         return self
 
 
@@ -313,10 +315,11 @@ class SimplexDiffusionParams(Section):
 
     simplex_k: float = Field(5.0, gt=0, description="k of the ±k simplex; the forward noise is scaled by k")
     schedule: Literal["sqrt", "cosine", "linear", "tan_d"] = "cosine"
-    steps: int = Field(1000, ge=2, description="training T; sampling may use fewer steps")
+    num_train_timesteps: int = Field(1000, ge=2, description="training T (t = i/T); sampling takes its own steps")
     tan_d: float = Field(9.0, gt=0)
     self_condition: float = Field(0.5, ge=0, le=1, description="probability of a self-conditioned training pass")
-    timesteps: Literal["uniform", "low_discrepancy"] = "uniform"
+    time_sampling: Literal["uniform", "low_discrepancy"] = Field(
+        "uniform", description="how a training batch draws its t: independently | stratified over the batch")
 
 
 class SimplexModelParams(BackboneParams):
@@ -372,7 +375,8 @@ class DecoderParams(Section):
 
 
 def _encoder_diffusion() -> DiffusionParams:
-    return DiffusionParams(schedule="tan_d", steps=1000, tan_d=9.0, parametrisation="x0", self_condition=0.5)
+    return DiffusionParams(schedule="tan_d", num_train_timesteps=1000, tan_d=9.0, parametrisation="x0",
+                           self_condition=0.5)
 
 
 class EncoderModelParams(BackboneParams):
@@ -431,7 +435,7 @@ class LatentSpaceParams(Section):
 
 
 def _latent_diffusion() -> DiffusionParams:
-    return DiffusionParams(schedule="cosine", steps=1000, parametrisation="v", self_condition=0.5)
+    return DiffusionParams(schedule="cosine", num_train_timesteps=1000, parametrisation="v", self_condition=0.5)
 
 
 class LatentModelParams(BackboneParams):

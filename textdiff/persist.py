@@ -33,6 +33,22 @@ def save_model(folder: str | Path, model: torch.nn.Module, row: str, params: dic
                                        "weights_sha256": file_sha256(folder / "model.safetensors")})
 
 
+def renamed_params(section: dict) -> dict:
+    """A saved row section in today's names: models saved before the training T was ``num_train_timesteps``
+    wrote it as ``model.diffusion.steps`` (Gaussian rows) or ``model.timesteps`` (D3PM), and the way a batch
+    draws t as ``model.diffusion.timesteps`` (now ``time_sampling``)."""
+    model = dict(section.get("model") or {})
+    if isinstance(model.get("timesteps"), int):
+        model["num_train_timesteps"] = model.pop("timesteps")
+    if isinstance(model.get("diffusion"), dict):
+        diffusion = dict(model["diffusion"])
+        for old, new in (("steps", "num_train_timesteps"), ("timesteps", "time_sampling")):
+            if old in diffusion:
+                diffusion[new] = diffusion.pop(old)
+        model["diffusion"] = diffusion
+    return {**section, "model": model} if "model" in section else section
+
+
 def model_family(meta: dict, folder: Path) -> str:
     """The family of a saved model. A model.json written before rows named their family holds the row's
     name under ``family``: that loads where the row was named after its family (``ar``, the judge)."""
@@ -58,6 +74,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
         raise InputError(f"{weights} is damaged: its SHA-256 differs from the one in {folder / 'model.json'} "
                          f"(re-run its train stage, e.g. `dvc repro -f train@ROW`, or `dvc checkout`)")
     family = get_family(model_family(meta, folder))
+    meta["params"] = renamed_params(meta["params"])
     model = family.build(family.PARAMS.model_validate(meta["params"]), Vocab(**meta["vocab"]))
     model.load_state_dict(load_file(str(weights), device=str(device)))
     return model.to(device).eval(), meta

@@ -86,7 +86,7 @@ def absorbing_predictor(model) -> Callable[[torch.Tensor, float], torch.Tensor]:
             z = model.score_logits(x_t, _time_for_share(model.schedule, share, x_t))
             return torch.log_softmax(z[x_t == mask_id], -1)
     elif hasattr(model, "x0_log_probs"):  # d3pm, absorbing
-        if model.params.model.graph != "absorbing":
+        if model.config.graph != "absorbing":
             raise ValueError("the masked-NLL probe needs an absorbing graph")
 
         def predict(x_t, share):

@@ -4,10 +4,36 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Callable
 
 import torch
 
 from textdiff.data.batching import encode_sequences, pad_batch
+
+TokenTerms = Callable[[torch.Tensor, torch.Tensor, torch.Generator | None], torch.Tensor]
+
+
+def stratified_bound(token_terms: TokenTerms, x0: torch.Tensor, draws: int,
+                     time_of: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator | None = None,
+                     prior: torch.Tensor | None = None,
+                     per_draw: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence bound on −log p(x0): ``prior`` (B,) plus the mean over ``draws`` stratified times of the
+    summed ``token_terms(x0, t, generator)`` (B, L), each an unbiased single-t estimate of the ELBO integral.
+
+    Draw k takes t = time_of((k + u)/draws), u ~ U[0, 1) per sequence in float64, then the term's own
+    draws from the same generator, so the generator alone fixes the bound. ``per_draw=True`` also
+    returns the (B, draws) single-draw estimates (prior + draw k's term) whose mean is the bound.
+    """
+    if prior is None:
+        prior = torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
+    total = prior.clone()
+    terms = []
+    for k in range(draws):
+        u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
+        term = token_terms(x0, time_of((k + u) / draws), generator).double().sum(1)
+        total += term / draws
+        terms.append(term)
+    return (total, prior[:, None] + torch.stack(terms, 1)) if per_draw else total
 
 
 def mc_standard_error(per_draw: torch.Tensor, tokens: int) -> float | None:
@@ -57,7 +83,7 @@ def elbo_perplexity(model, tokenizer, texts: list[str], *, device: torch.device,
     on the perplexity (both None with a single draw).
     """
     vocab = model.vocab
-    L = model.params.model.seq_len
+    L = model.config.seq_len
     seqs = encode_sequences(tokenizer, texts, L)
     gen = torch.Generator(device=device).manual_seed(seed)
     nll, count = 0.0, 0

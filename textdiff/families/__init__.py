@@ -6,9 +6,9 @@ by a test), which the stages use: ``PARAMS``,
 textdiff.persist), and ``CANNOT_INFILL`` / ``CANNOT_GUIDE`` (None, or the reason the
 family cannot), with ``draw_canvas(model, num, sample_params, *, generator, device,
 infill=None, guide=None)`` for those that can: (num, L) token canvases with known
-tokens held and/or guidance (textdiff.tasks, textdiff.sampling.guidance). ``fit`` and ``sample_texts`` take ``space_dir``, the row's
-``spaces/<row>`` folder (its space stage's ``data`` and any trained decoder);
-the token families ignore it. A row of the comparison (a section of ``rows`` in
+tokens held and/or guidance (textdiff.tasks, textdiff.sampling.guidance). ``fit`` and ``sample_texts`` take a
+``RunContext`` (seed, device, checkpointing and the row's space as ``textdiff.spaces.registry`` loads it: cached
+features and their decoder, or latents and their autoencoder); the token families' space is empty. A row of the comparison (a section of ``rows`` in
 params.yaml, such as ``d3pm_absorb``) names its family in its ``family:`` key; one
 family serves every row that differs only in params (the D3PM and SEDD graphs).
 """

@@ -57,29 +57,24 @@ def generate(model: Transformer, num: int, vocab: Vocab, max_len: int | None = N
 # --------------------------------------------------------------------------- what the stages call
 
 
-def fit(params, tokenizer, train_texts: list[str], *, seed: int, device: torch.device, checkpoint_dir,
-        fingerprint: str, log=None, progress: bool = True, stop_after: int | None = None, space_dir=None,
-        budget_flops: float | None = None):
-    """Train the AR model on ``train_texts``; return (model, TrainResult). ``space_dir``: unused (tokens).
-    ``budget_flops``: the row's FLOP budget (sets the steps; textdiff.training.flops)."""
+def fit(params, tokenizer, train_texts: list[str], run):
+    """Train the AR model on ``train_texts``; return (model, TrainResult). ``run``: a
+    ``textdiff.families.contract.RunContext`` (its FLOP budget sets the steps; its space is unused: tokens)."""
     from textdiff.data.batching import training_batches
     from textdiff.training.flops import causal_lm_step_flops
     from textdiff.training.loop import train
 
     vocab = Vocab.from_tokenizer(tokenizer)
-    batch_fn = training_batches(tokenizer, train_texts, params.model.seq_len, params.train.batch_size, seed,
+    batch_fn = training_batches(tokenizer, train_texts, params.model.seq_len, params.train.batch_size, run.seed,
                                 fixed_length=False)
-    torch.manual_seed(seed)
+    torch.manual_seed(run.seed)
     model = build(params, vocab)
-    result = train(model, lambda m, b: training_loss(m, b, vocab), batch_fn, params.train,
-                   checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log,
-                   progress=progress, stop_after=stop_after, budget_flops=budget_flops,
+    result = train(model, lambda m, b: training_loss(m, b, vocab), batch_fn, params.train, **run.loop_options(),
                    flops_fn=lambda b: causal_lm_step_flops(model, b, vocab.pad_id))
     return model, result
 
 
-def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: torch.device,
-                 space_dir=None) -> tuple[list[str], dict]:
+def sample_texts(model: Transformer, tokenizer, params, run) -> tuple[list[str], dict]:
     """Generate ``params.num_samples`` texts in batches; return them and speed figures."""
     from textdiff.sampling.batched import seeded_texts
 
@@ -90,7 +85,7 @@ def sample_texts(model: Transformer, tokenizer, params, *, seed: int, device: to
     texts, speed = seeded_texts(
         model, lambda n, gen: generate(model, n, vocab, temperature=params.temperature, top_p=params.top_p,
                                        generator=gen, use_cache=params.use_cache, stats=stats),
-        tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
+        tokenizer, params.num_samples, params.batch_size, seed=run.seed, device=run.device)
     nfe, flops = generation_cost(model, stats["batches"], use_cache=params.use_cache)
     return texts, {**speed, "nfe": nfe, "decoder_nfe": 0, "sample_flops_per_sample": flops}
 

@@ -6,19 +6,43 @@ keyword, and tests/test_family_roundtrip.py runs each row of params.yaml through
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
+
+from textdiff.spaces.registry import TokenSpace
 
 # Every family's sample_texts returns these in its speed dict (metrics/sample/ROW.json): one set of speed and
 # network-call keys for every row.
 SAMPLE_SPEED_KEYS = ("wall_s", "samples_per_s", "tokens_per_s", "nfe", "decoder_nfe", "sample_flops_per_sample")
 
-# What the stages pass by keyword (stages/train.py, sample.py, likelihood.py).
-FIT_KEYWORDS = ("seed", "device", "checkpoint_dir", "fingerprint", "log", "space_dir", "budget_flops")
-SAMPLE_KEYWORDS = ("seed", "device", "space_dir")
+# What the stages pass by keyword to ``likelihood`` (stages/likelihood.py); ``fit`` and ``sample_texts`` take a
+# RunContext instead.
 LIKELIHOOD_KEYWORDS = ("device", "batch_size", "draws", "seed")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a stage hands a family besides its params and data: seed and device, the row's space (loaded by
+    ``textdiff.spaces.registry``; token rows get the empty token space), and for training where to checkpoint,
+    the fingerprint that lets a run resume, the logger and the FLOP budget that sets the steps."""
+
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    space: Any = field(default_factory=TokenSpace)
+    checkpoint_dir: Path | None = None
+    fingerprint: str = ""
+    log: Callable | None = None
+    budget_flops: float | None = None
+    progress: bool = True
+    stop_after: int | None = None  # stop after this many steps (tests, fault injection)
+
+    def loop_options(self) -> dict:
+        """The keywords ``textdiff.training.loop.train`` takes from the run."""
+        return dict(checkpoint_dir=self.checkpoint_dir, fingerprint=self.fingerprint, device=self.device,
+                    log=self.log, progress=self.progress, stop_after=self.stop_after, budget_flops=self.budget_flops)
 
 
 @runtime_checkable
@@ -29,12 +53,11 @@ class Family(Protocol):
 
     def build(self, params: Any, vocab: Any = None) -> torch.nn.Module: ...
 
-    def fit(self, params: Any, tokenizer: Any, train_texts: list[str], *, seed: int, device: torch.device,
-            checkpoint_dir: Path | None, fingerprint: str, log: Any = None, space_dir: Path | None = None,
-            budget_flops: float | None = None, **more: Any) -> tuple[torch.nn.Module, Any]: ...
+    def fit(self, params: Any, tokenizer: Any, train_texts: list[str],
+            run: RunContext) -> tuple[torch.nn.Module, Any]: ...
 
-    def sample_texts(self, model: torch.nn.Module, tokenizer: Any, params: Any, *, seed: int,
-                     device: torch.device, space_dir: Path | None = None) -> tuple[list[str], dict]: ...
+    def sample_texts(self, model: torch.nn.Module, tokenizer: Any, params: Any,
+                     run: RunContext) -> tuple[list[str], dict]: ...
 
     def likelihood(self, model: torch.nn.Module, tokenizer: Any, texts: list[str], *, device: torch.device,
                    batch_size: int = 64, draws: int = 16, seed: int = 0) -> dict: ...

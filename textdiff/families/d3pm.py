@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import torch
 
-from textdiff.config import D3PMParams, DiscreteSampleParams
+from textdiff.config import D3PMModelParams, D3PMParams, DiscreteSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import d3pm_hybrid_loss
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.discrete import graph_for
-from textdiff.processes.discrete_time import D3PMSchedule, posterior, posterior_kl, prior_kl
-from textdiff.eval.elbo import elbo_perplexity
+from textdiff.processes.discrete_time import D3PMSchedule, integer_time, posterior, posterior_kl, prior_kl
+from textdiff.eval.elbo import elbo_perplexity, stratified_bound
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
+from textdiff.sampling.grid import integer_times
 from textdiff.sampling.guidance import Guidance, active, tilted_log_probs
 from textdiff.training.fit import canvas_fit
 from textdiff.training.flops import denoising_flops
@@ -39,25 +40,22 @@ PARAMS = D3PMParams
 
 
 class D3PM(DenoiserModel):
-    def __init__(self, params: D3PMParams, vocab: Vocab):
+    def __init__(self, config: D3PMModelParams, vocab: Vocab):
         super().__init__()
-        self.params, self.vocab = params, vocab
-        m = params.model
+        self.config, self.vocab = config, vocab  # the row's model params: all a module is built from
+        m = config
         self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
                                                                time_conditioning=True))
         self.graph = graph_for(m.graph, vocab.size, vocab.mask_id)
-        self.timesteps = m.timesteps
-        self.register_buffer("alphabar", D3PMSchedule(m.timesteps, m.schedule).alphabar(), persistent=False)
+        self.num_train_timesteps = m.num_train_timesteps
+        self.register_buffer("alphabar", D3PMSchedule(m.num_train_timesteps, m.schedule).alphabar(), persistent=False)
         self.register_buffer("stationary", self.graph.stationary(), persistent=False)
 
     # ---------------------------------------------------------------- denoiser and reverse model
 
     def x0_logits(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Logits of p̃θ(x0 | x_t) (B, L, V) at integer times t (B,); −inf at [MASK] on the absorbing graph."""
-        logits = self.denoiser(x_t, t.double() / self.timesteps).float()
-        if self.params.model.graph == "absorbing":
-            logits[..., self.vocab.mask_id] = float("-inf")
-        return logits
+        return self.graph.restrict_x0(self.denoiser(x_t, t.double() / self.num_train_timesteps).float())
 
     def x0_log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.x0_logits(x_t, t), dim=-1)
@@ -83,10 +81,10 @@ class D3PM(DenoiserModel):
         log_x0 = self.x0_log_probs(x_t, t)
         a_t, a_s = self.alphabar[t], self.alphabar[t - 1]
         kl = posterior_kl(log_x0, x0, x_t, a_t / a_s, a_s, self.stationary)
-        return d3pm_hybrid_loss(kl, log_x0, x0, self.timesteps, self.params.model.hybrid_lambda)
+        return d3pm_hybrid_loss(kl, log_x0, x0, self.num_train_timesteps, self.config.hybrid_lambda)
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
-        return self.token_losses(x0, stratified_steps(x0.shape[0], self.timesteps, x0.device))[0].mean()
+        return self.token_losses(x0, stratified_steps(x0.shape[0], self.num_train_timesteps, x0.device))[0].mean()
 
     @torch.no_grad()
     def nll_bound(self, x0: torch.Tensor, draws: int, generator: torch.Generator | None = None,
@@ -97,37 +95,21 @@ class D3PM(DenoiserModel):
         that draw's t) whose mean is the bound; the bound and the random draws are the same.
         """
         prior = prior_kl(x0, self.alphabar[-1].item(), self.stationary).sum(1)
-        total = prior.clone()
-        terms = []
-        for k in range(draws):
-            u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
-            t = (((k + u) / draws) * self.timesteps).long().clamp(0, self.timesteps - 1) + 1
-            term = self.token_losses(x0, t, generator)[1].double().sum(1)
-            total += term / draws
-            terms.append(term)
-        if per_draw:
-            return total, prior[:, None] + torch.stack(terms, 1)
-        return total
+        return stratified_bound(lambda x, t, g: self.token_losses(x, t, g)[1], x0, draws,
+                                lambda frac: integer_time(frac, self.num_train_timesteps), generator, prior, per_draw)
 
 
-def stratified_steps(batch: int, timesteps: int, device=None, generator=None) -> torch.Tensor:
+def stratified_steps(batch: int, num_train_timesteps: int, device=None, generator=None) -> torch.Tensor:
     """Integer t in 1..T, one per sequence, spread evenly over the batch from one uniform offset."""
     u = torch.rand(1, generator=generator, device=device, dtype=torch.float64)
-    frac = (u + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0
-    return (frac * timesteps).long().clamp(0, timesteps - 1) + 1
+    return integer_time((u + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0, num_train_timesteps)
 
 
 def build(params: D3PMParams, vocab: Vocab) -> D3PM:
-    return D3PM(params, vocab)
+    return D3PM(params.model, vocab)
 
 
 # --------------------------------------------------------------------------- sampling
-
-
-def time_grid(timesteps: int, steps: int, device=None) -> torch.Tensor:
-    """``steps`` + 1 decreasing integer times from T to 0 (distinct; fewer if steps > T)."""
-    grid = torch.linspace(timesteps, 0, steps + 1, dtype=torch.float64).round().long()
-    return torch.unique_consecutive(grid).to(device)
 
 
 @torch.no_grad()
@@ -135,13 +117,13 @@ def sample_canvas(model: D3PM, num: int, steps: int, generator: torch.Generator,
                   infill: tuple[torch.Tensor, torch.Tensor] | None = None,
                   guide: Guidance | None = None) -> torch.Tensor:
     """Ancestral sampling from the prior x_T; returns the (num, L) canvas."""
-    prior = "mask" if model.params.model.graph == "absorbing" else "uniform"
-    x, known, values = initial_canvas(num, model.params.model.seq_len, model.vocab, prior, generator, device, infill)
+    x, known, values = initial_canvas(num, model.config.seq_len, model.vocab, model.graph.prior, generator,
+                                      device, infill)
 
     def step_probs(x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return model.reverse_probs(x_t, t.expand(x_t.shape[0]), s.expand(x_t.shape[0]), guide)
 
-    return reverse_sample(step_probs, x, known, values, time_grid(model.timesteps, steps, device), generator)
+    return reverse_sample(step_probs, x, known, values, integer_times(model.num_train_timesteps, steps, device), generator)
 
 
 def generate(model: D3PM, num: int, steps: int, generator: torch.Generator, device: torch.device,
@@ -162,13 +144,12 @@ def draw_canvas(model: D3PM, num: int, params: DiscreteSampleParams, *, generato
     return sample_canvas(model, num, params.steps, generator, device, infill, guide)
 
 
-def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, *, seed: int,
-                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
-    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device), tokenizer,
-                                params.num_samples, params.batch_size, seed=seed, device=device)
-    nfe = len(time_grid(model.timesteps, params.steps)) - 1
+def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, run) -> tuple[list[str], dict]:
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, run.device), tokenizer,
+                                params.num_samples, params.batch_size, seed=run.seed, device=run.device)
+    nfe = len(integer_times(model.num_train_timesteps, params.steps)) - 1
     return texts, {**speed, "steps": params.steps, "nfe": nfe, "decoder_nfe": 0,
-                   "sample_flops_per_sample": denoising_flops(model, model.params.model.seq_len, nfe)}
+                   "sample_flops_per_sample": denoising_flops(model, model.config.seq_len, nfe)}
 
 
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)

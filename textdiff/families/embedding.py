@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textdiff.config import EmbeddingParams, GaussianSampleParams
+from textdiff.config import EmbeddingModelParams, EmbeddingParams, GaussianSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.losses.gaussian import denoising_pass, sample_times
 from textdiff.processes.gaussian import GaussianProcess
-from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
+from textdiff.sampling.gaussian_sampler import sample, sampler_config
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.guidance import Guidance, active
 from textdiff.sampling.rounding import NearestEmbedding, clamp_to_embeddings
@@ -36,15 +36,15 @@ PARAMS = EmbeddingParams
 
 
 class EmbeddingDiffusion(DenoiserModel):
-    def __init__(self, params: EmbeddingParams, vocab: Vocab):
+    def __init__(self, config: EmbeddingModelParams, vocab: Vocab):
         super().__init__()
-        self.params, self.vocab = params, vocab
-        dim, diff = params.model.embedding_dim, params.model.diffusion
+        self.config, self.vocab = config, vocab  # the row's model params: all a module is built from
+        dim, diff = config.embedding_dim, config.diffusion
         self.embedding = nn.Embedding(vocab.size, dim)  # N(0, 1) init, as Diffusion-LM
         self.denoiser = Transformer(BackboneConfig.from_params(
-            params.model, causal=False, input_dim=dim, output_dim=dim, time_conditioning=True,
+            config, causal=False, input_dim=dim, output_dim=dim, time_conditioning=True,
             self_cond_dim=dim if diff.self_condition > 0 else None))
-        self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+        self.process = GaussianProcess(diff.schedule, diff.num_train_timesteps, diff.tan_d)
 
     # ---------------------------------------------------------------- space
 
@@ -56,12 +56,12 @@ class EmbeddingDiffusion(DenoiserModel):
 
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
         out = self.denoiser(x_t, t, self_cond)
-        return self.process.x0_from(out, x_t, t, self.params.model.diffusion.parametrisation)
+        return self.process.x0_from(out, x_t, t, self.config.diffusion.parametrisation)
 
     # ---------------------------------------------------------------- loss
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
-        diff, process = self.params.model.diffusion, self.process
+        diff, process = self.config.diffusion, self.process
         emb = self.embedding(tokens)  # EMB(w)
         t = sample_times(process, diff, emb)
         std0 = (1 - process.alpha_bar(torch.zeros(1, device=tokens.device))).sqrt().float()
@@ -71,7 +71,7 @@ class EmbeddingDiffusion(DenoiserModel):
         x0_hat = process.x0_from(step.out, step.x_t, t, diff.parametrisation)
         mse_t0 = ((x0_hat - emb) ** 2).mean(dim=(1, 2))  # at t = 0 the target is EMB(w)
         mse = torch.where(t == 0, mse_t0, mse)
-        t_last = torch.full_like(t, (process.steps - 1) / process.steps)
+        t_last = torch.full_like(t, (process.num_train_timesteps - 1) / process.num_train_timesteps)
         alpha_T, _ = process.coefficients(t_last, x0)
         prior = ((alpha_T * x0) ** 2).mean(dim=(1, 2))
         rounding = F.cross_entropy(self.logits(x0).reshape(-1, self.vocab.size), tokens.reshape(-1))
@@ -85,16 +85,10 @@ class EmbeddingDiffusion(DenoiserModel):
 
 
 def build(params: EmbeddingParams, vocab: Vocab) -> EmbeddingDiffusion:
-    return EmbeddingDiffusion(params, vocab)
+    return EmbeddingDiffusion(params.model, vocab)
 
 
 # --------------------------------------------------------------------------- sampling
-
-
-def sampler_config(params: GaussianSampleParams, model: EmbeddingDiffusion) -> SamplerConfig:
-    trained_with_sc = model.denoiser.self_cond_proj is not None
-    return SamplerConfig(steps=params.steps, method=params.method, eta=params.eta,
-                         self_condition=params.self_condition and trained_with_sc)
 
 
 def clamping(model: EmbeddingDiffusion, params: GaussianSampleParams, nearest: NearestEmbedding):
@@ -132,18 +126,18 @@ def sample_ids(model: EmbeddingDiffusion, num: int, params: GaussianSampleParams
     x̂0 at every reverse step (textdiff.sampling.guidance; at temperature 1 the rounding softmax of a trained
     table is nearly one-hot and its gradient vanishes)."""
     nearest = nearest or NearestEmbedding(params.rounding)
-    shape = (num, model.params.model.seq_len, model.params.model.embedding_dim)
+    shape = (num, model.config.seq_len, model.config.embedding_dim)
     last = {}
 
     def denoise(x_t, t, self_cond):
         last["x0"] = model.predict_x0(x_t, t, self_cond)  # the model's own x̂0, before clamping
         return last["x0"]
 
-    cfg = sampler_config(params, model)
+    cfg = sampler_config(params, model.denoiser)
     score = None
     if active(guide):
         cfg.guidance_scale, cfg.guidance_on = guide.strength, "x0"
-        temperature = model.params.model.embedding_dim ** 0.5  # keeps the rounding distribution soft: a gradient
+        temperature = model.config.embedding_dim ** 0.5  # keeps the rounding distribution soft: a gradient
 
         def score(x0, t):
             return guide.score(torch.softmax(model.logits(x0) / temperature, dim=-1))
@@ -180,10 +174,10 @@ def draw_canvas(model: EmbeddingDiffusion, num: int, params: GaussianSampleParam
     return sample_ids(model, num, params, generator, device, held, guide=guide)
 
 
-def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, *, seed: int,
-                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
+def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSampleParams, run) -> tuple[list[str], dict]:
     from textdiff.eval.intervals import mean_interval
 
+    seed, device = run.seed, run.device
     nearest = NearestEmbedding(params.rounding)
     stats: dict = {}
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, device, nearest=nearest,
@@ -198,7 +192,7 @@ def sample_texts(model: EmbeddingDiffusion, tokenizer, params: GaussianSamplePar
 def sample_flops(model: EmbeddingDiffusion, params: GaussianSampleParams) -> float:
     """FLOPs per sample: ``steps`` denoiser passes, and a nearest-embedding search (≈ 2·V·dim per position,
     as the rounding head) at every clamped step and once at the end."""
-    L = model.params.model.seq_len
+    L = model.config.seq_len
     searches = (max(0, params.steps - params.clamp_from) if params.clamp else 0) + 1
     return params.steps * L * model.denoiser.flops_per_token(L, training=False) \
         + searches * L * 2 * model.embedding.weight.numel()

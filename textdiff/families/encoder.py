@@ -19,18 +19,16 @@ Generated text is MiniLM's lowercased WordPiece, detokenised.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from textdiff.config import ContinuousSampleParams, EncoderParams
+from textdiff.config import ContinuousSampleParams, EncoderModelParams, EncoderParams
 from textdiff.data.batching import batch_indices
 from textdiff.data.vocab import Vocab
 from textdiff.nn.vector_diffusion import VectorDiffusion
 from textdiff.sampling.batched import seeded_texts
-from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
-from textdiff.spaces.decoder import FeatureDecoder, decode, load_decoder
-from textdiff.spaces.minilm import FEATURE_DIM, Canvas, FeatureCache, minilm_tokenizer
+from textdiff.sampling.gaussian_sampler import sample, sampler_config
+from textdiff.spaces.decoder import FeatureDecoder, decode
+from textdiff.spaces.minilm import FEATURE_DIM, Canvas, minilm_tokenizer
 from textdiff.training.flops import canvas_step_flops, denoising_flops
 from textdiff.training.loop import train
 
@@ -40,15 +38,15 @@ PARAMS = EncoderParams
 class EncoderDiffusion(VectorDiffusion):
     """The shared vector diffusion (textdiff/nn/vector_diffusion.py) on MiniLM's FEATURE_DIM-vectors."""
 
-    def __init__(self, params: EncoderParams, vocab: Vocab | None = None):
-        super().__init__(params, FEATURE_DIM)
+    def __init__(self, config: EncoderModelParams):
+        super().__init__(config, FEATURE_DIM)
 
     def loss(self, batch: Canvas) -> torch.Tensor:
         return self.vector_loss(batch.x0)
 
 
 def build(params: EncoderParams, vocab: Vocab | None = None) -> EncoderDiffusion:
-    return EncoderDiffusion(params, vocab)
+    return EncoderDiffusion(params.model)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -59,9 +57,8 @@ def generate(model: EncoderDiffusion, decoder: FeatureDecoder, num: int, params:
              generator: torch.Generator, device: torch.device,
              infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[list[int]]:
     """Sample standardised feature canvases and decode them to MiniLM ids (without [CLS]/[SEP]/[PAD])."""
-    cfg = SamplerConfig(steps=params.steps, method=params.method, eta=params.eta,
-                        self_condition=params.self_condition and model.denoiser.self_cond_proj is not None)
-    x0 = sample(model.predict_x0, model.process, (num, model.params.model.seq_len, FEATURE_DIM), cfg,
+    cfg = sampler_config(params, model.denoiser)
+    x0 = sample(model.predict_x0, model.process, (num, model.config.seq_len, FEATURE_DIM), cfg,
                 generator=generator, device=device, infill=infill)
     return decode(decoder, x0)
 
@@ -83,32 +80,27 @@ CANNOT_GUIDE = ("its decoder maps MiniLM features to WordPiece text, with no pro
                 "attribute classifier to read; not built")
 
 
-def fit(params: EncoderParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
-        space_dir: Path, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
-        stop_after: int | None = None, budget_flops: float | None = None):
-    """Train on the space stage's cached features (``space_dir``), not on ``train_texts`` directly.
-    ``budget_flops``: the row's FLOP budget (sets the steps; textdiff.training.flops)."""
-    cache = FeatureCache.load(Path(space_dir) / "data")
-    if cache.max_length != params.space.max_length or cache.kind != params.space.features:
-        raise ValueError(f"the feature cache in {space_dir} holds {cache.kind} of {cache.max_length} tokens; "
-                         f"params ask for {params.space.features} of {params.space.max_length}: rerun the space stage")
+def fit(params: EncoderParams, tokenizer, train_texts: list[str], run):
+    """Train on the space stage's cached features (``run.space``, a FeatureSpace), not on ``train_texts``
+    directly; ``run.budget_flops`` sets the steps (textdiff.training.flops)."""
+    run.space.check(params.space)
+    cache, seed = run.space.features, run.seed
     lengths, seq_len, batch_size = cache.lengths(), params.model.seq_len, params.train.batch_size
     torch.manual_seed(seed)
     model = build(params)
     result = train(model, lambda m, b: m.loss(b),
                    lambda step: cache.canvas(batch_indices(lengths, batch_size, step, seed), seq_len), params.train,
-                   checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, device=device, log=log, progress=progress,
-                   stop_after=stop_after, budget_flops=budget_flops, flops_fn=lambda b: canvas_step_flops(model, b))
+                   **run.loop_options(), flops_fn=lambda b: canvas_step_flops(model, b))
     return model, result
 
 
-def sample_texts(model: EncoderDiffusion, tokenizer, params: ContinuousSampleParams, *, seed: int,
-                 device: torch.device, space_dir: Path, **_) -> tuple[list[str], dict]:
-    """``tokenizer`` (the project's) is unused: the texts come from MiniLM's WordPiece ids."""
-    decoder = load_decoder(Path(space_dir) / "decoder", device)
+def sample_texts(model: EncoderDiffusion, tokenizer, params: ContinuousSampleParams, run) -> tuple[list[str], dict]:
+    """``tokenizer`` (the project's) is unused: the texts come from MiniLM's WordPiece ids, through the space's
+    trained decoder."""
+    decoder, device = run.space.decoder(run.device), run.device
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, decoder, n, params, gen, device),
-                                WordPieceText(), params.num_samples, params.batch_size, seed=seed, device=device)
-    L = model.params.model.seq_len
+                                WordPieceText(), params.num_samples, params.batch_size, seed=run.seed, device=device)
+    L = model.config.seq_len
     flops = denoising_flops(model, L, params.steps) + denoising_flops(decoder, L, 1)  # then one decoder pass
     return texts, {**speed, "nfe": params.steps, "decoder_nfe": 1, "sample_flops_per_sample": flops,
                    "tokens": "MiniLM WordPiece"}

@@ -19,17 +19,15 @@ Generated text is the project tokenizer's, like the token rows'.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from textdiff.config import LatentParams, LatentSampleParams
+from textdiff.config import LatentModelParams, LatentParams, LatentSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn.vector_diffusion import VectorDiffusion
 from textdiff.sampling.batched import seeded_texts
-from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
+from textdiff.sampling.gaussian_sampler import sample, sampler_config
 from textdiff.spaces.autoencoders.latents import LatentCache
-from textdiff.spaces.autoencoders.model import TextAutoencoder, load_autoencoder
+from textdiff.spaces.autoencoders.model import TextAutoencoder
 from textdiff.training.flops import canvas_step_flops, denoising_flops, generation_cost
 from textdiff.training.loop import train
 
@@ -39,15 +37,15 @@ PARAMS = LatentParams
 class LatentDiffusion(VectorDiffusion):
     """The shared vector diffusion (textdiff/nn/vector_diffusion.py) on the autoencoder's latent vectors."""
 
-    def __init__(self, params: LatentParams, vocab: Vocab | None = None):
-        super().__init__(params, params.space.latent_dim)
+    def __init__(self, config: LatentModelParams, latent_dim: int):
+        super().__init__(config, latent_dim)
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
         return self.vector_loss(x0)
 
 
 def build(params: LatentParams, vocab: Vocab | None = None) -> LatentDiffusion:
-    return LatentDiffusion(params, vocab)
+    return LatentDiffusion(params.model, params.space.latent_dim)  # a canvas of num_latents (= seq_len) vectors
 
 
 @torch.no_grad()
@@ -56,20 +54,11 @@ def generate(model: LatentDiffusion, autoencoder: TextAutoencoder, latents: Late
              stats: dict | None = None) -> list[list[int]]:
     """Sample standardised latents, bring them to the autoencoder's scale and decode them to project ids
     (``stats['batches']`` collects the decoder's (latents, calls) per batch)."""
-    cfg = SamplerConfig(steps=params.steps, method=params.method, eta=params.eta,
-                        self_condition=params.self_condition and model.denoiser.self_cond_proj is not None)
-    space = model.params.space
-    x0 = sample(model.predict_x0, model.process, (num, space.num_latents, space.latent_dim), cfg,
+    cfg = sampler_config(params, model.denoiser)
+    x0 = sample(model.predict_x0, model.process, (num, model.config.seq_len, model.dim), cfg,
                 generator=generator, device=device)
     return autoencoder.decode(latents.to_latents(x0), params.decoding, beam_size=params.beam_size,
                               top_p=params.top_p, generator=generator, stats=stats)
-
-
-def _check_space(params: LatentParams, latents: LatentCache, space_dir) -> None:
-    shape = (params.space.num_latents, params.space.latent_dim)
-    if tuple(latents.latents.shape[1:]) != shape or latents.autoencoder != params.space.autoencoder:
-        raise ValueError(f"the latents in {space_dir} are {latents.autoencoder} {tuple(latents.latents.shape[1:])}; "
-                         f"params ask for {params.space.autoencoder} {shape}: rerun the space stage")
 
 
 # --------------------------------------------------------------------------- what the stages call
@@ -80,13 +69,11 @@ CANNOT_INFILL = ("its state is one latent of the whole sentence and its decoder 
 CANNOT_GUIDE = "its state is a sentence latent, which the project-token attribute classifier cannot read; not built"
 
 
-def fit(params: LatentParams, tokenizer, train_texts: list[str], *, seed: int, device: torch.device,
-        space_dir: Path, checkpoint_dir=None, fingerprint: str = "", log=None, progress: bool = True,
-        stop_after: int | None = None, budget_flops: float | None = None):
-    """Train on the space stage's latents (``space_dir``/data); the encoder never runs here.
-    ``budget_flops``: the row's FLOP budget (sets the steps; textdiff.training.flops)."""
-    latents = LatentCache.load(Path(space_dir) / "data")
-    _check_space(params, latents, space_dir)
+def fit(params: LatentParams, tokenizer, train_texts: list[str], run):
+    """Train on the space stage's latents (``run.space``, a LatentSpace); the encoder never runs here.
+    ``run.budget_flops`` sets the steps (textdiff.training.flops)."""
+    run.space.check(params.space)
+    latents, seed = run.space.latents, run.seed
     n, batch_size = len(latents), params.train.batch_size
 
     def batch_fn(step: int) -> torch.Tensor:
@@ -95,21 +82,19 @@ def fit(params: LatentParams, tokenizer, train_texts: list[str], *, seed: int, d
 
     torch.manual_seed(seed)
     model = build(params)
-    result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, checkpoint_dir=checkpoint_dir,
-                   fingerprint=fingerprint, device=device, log=log, progress=progress, stop_after=stop_after,
-                   budget_flops=budget_flops, flops_fn=lambda b: canvas_step_flops(model, b))
+    result = train(model, lambda m, b: m.loss(b), batch_fn, params.train, **run.loop_options(),
+                   flops_fn=lambda b: canvas_step_flops(model, b))
     return model, result
 
 
-def sample_texts(model: LatentDiffusion, tokenizer, params: LatentSampleParams, *, seed: int,
-                 device: torch.device, space_dir: Path, **_) -> tuple[list[str], dict]:
-    autoencoder = load_autoencoder(Path(space_dir) / "autoencoder", device)
-    latents = LatentCache.load(Path(space_dir) / "data")
+def sample_texts(model: LatentDiffusion, tokenizer, params: LatentSampleParams, run) -> tuple[list[str], dict]:
+    """Sample latents and decode them with the space's autoencoder (``run.space``, a LatentSpace)."""
+    device, autoencoder, latents = run.device, run.space.autoencoder(run.device), run.space.latents
     stats: dict = {}
     texts, speed = seeded_texts(
         model, lambda n, gen: generate(model, autoencoder, latents, n, params, gen, device, stats),
-        tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
-    M = model.params.space.num_latents
+        tokenizer, params.num_samples, params.batch_size, seed=run.seed, device=device)
+    M = model.config.seq_len  # the number of latents
     decoder_nfe, decoder_flops = generation_cost(
         autoencoder.decoder, stats["batches"], memory_len=M,
         rows_per_sample=params.beam_size if params.decoding == "beam" else 1)

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import torch
 
-from textdiff.config import MaskedSampleParams, MDLMParams
+from textdiff.config import MaskedModelParams, MaskedSampleParams, MDLMParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import masked_diffusion_loss
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
-from textdiff.processes.discrete import Absorbing, antithetic_times, discrete_schedule, masked_weight
+from textdiff.processes.discrete import Absorbing, antithetic_times, continuous_time, discrete_schedule, masked_weight
 from textdiff.sampling.categorical import gumbel_noise
-from textdiff.eval.elbo import elbo_perplexity
+from textdiff.eval.elbo import elbo_perplexity, stratified_bound
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas
+from textdiff.sampling.grid import continuous_times
 from textdiff.sampling.guidance import Guidance, active, tilted_log_probs
 from textdiff.training.fit import canvas_fit
 from textdiff.training.flops import body_forward, head_forward, mean_masked_fraction
@@ -37,12 +38,12 @@ PARAMS = MDLMParams
 
 
 class MaskedDiffusion(DenoiserModel):
-    def __init__(self, params: MDLMParams, vocab: Vocab):
+    def __init__(self, config: MaskedModelParams, vocab: Vocab):
         super().__init__()
         if vocab.mask_id is None:
             raise ValueError("masked diffusion needs a tokenizer with a <mask> token")
-        self.params, self.vocab = params, vocab
-        m = params.model
+        self.config, self.vocab = config, vocab  # the row's model params: all a module is built from
+        m = config
         self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
                                                                time_conditioning=m.time_conditioning))
         self.graph = Absorbing(vocab.size, vocab.mask_id)
@@ -56,9 +57,8 @@ class MaskedDiffusion(DenoiserModel):
         The output head over the vocabulary is the costliest layer; unmasked
         positions need no prediction (they carry over), so it runs only where masked.
         """
-        h = self.denoiser.hidden(x_t, t if self.params.model.time_conditioning else None)
-        logits = self.denoiser.head(h[x_t == self.vocab.mask_id]).float()
-        logits[:, self.vocab.mask_id] = float("-inf")
+        h = self.denoiser.hidden(x_t, t if self.config.time_conditioning else None)
+        logits = self.graph.restrict_x0(self.denoiser.head(h[x_t == self.vocab.mask_id]).float())
         return torch.log_softmax(logits, dim=-1)
 
     def log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -100,21 +100,11 @@ class MaskedDiffusion(DenoiserModel):
         ``per_draw=True`` also returns the (B, draws) single-draw estimates whose mean is the
         bound (for its Monte-Carlo standard error); the bound and the random draws are the same.
         """
-        total = torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
-        terms = []
-        for k in range(draws):
-            u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
-            t = ((k + u) / draws).clamp(1e-5, 1.0)
-            term = self.token_losses(x0, t, generator).double().sum(1)
-            total += term
-            terms.append(term)
-        if per_draw:
-            return total / draws, torch.stack(terms, 1)
-        return total / draws
+        return stratified_bound(self.token_losses, x0, draws, continuous_time, generator, per_draw=per_draw)
 
 
 def build(params: MDLMParams, vocab: Vocab) -> MaskedDiffusion:
-    return MaskedDiffusion(params, vocab)
+    return MaskedDiffusion(params.model, vocab)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -146,10 +136,10 @@ def sample_canvas(model: MaskedDiffusion, num: int, steps: int, generator: torch
     and ``['scored_positions']`` (masked positions given to the head) accumulate totals.
     """
     vocab, mask_id = model.vocab, model.vocab.mask_id
-    L = model.params.model.seq_len
-    x, _, _ = initial_canvas(num, L, vocab, "mask", generator, device, infill)  # known tokens are never masked
-    times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
-    cacheable = use_cache and not model.params.model.time_conditioning
+    L = model.config.seq_len
+    x, _, _ = initial_canvas(num, L, vocab, model.graph.prior, generator, device, infill)  # known: never masked
+    times = continuous_times(steps, device=device)
+    cacheable = use_cache and not model.config.time_conditioning
     cache = torch.zeros(num, L, vocab.size, device=device)
     stale = torch.ones(num, dtype=torch.bool, device=device)
     evaluations = scored = 0
@@ -199,13 +189,12 @@ def draw_canvas(model: MaskedDiffusion, num: int, params: MaskedSampleParams, *,
     return sample_canvas(model, num, params.steps, generator, device, params.use_cache, infill, guide=guide)
 
 
-def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, *, seed: int,
-                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
-    stats: dict = {}
+def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, run) -> tuple[list[str], dict]:
+    stats, seed, device = {}, run.seed, run.device
     texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device, params.use_cache,
                                                                stats=stats),
                                 tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
-    n, L = stats["sequences"], model.params.model.seq_len
+    n, L = stats["sequences"], model.config.seq_len
     flops = (stats["evaluated_rows"] * L * body_forward(model.denoiser, L)
              + stats["scored_positions"] * head_forward(model.denoiser)) / n
     return texts, {**speed, "steps": params.steps, "nfe": stats["evaluated_rows"] / n, "decoder_nfe": 0,

@@ -20,19 +20,17 @@ Composition:
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from textdiff.config import SEDDParams, SEDDSampleParams
+from textdiff.config import SEDDModelParams, SEDDParams, SEDDSampleParams
 from textdiff.data.vocab import Vocab
-from textdiff.losses.discrete import score_entropy_absorb_scaled, score_entropy_uniform
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
-from textdiff.processes.discrete import antithetic_times, discrete_schedule, graph_for, masked_weight
+from textdiff.processes.discrete import antithetic_times, continuous_time, discrete_schedule, graph_for
 from textdiff.processes.discrete_time import prior_kl
-from textdiff.eval.elbo import elbo_perplexity
+from textdiff.eval.elbo import elbo_perplexity, stratified_bound
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
+from textdiff.sampling.grid import continuous_times
 from textdiff.training.fit import canvas_fit
 from textdiff.training.flops import denoising_flops
 
@@ -40,44 +38,32 @@ PARAMS = SEDDParams
 
 
 class SEDD(DenoiserModel):
-    def __init__(self, params: SEDDParams, vocab: Vocab):
+    def __init__(self, config: SEDDModelParams, vocab: Vocab):
         super().__init__()
-        self.params, self.vocab = params, vocab
-        m = params.model
+        self.config, self.vocab = config, vocab  # the row's model params: all a module is built from
+        m = config
         self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
                                                                time_conditioning=True))
         self.graph = graph_for(m.graph, vocab.size, vocab.mask_id)
         self.schedule = discrete_schedule(m.schedule)
-        self.absorbing = m.graph == "absorbing"
+        self.absorbing = m.graph == "absorbing"  # for textdiff.eval.context_probe; the maths asks self.graph
 
-    # ---------------------------------------------------------------- the score
+    # ---------------------------------------------------------------- the score (graph maths: processes.discrete)
 
     def score_logits(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """z (B, L, V), float32. Absorbing: log s = z + log r, z = −inf at [MASK]. Uniform: log s = z, z = 0 at x_t."""
-        z = self.denoiser(x_t, t).float()
-        if self.absorbing:
-            z = z - math.log(self.vocab.size - 1)
-            z[..., self.vocab.mask_id] = float("-inf")
-            return z
-        return z.scatter(-1, x_t[..., None], 0.0)
+        return self.graph.score_logits(self.denoiser(x_t, t).float(), x_t)
 
     def log_score(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log s_θ(x_t)_y (B, L, V)."""
-        z = self.score_logits(x_t, t)
-        if not self.absorbing:
-            return z
-        alpha = self.schedule.alpha(t)
-        return z + torch.log(alpha / (1 - alpha)).float().view(-1, 1, 1)
+        return self.graph.log_score(self.score_logits(x_t, t), self.schedule.alpha(t))
 
     # ---------------------------------------------------------------- loss and ELBO
 
     def token_losses(self, x0: torch.Tensor, t: torch.Tensor, generator=None) -> torch.Tensor:
         """Score entropy per token (B, L) at times t (B,)."""
         x_t = self.graph.corrupt(x0, self.schedule.total(t), generator)
-        z = self.score_logits(x_t, t)
-        if self.absorbing:
-            return score_entropy_absorb_scaled(z, x0, x_t, self.vocab.mask_id, masked_weight(self.schedule, t))
-        return score_entropy_uniform(z, x0, x_t, self.schedule.rate(t), self.schedule.alpha(t))
+        return self.graph.score_entropy(self.score_logits(x_t, t), x0, x_t, self.schedule, t)
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
         return self.token_losses(x0, antithetic_times(x0.shape[0], x0.device)).mean()
@@ -92,92 +78,51 @@ class SEDD(DenoiserModel):
         """
         alpha_1 = self.schedule.alpha(torch.ones((), dtype=torch.float64)).item()
         prior = prior_kl(x0, alpha_1, self.graph.stationary(x0.device)).sum(1)
-        total = prior.clone()
-        terms = []
-        for k in range(draws):
-            u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
-            t = ((k + u) / draws).clamp(1e-5, 1.0)
-            term = self.token_losses(x0, t, generator).double().sum(1)
-            total += term / draws
-            terms.append(term)
-        if per_draw:
-            return total, prior[:, None] + torch.stack(terms, 1)
-        return total
+        return stratified_bound(self.token_losses, x0, draws, continuous_time, generator, prior, per_draw)
 
     # ---------------------------------------------------------------- reverse steps (B, L, V) probabilities
 
     def euler_probs(self, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """x_s = y ≠ x_t with probability (t − s)·rate(x_t → y); the rest of the mass stays at x_t."""
         z = self.score_logits(x_t, t.expand(x_t.shape[0]))
-        if self.absorbing:  # rate(mask → y) = σ·s_y = (−α′/(1−α))·e^{z_y}
-            jump = (t - s) * masked_weight(self.schedule, t) * z.exp()
-            jump = jump * (x_t == self.vocab.mask_id)[..., None]
-        else:  # rate(x_t → y) = (σ/V)·s_y
-            jump = ((t - s) * self.schedule.rate(t) / self.vocab.size) * z.exp()
-            jump = jump.scatter(-1, x_t[..., None], 0.0)
-        stay = (1 - jump.sum(-1, keepdim=True)).clamp_min(0)
-        return jump.scatter_add(-1, x_t[..., None], stay)
+        return self.graph.euler_probs(z, x_t, self.schedule, t, s)
 
     def tweedie_probs(self, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """The exact reverse step if the scores are exact: p(x_s = y | x_t) = q(x_t | x_s = y)·p_s(y)/p_t(x_t)."""
         z = self.score_logits(x_t, t.expand(x_t.shape[0]))
-        a_t, a_s = self.schedule.alpha(t), self.schedule.alpha(s)
-        if self.absorbing:
-            return absorbing_tweedie(z, x_t, a_t, a_s, self.vocab.mask_id)
-        return uniform_tweedie(z.double().exp(), x_t, a_t / a_s)  # float64: the bracket cancels to ~α_t
-
-
-def absorbing_tweedie(z: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, mask_id: int) -> torch.Tensor:
-    """At [MASK]: y with (α_s − α_t)/α_t·s_y = (α_s − α_t)/(1 − α_t)·e^{z_y}, stay with (1 − α_s)/(1 − α_t).
-
-    With e^z = p_θ (normalised) this is exactly the masked ancestral step. Revealed tokens stay.
-    """
-    masked = (x_t == mask_id)[..., None]
-    reveal = ((alpha_s - alpha_t) / (1 - alpha_t)) * z.exp()
-    stay = (1 - alpha_s) / (1 - alpha_t)
-    probs = torch.where(masked, reveal, torch.zeros_like(reveal))
-    own = torch.where(masked[..., 0], torch.as_tensor(stay, dtype=probs.dtype), torch.ones_like(probs[..., 0]))
-    return probs.scatter(-1, x_t[..., None], own[..., None])
-
-
-def uniform_tweedie(score: torch.Tensor, x_t: torch.Tensor, keep) -> torch.Tensor:
-    """Uniform graph, ``keep`` = α_t/α_s: p(y) ∝ [keep·δ(y = x_t) + (1−keep)/V]·[s_y − (1−keep)·S/V], S = Σ s.
-
-    From p_s(y)/p_t(x_t) = (s_y − (1−keep)·S/V)/keep (invert the uniform kernel
-    with 1/p_t(x_t) = S) times the kernel q(x_t | x_s = y); negative brackets,
-    which only inexact scores give, are clipped to zero.
-    """
-    V, keep = score.shape[-1], float(keep)
-    score = score.scatter(-1, x_t[..., None], 1.0)
-    marginal = (score - (1 - keep) * score.sum(-1, keepdim=True) / V).clamp_min(0)
-    kernel = torch.full_like(score, (1 - keep) / V).scatter_add(-1, x_t[..., None],
-                                                                  torch.full_like(score[..., :1], keep))
-    return kernel * marginal
+        return self.graph.tweedie_probs(z, x_t, self.schedule.alpha(t), self.schedule.alpha(s))
 
 
 def build(params: SEDDParams, vocab: Vocab) -> SEDD:
-    return SEDD(params, vocab)
+    return SEDD(params.model, vocab)
 
 
 # --------------------------------------------------------------------------- sampling
 
 
+def euler_step(model: SEDD, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Euler steps, except the last, to t = 0, which is the Tweedie denoising step."""
+    return model.euler_probs(x_t, t, s) if s > 0 else model.tweedie_probs(x_t, t, s)
+
+
+def tweedie_step(model: SEDD, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    return model.tweedie_probs(x_t, t, s)
+
+
+SAMPLERS = {"euler": euler_step, "tweedie": tweedie_step}  # sample.method -> step (SEDDSampleParams lists the same)
+
+
 @torch.no_grad()
 def sample_canvas(model: SEDD, num: int, steps: int, generator: torch.Generator, device: torch.device,
                   method: str = "tweedie", infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """``steps`` reverse steps from t = 1 (the prior) to 0; returns the (num, L) canvas."""
-    if method not in ("tweedie", "euler"):
-        raise ValueError(f"unknown SEDD sampler {method!r}; known: ['euler', 'tweedie']")
-    prior = "mask" if model.absorbing else "uniform"
-    x, known, values = initial_canvas(num, model.params.model.seq_len, model.vocab, prior, generator, device, infill)
-
-    def step_probs(x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        if method == "euler" and s > 0:
-            return model.euler_probs(x_t, t, s)
-        return model.tweedie_probs(x_t, t, s)  # Tweedie steps, and the final denoising step of both
-
-    times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
-    return reverse_sample(step_probs, x, known, values, times, generator)
+    """``steps`` reverse steps from t = 1 (the prior) to 0 with the ``SAMPLERS[method]`` step; (num, L) canvas."""
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown SEDD sampler {method!r}; known: {sorted(SAMPLERS)}")
+    step = SAMPLERS[method]
+    x, known, values = initial_canvas(num, model.config.seq_len, model.vocab, model.graph.prior, generator,
+                                      device, infill)
+    return reverse_sample(lambda x_t, t, s: step(model, x_t, t, s), x, known, values,
+                          continuous_times(steps, device=device), generator)
 
 
 def generate(model: SEDD, num: int, steps: int, generator: torch.Generator, device: torch.device,
@@ -203,12 +148,11 @@ def draw_canvas(model: SEDD, num: int, params: SEDDSampleParams, *, generator: t
     return sample_canvas(model, num, params.steps, generator, device, params.method, infill)
 
 
-def sample_texts(model: SEDD, tokenizer, params: SEDDSampleParams, *, seed: int,
-                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
-    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, device, params.method),
-                                tokenizer, params.num_samples, params.batch_size, seed=seed, device=device)
+def sample_texts(model: SEDD, tokenizer, params: SEDDSampleParams, run) -> tuple[list[str], dict]:
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params.steps, gen, run.device, params.method),
+                                tokenizer, params.num_samples, params.batch_size, seed=run.seed, device=run.device)
     return texts, {**speed, "steps": params.steps, "method": params.method, "nfe": params.steps, "decoder_nfe": 0,
-                   "sample_flops_per_sample": denoising_flops(model, model.params.model.seq_len, params.steps)}
+                   "sample_flops_per_sample": denoising_flops(model, model.config.seq_len, params.steps)}
 
 
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)

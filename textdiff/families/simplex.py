@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from textdiff.config import SimplexParams, SimplexSampleParams
+from textdiff.config import SimplexModelParams, SimplexParams, SimplexSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.gaussian import GaussianProcess
@@ -37,15 +37,15 @@ PARAMS = SimplexParams
 
 
 class SimplexDiffusion(DenoiserModel):
-    def __init__(self, params: SimplexParams, vocab: Vocab):
+    def __init__(self, config: SimplexModelParams, vocab: Vocab):
         super().__init__()
-        self.params, self.vocab = params, vocab
-        diff = params.model.diffusion
+        self.config, self.vocab = config, vocab  # the row's model params: all a module is built from
+        diff = config.diffusion
         self.k = diff.simplex_k
         self.denoiser = Transformer(BackboneConfig.from_params(
-            params.model, causal=False, vocab_size=vocab.size, time_conditioning=True,
-            self_cond_dim=params.model.d_model if diff.self_condition > 0 else None))
-        self.process = GaussianProcess(diff.schedule, diff.steps, diff.tan_d)
+            config, causal=False, vocab_size=vocab.size, time_conditioning=True,
+            self_cond_dim=config.d_model if diff.self_condition > 0 else None))
+        self.process = GaussianProcess(diff.schedule, diff.num_train_timesteps, diff.tan_d)
 
     def soft_embedding(self, probs: torch.Tensor) -> torch.Tensor:
         return probs @ self.denoiser.tok_emb.weight
@@ -56,9 +56,9 @@ class SimplexDiffusion(DenoiserModel):
         return self.denoiser(torch.softmax(s_t, dim=-1), t, self_cond)
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
-        diff = self.params.model.diffusion
+        diff = self.config.diffusion
         t = self.process.sample_times(tokens.shape[0], device=tokens.device,
-                                      low_discrepancy=diff.timesteps == "low_discrepancy")
+                                      low_discrepancy=diff.time_sampling == "low_discrepancy")
         s0 = token_simplex(tokens, self.vocab.size, self.k)
         s_t = noised(self.process, s0, t, self.k, torch.randn_like(s0))
         prev = None
@@ -81,7 +81,7 @@ class SimplexDiffusion(DenoiserModel):
 
 
 def build(params: SimplexParams, vocab: Vocab) -> SimplexDiffusion:
-    return SimplexDiffusion(params, vocab)
+    return SimplexDiffusion(params.model, vocab)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -104,7 +104,7 @@ def sample_tokens(model: SimplexDiffusion, num: int, params: SimplexSampleParams
     """The (num, L) token canvases of ``generate``. Known positions are reset to their ±k simplex every step;
     ``guide`` adds γ·∇ log p(label | softmax(logits)) to the predicted logits, as SSD-LM's control does."""
     k, vocab = model.k, model.vocab
-    shape = (num, model.params.model.seq_len, vocab.size)
+    shape = (num, model.config.seq_len, vocab.size)
     trained_with_sc = model.denoiser.self_cond_proj is not None
     known = token_simplex(infill[1].to(device), vocab.size, k) if infill is not None else None
     s = k * torch.randn(shape, generator=generator, device=device)
@@ -146,12 +146,11 @@ def draw_canvas(model: SimplexDiffusion, num: int, params: SimplexSampleParams, 
     return sample_tokens(model, num, params, generator, device, infill, guide)
 
 
-def sample_texts(model: SimplexDiffusion, tokenizer, params: SimplexSampleParams, *, seed: int,
-                 device: torch.device, space_dir=None) -> tuple[list[str], dict]:
-    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, device), tokenizer,
-                                params.num_samples, params.batch_size, seed=seed, device=device)
+def sample_texts(model: SimplexDiffusion, tokenizer, params: SimplexSampleParams, run) -> tuple[list[str], dict]:
+    texts, speed = seeded_texts(model, lambda n, gen: generate(model, n, params, gen, run.device), tokenizer,
+                                params.num_samples, params.batch_size, seed=run.seed, device=run.device)
     return texts, {**speed, "nfe": params.steps, "decoder_nfe": 0,
-                   "sample_flops_per_sample": denoising_flops(model, model.params.model.seq_len, params.steps)}
+                   "sample_flops_per_sample": denoising_flops(model, model.config.seq_len, params.steps)}
 
 
 def likelihood(model: SimplexDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:

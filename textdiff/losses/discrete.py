@@ -88,7 +88,7 @@ def score_entropy_uniform(log_score: torch.Tensor, x0: torch.Tensor, x_t: torch.
     return (sigma.double().view(-1, 1) / V * value).to(log_score.dtype)
 
 
-def d3pm_hybrid_loss(kl: torch.Tensor, log_x0_pred: torch.Tensor, x0: torch.Tensor, timesteps: int,
+def d3pm_hybrid_loss(kl: torch.Tensor, log_x0_pred: torch.Tensor, x0: torch.Tensor, num_train_timesteps: int,
                      hybrid_lambda: float) -> tuple[torch.Tensor, torch.Tensor]:
     """D3PM's L_λ per token at one sampled t: T·(KL(q(x_{t−1}|x_t,x0) ‖ p_θ(x_{t−1}|x_t)) + λ·(−log p̃θ(x0|x_t))).
 
@@ -100,4 +100,4 @@ def d3pm_hybrid_loss(kl: torch.Tensor, log_x0_pred: torch.Tensor, x0: torch.Tens
     both (B, L).
     """
     ce = -log_x0_pred.gather(-1, x0[..., None]).squeeze(-1)
-    return timesteps * (kl + hybrid_lambda * ce), timesteps * kl
+    return num_train_timesteps * (kl + hybrid_lambda * ce), num_train_timesteps * kl

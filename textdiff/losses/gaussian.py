@@ -24,7 +24,7 @@ class DenoisingPass:
 
 
 def sample_times(process: GaussianProcess, diff: DiffusionParams, x0: torch.Tensor) -> torch.Tensor:
-    return process.sample_times(x0.shape[0], device=x0.device, low_discrepancy=diff.timesteps == "low_discrepancy")
+    return process.sample_times(x0.shape[0], device=x0.device, low_discrepancy=diff.time_sampling == "low_discrepancy")
 
 
 def denoising_pass(denoiser: Transformer, process: GaussianProcess, diff: DiffusionParams, x0: torch.Tensor,

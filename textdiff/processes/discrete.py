@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
+
+from textdiff.losses.discrete import score_entropy_absorb_scaled, score_entropy_uniform
 
 
 # --------------------------------------------------------------------------- schedules
@@ -100,8 +103,12 @@ def masked_weight(schedule, t: torch.Tensor) -> torch.Tensor:
 def antithetic_times(batch: int, device=None, generator=None) -> torch.Tensor:
     """t_i = (u + i/B) mod 1 for one uniform u: low-variance Monte-Carlo over t."""
     u = torch.rand(1, generator=generator, device=device, dtype=torch.float64)
-    t = (u + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0
-    return t.clamp(1e-5, 1.0)
+    return continuous_time((u + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0)
+
+
+def continuous_time(frac: torch.Tensor) -> torch.Tensor:
+    """A uniform draw in [0, 1) as t in [1e-5, 1]: the floor keeps the weight −α′/(1−α) (1/t) finite."""
+    return frac.clamp(1e-5, 1.0)
 
 
 DISCRETE_SCHEDULES = {"loglinear": LogLinear, "geometric": Geometric, "cosine": Cosine}
@@ -114,6 +121,11 @@ def discrete_schedule(name: str):
 
 
 # --------------------------------------------------------------------------- graphs
+#
+# A graph owns the maths that depends on where a token can jump: corruption, the
+# stationary prior, and (for SEDD) how the network's logits z become scores, the
+# score entropy, and the Euler and Tweedie reverse steps written with those scores.
+# The methods take a schedule and times t, s (scalar or (B,)) rather than raw σ, α.
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,7 @@ class Absorbing:
 
     vocab_size: int
     mask_id: int
+    prior: ClassVar[str] = "mask"  # how a sampler's x_1 canvas is drawn (sampling.discrete_sampler.initial_canvas)
 
     def corrupt(self, x0: torch.Tensor, total_noise: torch.Tensor, generator=None) -> torch.Tensor:
         hit = _hits(x0, total_noise, generator)
@@ -137,12 +150,52 @@ class Absorbing:
         """One discrete step: stay with probability 1 − β, else jump to [MASK]."""
         return step_matrix(self, beta)
 
+    def restrict_x0(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits over x0, which is never [MASK]: −inf there, in place."""
+        logits[..., self.mask_id] = float("-inf")
+        return logits
+
+    # ------------------------------------------------------------ SEDD's scores
+
+    def score_logits(self, z: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """log s = z + log r with r = α/(1−α): z offset by −log(V−1) so an untrained network starts at
+        Σ_y s_y ≈ r (SEDD's scaling), −inf at [MASK]."""
+        return self.restrict_x0(z - math.log(self.vocab_size - 1))
+
+    def log_score(self, z: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """log s_y = z_y + log(α/(1−α)), (B, L, V) with ``alpha`` (B,)."""
+        return z + torch.log(alpha / (1 - alpha)).float().view(-1, 1, 1)
+
+    def score_entropy(self, z: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, schedule,
+                      t: torch.Tensor) -> torch.Tensor:
+        """Score entropy per token (B, L) in the scaled form, finite at α = 0 (losses.discrete)."""
+        return score_entropy_absorb_scaled(z, x0, x_t, self.mask_id, masked_weight(schedule, t))
+
+    def euler_probs(self, z: torch.Tensor, x_t: torch.Tensor, schedule, t: torch.Tensor,
+                    s: torch.Tensor) -> torch.Tensor:
+        """At [MASK], y with (t − s)·rate(mask → y) = (t − s)·(−α′/(1−α))·e^{z_y}; revealed tokens stay."""
+        jump = (t - s) * masked_weight(schedule, t) * z.exp()
+        return _stay_with_the_rest(jump * (x_t == self.mask_id)[..., None], x_t)
+
+    def tweedie_probs(self, z: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> torch.Tensor:
+        """At [MASK]: y with (α_s − α_t)/α_t·s_y = (α_s − α_t)/(1 − α_t)·e^{z_y}, stay with (1 − α_s)/(1 − α_t).
+
+        With e^z = p_θ (normalised) this is exactly the masked ancestral step. Revealed tokens stay.
+        """
+        masked = (x_t == self.mask_id)[..., None]
+        reveal = ((alpha_s - alpha_t) / (1 - alpha_t)) * z.exp()
+        stay = (1 - alpha_s) / (1 - alpha_t)
+        probs = torch.where(masked, reveal, torch.zeros_like(reveal))
+        own = torch.where(masked[..., 0], torch.as_tensor(stay, dtype=probs.dtype), torch.ones_like(probs[..., 0]))
+        return probs.scatter(-1, x_t[..., None], own[..., None])
+
 
 @dataclass(frozen=True)
 class Uniform:
     """Every token is resampled uniformly over the ``vocab_size`` tokens at rate σ."""
 
     vocab_size: int
+    prior: ClassVar[str] = "uniform"  # how a sampler's x_1 canvas is drawn (sampling.discrete_sampler.initial_canvas)
 
     def corrupt(self, x0: torch.Tensor, total_noise: torch.Tensor, generator=None) -> torch.Tensor:
         hit = _hits(x0, total_noise, generator)
@@ -156,6 +209,52 @@ class Uniform:
     def transition_matrix(self, beta: float) -> torch.Tensor:
         """One discrete step: keep with probability 1 − β, else draw uniformly (possibly itself)."""
         return step_matrix(self, beta)
+
+    def restrict_x0(self, logits: torch.Tensor) -> torch.Tensor:
+        """Any token can be x0: the logits as they are."""
+        return logits
+
+    # ------------------------------------------------------------ SEDD's scores
+
+    def score_logits(self, z: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """log s = z with z = 0 at x_t (s_{x_t} = 1)."""
+        return z.scatter(-1, x_t[..., None], 0.0)
+
+    def log_score(self, z: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """log s = z: no scale."""
+        return z
+
+    def score_entropy(self, z: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, schedule,
+                      t: torch.Tensor) -> torch.Tensor:
+        """Score entropy per token (B, L) (losses.discrete)."""
+        return score_entropy_uniform(z, x0, x_t, schedule.rate(t), schedule.alpha(t))
+
+    def euler_probs(self, z: torch.Tensor, x_t: torch.Tensor, schedule, t: torch.Tensor,
+                    s: torch.Tensor) -> torch.Tensor:
+        """y ≠ x_t with (t − s)·rate(x_t → y) = (t − s)·(σ/V)·s_y; x_t keeps the rest."""
+        jump = ((t - s) * schedule.rate(t) / self.vocab_size) * z.exp()
+        return _stay_with_the_rest(jump.scatter(-1, x_t[..., None], 0.0), x_t)
+
+    def tweedie_probs(self, z: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> torch.Tensor:
+        """With keep = α_t/α_s: p(y) ∝ [keep·δ(y = x_t) + (1−keep)/V]·[s_y − (1−keep)·S/V], S = Σ s.
+
+        From p_s(y)/p_t(x_t) = (s_y − (1−keep)·S/V)/keep (invert the uniform kernel
+        with 1/p_t(x_t) = S) times the kernel q(x_t | x_s = y); negative brackets,
+        which only inexact scores give, are clipped to zero. In float64: the bracket cancels to ~α_t.
+        """
+        score, keep = z.double().exp(), float(alpha_t / alpha_s)
+        V = score.shape[-1]
+        score = score.scatter(-1, x_t[..., None], 1.0)
+        marginal = (score - (1 - keep) * score.sum(-1, keepdim=True) / V).clamp_min(0)
+        kernel = torch.full_like(score, (1 - keep) / V).scatter_add(-1, x_t[..., None],
+                                                                      torch.full_like(score[..., :1], keep))
+        return kernel * marginal
+
+
+def _stay_with_the_rest(jump: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+    """Euler: x_t keeps the probability the jumps (zero at x_t) leave, clipped at 0."""
+    stay = (1 - jump.sum(-1, keepdim=True)).clamp_min(0)
+    return jump.scatter_add(-1, x_t[..., None], stay)
 
 
 def step_matrix(graph, beta: float) -> torch.Tensor:

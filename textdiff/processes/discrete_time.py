@@ -43,11 +43,11 @@ class D3PMSchedule:
     - ``cosine_squared``: Nichol & Dhariwal's cos² (the Gaussian rows' cosine), ᾱ_{T/2} ≈ 0.49.
     """
 
-    timesteps: int
+    num_train_timesteps: int
     kind: str = "linear"
 
     def alphabar(self, device=None) -> torch.Tensor:
-        t = torch.arange(self.timesteps + 1, dtype=torch.float64, device=device) / self.timesteps
+        t = torch.arange(self.num_train_timesteps + 1, dtype=torch.float64, device=device) / self.num_train_timesteps
         if self.kind == "linear":
             return 1 - t
         if self.kind in ("cosine", "cosine_squared"):
@@ -62,6 +62,11 @@ class D3PMSchedule:
         """β_t for t = 1..T at index t (index 0 holds 0)."""
         a = self.alphabar(device)
         return torch.cat([a.new_zeros(1), 1 - a[1:] / a[:-1]])
+
+
+def integer_time(frac: torch.Tensor, num_train_timesteps: int) -> torch.Tensor:
+    """A uniform draw in [0, 1) as an integer step t = ⌊frac·T⌋ + 1 in 1..T."""
+    return (frac * num_train_timesteps).long().clamp(0, num_train_timesteps - 1) + 1
 
 
 def explicit_cumulative(graph, schedule: D3PMSchedule) -> list[torch.Tensor]:

@@ -24,7 +24,7 @@ def _bcast(a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class GaussianProcess:
     schedule: str = "sqrt"
-    steps: int = 2000  # training T
+    num_train_timesteps: int = 2000  # training T
     tan_d: float = 9.0
 
     def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,7 @@ class GaussianProcess:
         u = torch.rand(batch, generator=generator, device=device, dtype=torch.float64)
         if low_discrepancy:
             u = (u[:1] + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0
-        return torch.floor(u * self.steps) / self.steps
+        return torch.floor(u * self.num_train_timesteps) / self.num_train_timesteps
 
     # ----------------------------------------------------------------- parametrisations
 

@@ -52,14 +52,15 @@ def mauve_note(rows: list[dict]) -> str:
 def canvas_warnings(p, canvas_counts: dict | None, spaces: dict[str, dict]) -> list[str]:
     """Rows whose canvas truncates more than 5% of the training texts, with the length that would fit."""
     from textdiff.data.lengths import overflow
+    from textdiff.spaces.registry import kind_of
 
     out = []
     for m in p.models:
         section = p.row(m)
-        checks = []
-        if canvas_counts and section.space == "tokens":
+        kind, checks = kind_of(section.space), []
+        if canvas_counts and kind == "tokens":
             checks.append(("project tokens", overflow(canvas_counts, section.model.seq_len), "model.seq_len"))
-        if canvas_counts and hasattr(section.space, "decoder"):
+        if canvas_counts and kind == "latent":  # the autoencoder's decoder writes project tokens
             checks.append(("project tokens (decoder)", overflow(canvas_counts, section.space.decoder.seq_len),
                            "space.decoder.seq_len"))
         if "canvas_overflow" in spaces.get(m, {}):

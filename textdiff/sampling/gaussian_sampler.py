@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from textdiff.processes.gaussian import GaussianProcess, _bcast
+from textdiff.sampling.grid import continuous_times
 
 Denoise = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -35,10 +36,17 @@ class SamplerConfig:
     guidance_on: str = "x0"  # x0 | x_t
 
 
+def sampler_config(params, denoiser) -> SamplerConfig:
+    """The loop's settings from a row's sample params (``ContinuousSampleParams``): self-conditioning at
+    sampling only where the denoiser was trained with its self-conditioning input."""
+    return SamplerConfig(steps=params.steps, method=params.method, eta=params.eta,
+                         self_condition=params.self_condition and denoiser.self_cond_proj is not None)
+
+
 def time_grid(process: GaussianProcess, steps: int, device=None) -> torch.Tensor:
-    """``steps`` times from the noisiest training time (T−1)/T down to 0."""
-    t_max = (process.steps - 1) / process.steps
-    return torch.linspace(t_max, 0.0, steps, device=device, dtype=torch.float64)
+    """``steps`` times from the noisiest training time (T−1)/T down to 0: one denoiser call at each,
+    the last giving x̂0 (so ``steps`` − 1 moves on the shared grid, textdiff.sampling.grid)."""
+    return continuous_times(steps - 1, start=(process.num_train_timesteps - 1) / process.num_train_timesteps, device=device)
 
 
 def sample(denoise: Denoise, process: GaussianProcess, shape: tuple[int, ...], cfg: SamplerConfig, *,

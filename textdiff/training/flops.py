@@ -74,7 +74,7 @@ def self_condition_probability(model) -> float:
     denoiser = getattr(model, "denoiser", None)
     if denoiser is None or denoiser.self_cond_proj is None:
         return 0.0
-    return float(model.params.model.diffusion.self_condition)
+    return float(model.config.diffusion.self_condition)
 
 
 def train_flops_per_token(model, seq_len: int) -> float:
