@@ -25,8 +25,9 @@ stage that still has to run pulls once more just before (another worker may
 have finished it meanwhile), runs with ``--pull`` so that a run-cache hit (same
 command, deps and params) is restored instead of recomputed, and pushes its
 outputs and run-cache entry at once. The run ends with one push of everything
-this worker has, computed or not. A no-op run is three DVC calls, not three per
-stage.
+this worker has, computed or not (no stage names: DVC resolves each named target
+on its own, 106 s for the tiny profile's 68 stages against 1.5 s for the bulk
+push). A no-op run is three DVC calls, not three per stage.
 """
 
 from __future__ import annotations
@@ -155,8 +156,8 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
         return stage_task.submit(stage, str(cwd), needed, remote, threads)
 
     outcome = run_as_ready(selected, p.upstream, submit, concurrency)
-    if remote:  # publish what this worker has, computed or not
-        dvc("push", "--remote", remote, "--run-cache", *selected, cwd=cwd)
+    if remote:  # publish what this worker has, computed or not: one bulk push (naming the 68 stages of the tiny
+        dvc("push", "--remote", remote, "--run-cache", cwd=cwd)  # profile made DVC take 106 s instead of 1.5 s)
     publish_report(cwd, outcome)
     return outcome
 

@@ -159,3 +159,14 @@ def test_self_condition_input_branches():
     assert torch.equal(self_condition_input(estimate, like, 0.0), torch.zeros(2, 3)) and not seen
     out = self_condition_input(estimate, like, 1.0)
     assert torch.equal(out, like * 5) and not out.requires_grad and seen[0].abs().sum() == 0
+
+
+def test_the_sampler_registry_offers_exactly_the_methods_params_allow():
+    import typing
+
+    from textdiff.config import ContinuousSampleParams
+    from textdiff.sampling.gaussian_sampler import STEPS
+
+    assert set(typing.get_args(ContinuousSampleParams.model_fields["method"].annotation)) == set(STEPS)
+    with pytest.raises(ValueError, match=r"unknown sampling method 'euler' \(ddpm \| ddim\)"):
+        sample(lambda x, t, sc: x, GaussianProcess("sqrt", 100), (1, 2, 3), SamplerConfig(steps=2, method="euler"))

@@ -49,14 +49,32 @@ def time_grid(process: GaussianProcess, steps: int, device=None) -> torch.Tensor
     return continuous_times(steps - 1, start=(process.num_train_timesteps - 1) / process.num_train_timesteps, device=device)
 
 
+def ddpm_step(process: GaussianProcess, x: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+              noise: torch.Tensor, cfg: SamplerConfig, grad_xt: torch.Tensor | None = None) -> torch.Tensor:
+    """Ancestral: a draw from the posterior q(x_s | x_t, x̂0), its mean moved by guidance on x_t if given."""
+    mean, var = process.posterior(x, x0, t, s)
+    if grad_xt is not None:
+        mean = mean + cfg.guidance_scale * var * grad_xt
+    return mean + var.sqrt() * noise
+
+
+def ddim_step(process: GaussianProcess, x: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+              noise: torch.Tensor, cfg: SamplerConfig, grad_xt: torch.Tensor | None = None) -> torch.Tensor:
+    """DDIM with noise ``cfg.eta`` (0: deterministic); guidance on x_t is not applied here."""
+    return process.ddim_step(x, x0, t, s, cfg.eta, noise)
+
+
+STEPS = {"ddpm": ddpm_step, "ddim": ddim_step}  # sample.method: the reverse step between two times
+
+
 def sample(denoise: Denoise, process: GaussianProcess, shape: tuple[int, ...], cfg: SamplerConfig, *,
            generator: torch.Generator | None = None, device=None,
            denoised_fn: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
            guidance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
            infill: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Run the reverse process and return the final x̂0."""
-    if cfg.method not in ("ddpm", "ddim"):
-        raise ValueError(f"unknown sampling method {cfg.method!r} (ddpm | ddim)")
+    if cfg.method not in STEPS:
+        raise ValueError(f"unknown sampling method {cfg.method!r} ({' | '.join(STEPS)})")
     if cfg.steps < 1:
         raise ValueError("sampling needs at least one step")
     x = torch.randn(shape, generator=generator, device=device)
@@ -88,13 +106,7 @@ def sample(denoise: Denoise, process: GaussianProcess, shape: tuple[int, ...], c
             break
         s = times[k + 1].expand(shape[0])
         noise = torch.randn(shape, generator=generator, device=device)
-        if cfg.method == "ddim":
-            x = process.ddim_step(x, x0, t, s, cfg.eta, noise)
-        else:
-            mean, var = process.posterior(x, x0, t, s)
-            if guide_xt:
-                mean = mean + cfg.guidance_scale * var * grad_xt
-            x = mean + var.sqrt() * noise
+        x = STEPS[cfg.method](process, x, x0, t, s, noise, cfg, grad_xt if guide_xt else None)
     if infill is not None:
         x0 = torch.where(infill[0][..., None], infill[1], x0)
     return x0
