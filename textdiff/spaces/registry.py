@@ -26,36 +26,40 @@ def kind_of(space_params) -> str:
 
 
 @dataclass
-class TokenSpace:
-    """Token rows: the state is the project tokenizer's ids; nothing is cached and nothing decodes."""
+class StoredSpace:
+    """A space whose stages wrote files under ``folder`` (spaces/ROW); each part is read once, when first asked for."""
 
     folder: Path | None = None
     kind = "tokens"
     trains_autoencoder = False
     trains_decoder = False
+    _cache: dict = field(default_factory=dict, repr=False)
 
-    def check(self, params) -> None:
-        pass
+    def read(self, part: str, load):
+        """``load(folder/part)``, kept for the next call."""
+        if part not in self._cache:
+            self._cache[part] = load(stored(self, part))
+        return self._cache[part]
+
+    def check(self, space_params) -> None:
+        """Refuse stored data that the row's ``space`` params did not make (nothing stored: nothing to check)."""
 
 
-@dataclass
-class FeatureSpace:
+class TokenSpace(StoredSpace):
+    """Token rows: the state is the project tokenizer's ids; nothing is cached and nothing decodes."""
+
+
+class FeatureSpace(StoredSpace):
     """Frozen-encoder rows: standardised MiniLM features of the training split (``data/``) and the trained
-    decoder back to WordPiece ids (``decoder/``), each read when first asked for."""
+    decoder back to WordPiece ids (``decoder/``)."""
 
-    folder: Path | None
-    kind = "features"
-    trains_autoencoder = False
-    trains_decoder = True
-    _features: object = field(default=None, repr=False)
+    kind, trains_decoder = "features", True
 
     @property
     def features(self):
         from textdiff.spaces.minilm import FeatureCache
 
-        if self._features is None:
-            self._features = FeatureCache.load(stored(self, "data"))
-        return self._features
+        return self.read("data", FeatureCache.load)
 
     def decoder(self, device):
         from textdiff.spaces.decoder import load_decoder
@@ -70,24 +74,17 @@ class FeatureSpace:
                              "the space stage")
 
 
-@dataclass
-class LatentSpace:
+class LatentSpace(StoredSpace):
     """Latent rows: the trained sentence autoencoder (``autoencoder/``) and the training split's latents with
-    their per-dimension statistics (``data/``), each read when first asked for."""
+    their per-dimension statistics (``data/``)."""
 
-    folder: Path | None
-    kind = "latent"
-    trains_autoencoder = True
-    trains_decoder = False
-    _latents: object = field(default=None, repr=False)
+    kind, trains_autoencoder = "latent", True
 
     @property
     def latents(self):
         from textdiff.spaces.autoencoders.latents import LatentCache
 
-        if self._latents is None:
-            self._latents = LatentCache.load(stored(self, "data"))
-        return self._latents
+        return self.read("data", LatentCache.load)
 
     def autoencoder(self, device):
         from textdiff.spaces.autoencoders.model import load_autoencoder
