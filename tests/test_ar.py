@@ -6,7 +6,7 @@ from textdiff.config import BackboneParams, TrainParams
 from textdiff.data.vocab import Vocab
 from textdiff.families import ar
 from textdiff.losses.causal import sequence_nll
-from textdiff.sampling.categorical import sample_categorical, top_p_filter
+from textdiff.sampling.categorical import sample_categorical, sample_nucleus, top_p_filter
 from textdiff.training.loop import train
 from textdiff.training.lr_schedule import lr_at
 
@@ -48,6 +48,25 @@ def test_categorical_sampling_matches_probabilities():
     cold = sample_categorical(probs.log().expand(20_000, 4), temperature=0.5, generator=torch.Generator().manual_seed(0))
     sharpened = probs ** 2 / (probs ** 2).sum()
     assert abs((cold == 0).double().mean() - sharpened[0]) < 0.01
+
+
+def test_nucleus_sampling_by_inverse_cdf_draws_the_renormalised_nucleus():
+    """sample_nucleus (the simplex sampler's draw) keeps the nucleus top_p_filter keeps and draws from it with
+    the renormalised probabilities: 0.5/0.8 and 0.3/0.8 at top_p 0.7, never the tail; over three seeds."""
+    probs = torch.tensor([0.3, 0.05, 0.5, 0.15])  # unsorted on purpose
+    nucleus = torch.tensor([0.3, 0.0, 0.5, 0.0]) / 0.8
+    for seed in range(3):
+        draws = sample_nucleus(probs.log().expand(100_000, 4), 0.7, torch.Generator().manual_seed(seed))
+        freq = torch.bincount(draws, minlength=4).double() / 100_000
+        assert torch.allclose(freq, nucleus.double(), atol=6e-3), freq  # 4 standard errors at 100k draws
+    full = sample_nucleus(probs.log().expand(100_000, 4), 1.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(torch.bincount(full, minlength=4).double() / 100_000, probs.double(), atol=6e-3)
+    logits = torch.randn(64, 5, 50, generator=torch.Generator().manual_seed(1)) * 3
+    for top_p in (1e-6, 0.5, 0.9):
+        kept = torch.isfinite(top_p_filter(logits.double(), top_p))
+        draws = torch.stack([sample_nucleus(logits, top_p, torch.Generator().manual_seed(s)) for s in range(20)])
+        assert draws.shape == (20, 64, 5)
+        assert kept.gather(-1, draws.permute(1, 2, 0)).all()  # every draw inside the nucleus
 
 
 def test_lr_schedule_by_hand():

@@ -38,6 +38,24 @@ def sample_categorical(logits: torch.Tensor, temperature: float = 1.0, top_p: fl
     return torch.argmax(logits + gumbel_noise(logits.shape, generator, logits.device), dim=-1)
 
 
+def sample_nucleus(logits: torch.Tensor, top_p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw per row of ``logits`` (..., V) from its top-p nucleus, by inverse CDF in float64.
+
+    The same distribution as ``sample_categorical(logits, 1.0, top_p)`` with one uniform per row instead of V
+    Gumbel draws, and one sort of the float32 logits (the order float64 would give) instead of a float64 sort:
+    the simplex sampler draws every position at every step, where those were three quarters of its time.
+    """
+    shape, V = logits.shape[:-1], logits.shape[-1]
+    sorted_logits, order = torch.sort(logits.reshape(-1, V), dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits.double(), dim=-1)
+    cdf = torch.cumsum(probs, dim=-1)
+    size = ((cdf - probs) < top_p).sum(-1, keepdim=True).clamp_min(1) if top_p < 1.0 else None
+    mass = cdf[:, -1:] if size is None else cdf.gather(-1, size - 1)  # the nucleus: a prefix of the sorted tokens
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=logits.device, dtype=torch.float64)
+    idx = torch.searchsorted(cdf, u * mass, right=True)  # below the nucleus' size: cdf[size - 1] = mass > u·mass
+    return order.gather(-1, idx.clamp_max(V - 1)).reshape(shape)
+
+
 def sample_from_probs(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One draw per row of unnormalised ``probs`` (N, V) by inverse CDF in float64.
 
