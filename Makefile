@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 repro: $(STAMP)
 ifdef PROFILE
 	test -f profiles/$(PROFILE).yaml || { echo "no profiles/$(PROFILE).yaml; profiles: $$(ls profiles)"; exit 2; }
+	git diff --quiet -- params.yaml 2>/dev/null || cmp -s params.yaml profiles/$(PROFILE).yaml || { \
+	  echo "params.yaml has uncommitted edits: commit or stash them before PROFILE=$(PROFILE) replaces it"; exit 2; }
 	cp profiles/$(PROFILE).yaml params.yaml
 endif
 	$(BIN)/dvc repro

@@ -6,10 +6,12 @@
 
 ``serve`` runs scheduled runs in this process (no worker needed). ``pool``
 registers the flow on a process work pool (created if missing) with a git source:
-each flow run first clones or pulls the committed code (the repository's
-``origin``, or this clone when it has none) at the current branch, so a worker
-started anywhere runs what was committed, in the environment the deployment
-carries. Both deployments allow one run at a time: a schedule that fires while
+each flow run first clones the committed code (the repository's ``origin``, or
+this clone when it has none) at the current branch into the worker's temporary
+folder and runs there, so it runs what was committed, with the interpreter the
+deployment names (this clone's ``.venv``: workers need a clone at the same path).
+A fresh checkout has no outputs: give the runs a DVC remote
+(``orchestration.remote``) so that they restore what any run computed before. Both deployments allow one run at a time: a schedule that fires while
 a run is still going queues behind it instead of fighting it for DVC's lock on
 the same checkout. Both need a Prefect API (``prefect server start`` and
 ``PREFECT_API_URL``); see README, Orchestration.
@@ -54,19 +56,16 @@ def ensure_pool(name: str) -> None:
         subprocess.run(tool("prefect", "work-pool", "create", name, "--type", "process"), check=True)
 
 
-WORKER_CHECKOUTS = ".prefect-checkouts"  # git-ignored: where a worker's flow runs clone, then pull, the code
-
-
 def run_environment(repo_dir: Path) -> dict:
-    """What a worker's flow run needs, carried by the deployment: the folder its git pull step keeps the
-    checkout in (one per deployment, so DVC's cache and outputs persist between runs), and an environment in
-    which the stages find this clone's interpreter (bin/py reads TEXTDIFF_PYTHON) with no network look-ups."""
+    """What a worker's flow run needs, carried by the deployment: an environment in which the stages find this
+    clone's interpreter (bin/py reads TEXTDIFF_PYTHON; a worker's machine has a clone at the same path) with no
+    network look-ups. The code itself comes from the deployment's git source."""
     venv_python = repo_dir / ".venv" / "bin" / "python"
     env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     if venv_python.exists():
         env["TEXTDIFF_PYTHON"] = str(venv_python)
-    return {"working_dir": str(repo_dir / WORKER_CHECKOUTS), "env": env}
+    return {"env": env}
 
 
 def git_source(repo_dir: Path) -> GitRepository:
@@ -84,7 +83,6 @@ def deploy_to_pool(repo_dir: Path, pool: str | None = None) -> str:
     settings = load_params(repo_dir / "params.yaml").orchestration
     pool = pool or settings.work_pool
     ensure_pool(pool)
-    (repo_dir / WORKER_CHECKOUTS).mkdir(exist_ok=True)
     flow_from_source = pipeline.from_source(source=git_source(repo_dir), entrypoint=ENTRYPOINT)
     deployment_id = flow_from_source.deploy(name="textdiff-gpu", work_pool_name=pool,
                                             parameters={"repo_dir": "."},  # the flow run's own fresh checkout

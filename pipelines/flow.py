@@ -147,7 +147,7 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
     wanted = set(stages or p.order)
     wanted |= {up for s in wanted for up in p.upstream[s]}  # like `dvc repro STAGE`: with what it needs
     selected = [s for s in p.order if s in wanted]
-    threads = max(1, (os.cpu_count() or 1) // concurrency) if concurrency > 1 else None
+    threads = thread_share(concurrency)
 
     def submit(stage: str, outcome: dict[str, str]):
         if stage in p.ran:  # already run by the plan, whose status of every later stage accounts for it
@@ -162,34 +162,46 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
     return outcome
 
 
+def thread_share(concurrency: int) -> int | None:
+    """Each stage's threads when ``concurrency`` run at once: the cores this process may use, shared out, and
+    never more than an OMP_NUM_THREADS the caller set; None (the stage's own default) when one runs at a time."""
+    if concurrency <= 1:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cores // concurrency)
+    preset = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(preset)) if preset.isdigit() and int(preset) > 0 else share
+
+
 def run_as_ready(stages: list[str], upstream: dict[str, set[str]], submit, limit: int,
                  poll_s: float = 0.1) -> dict[str, str]:
     """Submit each stage (``submit(stage, outcome so far)``: a Prefect future, or an outcome string) once every
     stage it depends on among ``stages`` has finished, keeping at most ``limit`` in flight; returns the
     outcomes in the order of ``stages``. A failed stage lets the running ones finish, submits nothing more and
     raises its error."""
+    if limit < 1:
+        raise ValueError(f"concurrency must be at least 1 (got {limit})")
     outcome: dict[str, str] = {}
     pending, running = list(stages), {}
-    while pending or running:
-        ready = [s for s in pending if not (upstream[s] & set(pending) | upstream[s] & set(running))]
-        for stage in ready[:max(0, limit - len(running))]:
-            pending.remove(stage)
-            result = submit(stage, outcome)
-            if isinstance(result, str):
-                outcome[stage] = result
-            else:
-                running[stage] = result
-        finished = [s for s, future in running.items() if future.wrapped_future.done()]  # no API call per poll
-        for stage in finished:
-            future = running.pop(stage)
-            try:
-                outcome[stage] = future.result()
-            except BaseException:
-                for other in running.values():
-                    other.wait()
-                raise
-        if not finished and running:
-            time.sleep(poll_s)
+    try:
+        while pending or running:
+            finished = [s for s, future in running.items() if future.wrapped_future.done()]  # no API call per poll
+            for stage in finished:  # before anything new starts: a failure stops the run at once
+                outcome[stage] = running.pop(stage).result()  # raises a failed stage's error
+            ready = [s for s in pending if not (upstream[s] & set(pending) | upstream[s] & set(running))]
+            for stage in ready[:max(0, limit - len(running))]:
+                pending.remove(stage)
+                result = submit(stage, outcome)
+                if isinstance(result, str):
+                    outcome[stage] = result
+                else:
+                    running[stage] = result
+            if running and not finished:
+                time.sleep(poll_s)
+    except BaseException:
+        for other in running.values():  # let the stages already running finish (DVC records them), then fail
+            other.wait()
+        raise
     return {s: outcome[s] for s in stages}
 
 

@@ -11,7 +11,8 @@ SHARED = ("textdiff/config.py", "textdiff/data", "textdiff/nn", "textdiff/traini
 TRAINING_CODE = {
     "train": ("stages/train.py", *SHARED, "textdiff/processes", "textdiff/losses", "textdiff/spaces",
               "textdiff/families/contract.py", "textdiff/families/{family}.py"),
-    "judge": ("stages/judge.py", *SHARED, "textdiff/families/ar.py", "textdiff/families/contract.py", "textdiff/eval/judge.py", "textdiff/losses/causal.py"),
+    "judge": ("stages/judge.py", *SHARED, "textdiff/families/ar.py", "textdiff/families/contract.py",
+              "textdiff/spaces/registry.py", "textdiff/eval/judge.py", "textdiff/losses/causal.py"),
     "autoencoder": ("stages/autoencoder.py", *SHARED, "textdiff/spaces/autoencoders", "textdiff/spaces/minilm.py",
                     "textdiff/spaces/registry.py",
                     "textdiff/eval/bleu.py"),

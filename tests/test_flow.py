@@ -41,7 +41,7 @@ def repo(tmp_path_factory) -> Path:
 def first_run(prefect_env, repo):
     from pipelines.flow import pipeline
 
-    return pipeline(repo_dir=str(repo), retry_backoff_s=0)
+    return pipeline(repo_dir=str(repo), retry_backoff_s=0, concurrency=2)  # stages side by side, for real
 
 
 def add_stage(repo: Path, name: str, cmd: str, outs: list[str]) -> None:

@@ -86,6 +86,18 @@ def test_a_failed_stage_lets_the_running_ones_finish_and_starts_nothing_more():
     assert "report" not in log
 
 
+def test_a_limit_below_one_is_refused_and_the_cores_are_shared_out(monkeypatch):
+    from pipelines.flow import thread_share
+
+    with pytest.raises(ValueError, match="concurrency must be at least 1 \\(got 0\\)"):
+        run_as_ready(list(DAG), DAG, lambda stage, outcome: "ran", 0)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert (thread_share(1), thread_share(2), thread_share(3), thread_share(8)) == (None, 2, 1, 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert thread_share(2) == 1  # never more than the caller allowed
+
+
 def test_the_deployments_allow_one_run_at_a_time_and_the_pool_one_pulls_committed_code(tmp_path):
     import subprocess
 

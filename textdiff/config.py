@@ -570,8 +570,9 @@ class OrchestrationParams(Section):
     work_pool: str = Field("textdiff-gpu", description="work pool of the GPU deployment")
     remote: str | None = Field(None, description="DVC remote shared by workers (null: local cache only)")
     sweep_jobs: int = Field(1, ge=1, description="DVC experiments run at once in an ablation sweep")
-    concurrency: int = Field(2, ge=1, description="stages a flow runs at once on one worker, each as soon as its "
-                                                  "DVC upstreams finish; the cores are shared out between them")
+    concurrency: int = Field(1, ge=1, description="stages a flow runs at once on one worker, each as soon as its "
+                                                  "DVC upstreams finish; the cores are shared out between them, so "
+                                                  "each stage's speed figures then share the machine")
 
 
 class BudgetParams(Section):

@@ -1,8 +1,8 @@
 """The family contract as code: what every module in textdiff/families/ offers the stages, the API and the tests.
 
 A family is a module, not a class (each reads top to bottom in one file), so the contract is a Protocol that
-a module satisfies by its attributes; tests/test_family_contract.py checks every family against it, keyword by
-keyword, and tests/test_family_roundtrip.py runs each row of params.yaml through it."""
+a module satisfies by its attributes; tests/test_family_contract.py checks every family against it (the positional
+calls and the likelihood's keywords), and tests/test_family_roundtrip.py runs each row of params.yaml through it."""
 
 from __future__ import annotations
 
