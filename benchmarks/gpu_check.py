@@ -28,6 +28,7 @@ from textdiff.spaces.minilm import FEATURE_DIM, Canvas
 from textdiff.spaces.registry import kind_of
 from textdiff.training.flops import canvas_step_flops, causal_lm_step_flops
 from textdiff.training.loop import make_optimizer
+from textdiff.training.peak import matmul_peak
 
 
 def synchronize(device: torch.device) -> None:
@@ -45,12 +46,6 @@ def median_seconds(fn, device: torch.device, repeats: int, warmup: int = 2) -> f
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int) -> float:
-    """Dense n×n matmul FLOP/s, the median of a few repeats: the peak MFU is measured against."""
-    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    return 2 * n ** 3 / median_seconds(lambda: a @ b, device, repeats=7, warmup=3)
 
 
 def synthetic_batch(section, vocab: Vocab, batch: int, device: torch.device, generator: torch.Generator):
@@ -142,8 +137,7 @@ def main() -> None:
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{args.params} on {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
-    peaks = {"fp32": matmul_peak(device, torch.float32, 4096 if device.type == "cuda" else 2048),
-             "bf16": matmul_peak(device, torch.bfloat16, 8192 if device.type == "cuda" else 2048)}
+    peaks = {"fp32": matmul_peak(device, torch.float32), "bf16": matmul_peak(device, torch.bfloat16)}
     print(f"measured dense matmul peak: fp32 {peaks['fp32'] / 1e12:.2f} TFLOP/s, bf16 {peaks['bf16'] / 1e12:.2f}")
     vocab = Vocab(p.tokenizer.vocab_size, 0, 1, 2, 3)
     rows = args.rows or list(p.models)

@@ -27,9 +27,6 @@ from textdiff.tracking import Tracker
 from textdiff.training.distributed import current_world, torchrun_command
 from textdiff.training.flops import train_record
 
-PEAK_FLOPS = 135e9  # dense fp32 matmul peak of the 2-core CPU machines: 124–142 GFLOP/s measured (DESIGN.md §8)
-
-
 @stage_main("train")
 def main(name: str) -> None:
     p = params()
@@ -77,9 +74,7 @@ def main(name: str) -> None:
         "processes": world.size,
         "flops_per_token": flops,
         **train_record(result, section.train, p.budget.train_flops),
-        "peak_flops": PEAK_FLOPS if device.type == "cpu" else None,
-        "mfu_vs_cpu_peak": result.flops / result.wall_s / PEAK_FLOPS if device.type == "cpu" and result.wall_s
-        else None,
+        **mfu_record(result, device, section.train.precision),
     }
     write_json(METRICS / "train" / f"{name}.json", metrics)
     write_text(METRICS / "train" / f"{name}_loss.csv",
@@ -88,6 +83,21 @@ def main(name: str) -> None:
     tracker.finish()
     say("train", f"{name}: {result.steps} of {result.planned_steps} steps ({result.stopped_by}), loss "
                  f"{result.final_loss:.3f}, {result.tokens_per_s:.0f} tokens/s, {result.flops:.3g} FLOPs")
+
+
+def mfu_record(result, device, precision: str) -> dict:
+    """The device's matmul peak in the precision the run trained in, measured now (textdiff.training.peak),
+    and the run's model FLOPs utilisation against it (CPU runs; the report's MFU column)."""
+    if device.type != "cpu" or not result.wall_s:
+        return {"peak_flops": None, "mfu_vs_cpu_peak": None}
+    import torch
+
+    from textdiff.training.peak import matmul_peak
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32  # auto is fp32 on CPU
+    peak = matmul_peak(device, dtype)
+    return {"peak_flops": peak, "peak_dtype": str(dtype).removeprefix("torch."),
+            "mfu_vs_cpu_peak": result.flops / result.wall_s / peak}
 
 
 def copy_tokenizer(source: Path, target: Path) -> None:

@@ -291,3 +291,18 @@ def test_row_compute_sums_a_rows_components(tmp_path):
     assert F.row_compute(tmp_path, "ar")["within_budget"] is False
     write_json(tmp_path / "train" / "mdlm.json", {"train_flops": 7e11, "budget_flops": None, "budget_share": None})
     assert F.row_compute(tmp_path, "mdlm")["within_budget"] is None
+
+
+def test_mfu_is_against_the_peak_measured_in_the_runs_precision():
+    """stages.train records the matmul peak it measured (textdiff.training.peak) and the run's FLOP/s over it."""
+    from types import SimpleNamespace
+
+    from stages.train import mfu_record
+
+    cpu = torch.device("cpu")
+    record = mfu_record(SimpleNamespace(flops=6e9, wall_s=2.0), cpu, "fp32")
+    assert record["peak_dtype"] == "float32" and 1e8 < record["peak_flops"] < 1e14
+    assert math.isclose(record["mfu_vs_cpu_peak"] * record["peak_flops"] * 2.0, 6e9)
+    assert mfu_record(SimpleNamespace(flops=6e9, wall_s=2.0), cpu, "bf16")["peak_dtype"] == "bfloat16"
+    assert mfu_record(SimpleNamespace(flops=6e9, wall_s=0.0), cpu, "fp32") == {"peak_flops": None,
+                                                                             "mfu_vs_cpu_peak": None}

@@ -23,7 +23,8 @@ METRIC_DEFINITIONS = (
     "gen_ppl: exp(Σ NLL / Σ tokens) of the samples under the judge (token-weighted); entropy: mean per-sample "
     "unigram entropy of judge tokens (nats); div: ∏ₙ₌₂..₄ unique/total word n-grams; mem: fraction of "
     "generated word 4-grams found in the training split; held-out ppl: exact for AR (an upper bound for "
-    "diffusion families); MFU against the CPU fp32 matmul peak recorded with the training metrics."
+    "diffusion families); MFU against the dense matmul peak measured on the training machine, in the run's "
+    "precision, when the stage ran (recorded with the training metrics)."
 )
 
 LATENT_INTRO = (
