@@ -15,8 +15,6 @@ cache). Prints medians; nothing is written.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
@@ -28,24 +26,7 @@ from textdiff.spaces.minilm import FEATURE_DIM, Canvas
 from textdiff.spaces.registry import kind_of
 from textdiff.training.flops import canvas_step_flops, causal_lm_step_flops
 from textdiff.training.loop import make_optimizer
-from textdiff.training.peak import matmul_peak
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_seconds(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
-    times = []
-    for i in range(warmup + repeats):
-        synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from textdiff.training.peak import matmul_peak, median_seconds
 
 
 def synthetic_batch(section, vocab: Vocab, batch: int, device: torch.device, generator: torch.Generator):

@@ -12,8 +12,6 @@ model with and without clamping.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
@@ -22,16 +20,11 @@ from textdiff.data.vocab import Vocab
 from textdiff.families import embedding as E
 from textdiff.sampling.gaussian_sampler import SamplerConfig, sample
 from textdiff.sampling.rounding import NearestEmbedding
+from textdiff.training.peak import median_seconds
 
 
 def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_seconds(fn, torch.device("cpu"), repeats, warmup=1)
 
 
 def rounding_table(repeats: int) -> None:

@@ -11,8 +11,9 @@ this clone when it has none) at the current branch into the worker's temporary
 folder and runs there, so it runs what was committed, with the interpreter the
 deployment names (this clone's ``.venv``: workers need a clone at the same path).
 A fresh checkout has no outputs: give the runs a DVC remote
-(``orchestration.remote``) so that they restore what any run computed before. Both deployments allow one run at a time: a schedule that fires while
-a run is still going queues behind it instead of fighting it for DVC's lock on
+(``orchestration.remote``) so that they restore what any run computed before.
+Both deployments allow one run at a time: a schedule that fires while a run is
+still going queues behind it instead of fighting it for DVC's lock on
 the same checkout. Both need a Prefect API (``prefect server start`` and
 ``PREFECT_API_URL``); see README, Orchestration.
 """

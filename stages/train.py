@@ -26,6 +26,7 @@ from textdiff.spaces import registry as spaces
 from textdiff.tracking import Tracker
 from textdiff.training.distributed import current_world, torchrun_command
 from textdiff.training.flops import train_record
+from textdiff.training.peak import mfu_record
 
 @stage_main("train")
 def main(name: str) -> None:
@@ -83,21 +84,6 @@ def main(name: str) -> None:
     tracker.finish()
     say("train", f"{name}: {result.steps} of {result.planned_steps} steps ({result.stopped_by}), loss "
                  f"{result.final_loss:.3f}, {result.tokens_per_s:.0f} tokens/s, {result.flops:.3g} FLOPs")
-
-
-def mfu_record(result, device, precision: str) -> dict:
-    """The device's matmul peak in the precision the run trained in, measured now (textdiff.training.peak),
-    and the run's model FLOPs utilisation against it (CPU runs; the report's MFU column)."""
-    if device.type != "cpu" or not result.wall_s:
-        return {"peak_flops": None, "mfu_vs_cpu_peak": None}
-    import torch
-
-    from textdiff.training.peak import matmul_peak
-
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32  # auto is fp32 on CPU
-    peak = matmul_peak(device, dtype)
-    return {"peak_flops": peak, "peak_dtype": str(dtype).removeprefix("torch."),
-            "mfu_vs_cpu_peak": result.flops / result.wall_s / peak}
 
 
 def copy_tokenizer(source: Path, target: Path) -> None:

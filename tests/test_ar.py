@@ -6,7 +6,7 @@ from textdiff.config import BackboneParams, TrainParams
 from textdiff.data.vocab import Vocab
 from textdiff.families import ar
 from textdiff.losses.causal import sequence_nll
-from textdiff.sampling.categorical import sample_categorical, sample_nucleus, top_p_filter
+from textdiff.sampling.categorical import sample_categorical, top_p_filter
 from textdiff.training.loop import train
 from textdiff.training.lr_schedule import lr_at
 
@@ -50,23 +50,26 @@ def test_categorical_sampling_matches_probabilities():
     assert abs((cold == 0).double().mean() - sharpened[0]) < 0.01
 
 
-def test_nucleus_sampling_by_inverse_cdf_draws_the_renormalised_nucleus():
-    """sample_nucleus (the simplex sampler's draw) keeps the nucleus top_p_filter keeps and draws from it with
-    the renormalised probabilities: 0.5/0.8 and 0.3/0.8 at top_p 0.7, never the tail; over three seeds."""
+def test_nucleus_sampling_draws_the_renormalised_tempered_nucleus():
+    """With a nucleus, sample_categorical draws by inverse CDF: it keeps the nucleus top_p_filter keeps and draws
+    from it with the renormalised (tempered) probabilities, never from the tail; over three seeds."""
     probs = torch.tensor([0.3, 0.05, 0.5, 0.15])  # unsorted on purpose
-    nucleus = torch.tensor([0.3, 0.0, 0.5, 0.0]) / 0.8
+    nucleus = torch.tensor([0.3, 0.0, 0.5, 0.0]) / 0.8  # top_p 0.7: 0.5, then 0.3 (0.5 before it)
+    cold = torch.tensor([0.09, 0.0, 0.25, 0.0]) / 0.34  # temperature 0.5 squares, then top_p 0.7
     for seed in range(3):
-        draws = sample_nucleus(probs.log().expand(100_000, 4), 0.7, torch.Generator().manual_seed(seed))
-        freq = torch.bincount(draws, minlength=4).double() / 100_000
-        assert torch.allclose(freq, nucleus.double(), atol=6e-3), freq  # 4 standard errors at 100k draws
-    full = sample_nucleus(probs.log().expand(100_000, 4), 1.0, torch.Generator().manual_seed(0))
-    assert torch.allclose(torch.bincount(full, minlength=4).double() / 100_000, probs.double(), atol=6e-3)
+        for temperature, expected in ((1.0, nucleus), (0.5, cold)):
+            draws = sample_categorical(probs.log().expand(100_000, 4), temperature, 0.7,
+                                       torch.Generator().manual_seed(seed))
+            freq = torch.bincount(draws, minlength=4).double() / 100_000
+            assert torch.allclose(freq, expected.double(), atol=6e-3), (temperature, freq)  # ≈ 4 standard errors
     logits = torch.randn(64, 5, 50, generator=torch.Generator().manual_seed(1)) * 3
     for top_p in (1e-6, 0.5, 0.9):
-        kept = torch.isfinite(top_p_filter(logits.double(), top_p))
-        draws = torch.stack([sample_nucleus(logits, top_p, torch.Generator().manual_seed(s)) for s in range(20)])
+        kept = torch.isfinite(top_p_filter(logits, top_p))
+        draws = torch.stack([sample_categorical(logits, 1.0, top_p, torch.Generator().manual_seed(s))
+                             for s in range(20)])
         assert draws.shape == (20, 64, 5)
         assert kept.gather(-1, draws.permute(1, 2, 0)).all()  # every draw inside the nucleus
+        assert kept.sum(-1).min() >= 1 and (top_p > 1e-5 or kept.sum(-1).max() == 1)
 
 
 def test_lr_schedule_by_hand():

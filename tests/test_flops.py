@@ -294,10 +294,10 @@ def test_row_compute_sums_a_rows_components(tmp_path):
 
 
 def test_mfu_is_against_the_peak_measured_in_the_runs_precision():
-    """stages.train records the matmul peak it measured (textdiff.training.peak) and the run's FLOP/s over it."""
+    """The training stage records the matmul peak it measured and the run's FLOP/s over it."""
     from types import SimpleNamespace
 
-    from stages.train import mfu_record
+    from textdiff.training.peak import mfu_record
 
     cpu = torch.device("cpu")
     record = mfu_record(SimpleNamespace(flops=6e9, wall_s=2.0), cpu, "fp32")

@@ -75,20 +75,16 @@ def absorbing_predictor(model) -> Callable[[torch.Tensor, float], torch.Tensor]:
     the integer step with 1 − ᾱ_t closest to the share for D3PM.
     """
     mask_id = model.vocab.mask_id
+    if getattr(getattr(model, "graph", None), "prior", None) != "mask":  # a uniform graph masks no position
+        raise ValueError("the masked-NLL probe needs an absorbing graph")
     if hasattr(model, "masked_log_probs"):  # mdlm
         def predict(x_t, share):
             return model.masked_log_probs(x_t, _time_for_share(model.schedule, share, x_t))
     elif hasattr(model, "score_logits"):  # sedd, absorbing: p_θ(x0) ∝ e^z at a masked position
-        if not model.absorbing:
-            raise ValueError("the masked-NLL probe needs an absorbing graph")
-
         def predict(x_t, share):
             z = model.score_logits(x_t, _time_for_share(model.schedule, share, x_t))
             return torch.log_softmax(z[x_t == mask_id], -1)
     elif hasattr(model, "x0_log_probs"):  # d3pm, absorbing
-        if model.config.graph != "absorbing":
-            raise ValueError("the masked-NLL probe needs an absorbing graph")
-
         def predict(x_t, share):
             step = int(torch.argmin((1 - model.alphabar[1:] - share).abs())) + 1
             t = torch.full((x_t.shape[0],), step, dtype=torch.long, device=x_t.device)

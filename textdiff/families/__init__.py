@@ -8,8 +8,8 @@ family cannot), with ``draw_canvas(model, num, sample_params, *, generator, devi
 infill=None, guide=None)`` for those that can: (num, L) token canvases with known
 tokens held and/or guidance (textdiff.tasks, textdiff.sampling.guidance). ``fit`` and ``sample_texts`` take a
 ``RunContext`` (seed, device, checkpointing and the row's space as ``textdiff.spaces.registry`` loads it: cached
-features and their decoder, or latents and their autoencoder); the token families' space is empty. A row of the comparison (a section of ``rows`` in
-params.yaml, such as ``d3pm_absorb``) names its family in its ``family:`` key; one
+features and their decoder, or latents and their autoencoder); the token families' space is empty. A row of
+the comparison (a section of ``rows`` in params.yaml, such as ``d3pm_absorb``) names its family in its ``family:`` key; one
 family serves every row that differs only in params (the D3PM and SEDD graphs).
 """
 

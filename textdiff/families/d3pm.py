@@ -43,12 +43,12 @@ class D3PM(DenoiserModel):
     def __init__(self, config: D3PMModelParams, vocab: Vocab):
         super().__init__()
         self.config, self.vocab = config, vocab  # the row's model params: all a module is built from
-        m = config
-        self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
+        self.denoiser = Transformer(BackboneConfig.from_params(config, causal=False, vocab_size=vocab.size,
                                                                time_conditioning=True))
-        self.graph = graph_for(m.graph, vocab.size, vocab.mask_id)
-        self.num_train_timesteps = m.num_train_timesteps
-        self.register_buffer("alphabar", D3PMSchedule(m.num_train_timesteps, m.schedule).alphabar(), persistent=False)
+        self.graph = graph_for(config.graph, vocab.size, vocab.mask_id)
+        self.num_train_timesteps = config.num_train_timesteps
+        self.register_buffer("alphabar", D3PMSchedule(config.num_train_timesteps, config.schedule).alphabar(),
+                             persistent=False)
         self.register_buffer("stationary", self.graph.stationary(), persistent=False)
 
     # ---------------------------------------------------------------- denoiser and reverse model

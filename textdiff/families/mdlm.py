@@ -43,11 +43,10 @@ class MaskedDiffusion(DenoiserModel):
         if vocab.mask_id is None:
             raise ValueError("masked diffusion needs a tokenizer with a <mask> token")
         self.config, self.vocab = config, vocab  # the row's model params: all a module is built from
-        m = config
-        self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
-                                                               time_conditioning=m.time_conditioning))
+        self.denoiser = Transformer(BackboneConfig.from_params(config, causal=False, vocab_size=vocab.size,
+                                                               time_conditioning=config.time_conditioning))
         self.graph = Absorbing(vocab.size, vocab.mask_id)
-        self.schedule = discrete_schedule(m.schedule)
+        self.schedule = discrete_schedule(config.schedule)
 
     # ---------------------------------------------------------------- denoiser (SUBS)
 

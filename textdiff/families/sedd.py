@@ -41,12 +41,10 @@ class SEDD(DenoiserModel):
     def __init__(self, config: SEDDModelParams, vocab: Vocab):
         super().__init__()
         self.config, self.vocab = config, vocab  # the row's model params: all a module is built from
-        m = config
-        self.denoiser = Transformer(BackboneConfig.from_params(m, causal=False, vocab_size=vocab.size,
+        self.denoiser = Transformer(BackboneConfig.from_params(config, causal=False, vocab_size=vocab.size,
                                                                time_conditioning=True))
-        self.graph = graph_for(m.graph, vocab.size, vocab.mask_id)
-        self.schedule = discrete_schedule(m.schedule)
-        self.absorbing = m.graph == "absorbing"  # for textdiff.eval.context_probe; the maths asks self.graph
+        self.graph = graph_for(config.graph, vocab.size, vocab.mask_id)
+        self.schedule = discrete_schedule(config.schedule)
 
     # ---------------------------------------------------------------- the score (graph maths: processes.discrete)
 

@@ -9,6 +9,13 @@ from __future__ import annotations
 import torch
 
 
+def nucleus_size(sorted_probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """How many of the most likely tokens (``sorted_probs`` (N, V) in descending order) the top-p nucleus keeps,
+    (N, 1): those with less than ``top_p`` of the mass before them; the most likely always stays."""
+    mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+    return (mass_before < top_p).sum(-1, keepdim=True).clamp_min(1)
+
+
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Set to -inf every logit outside the smallest set whose probability reaches ``top_p``.
 
@@ -16,13 +23,12 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """
     if top_p >= 1.0:
         return logits
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits.float(), dim=-1)
-    mass_before = torch.cumsum(probs, dim=-1) - probs
-    drop_sorted = mass_before >= top_p
-    drop_sorted[..., 0] = False
+    V = logits.shape[-1]
+    sorted_logits, order = torch.sort(logits.reshape(-1, V), dim=-1, descending=True)
+    size = nucleus_size(torch.softmax(sorted_logits.float(), dim=-1), top_p)
+    drop_sorted = torch.arange(V, device=logits.device) >= size
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
+    return logits.masked_fill(drop.reshape(logits.shape), float("-inf"))
 
 
 def gumbel_noise(shape, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -33,27 +39,22 @@ def gumbel_noise(shape, generator: torch.Generator | None, device) -> torch.Tens
 
 def sample_categorical(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """One draw per row of ``logits`` (..., V) by the Gumbel-max trick, in float64."""
-    logits = top_p_filter(logits.double() / temperature, top_p)
-    return torch.argmax(logits + gumbel_noise(logits.shape, generator, logits.device), dim=-1)
+    """One draw per row of ``logits`` (..., V) at ``temperature`` from the top-p nucleus, in float64.
 
-
-def sample_nucleus(logits: torch.Tensor, top_p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One draw per row of ``logits`` (..., V) from its top-p nucleus, by inverse CDF in float64.
-
-    The same distribution as ``sample_categorical(logits, 1.0, top_p)`` with one uniform per row instead of V
-    Gumbel draws, and one sort of the float32 logits (the order float64 would give) instead of a float64 sort:
-    the simplex sampler draws every position at every step, where those were three quarters of its time.
+    Without a nucleus (``top_p`` = 1), by the Gumbel-max trick. With one, the logits are sorted anyway, so the
+    draw is by inverse CDF over the nucleus (``sample_from_probs``): one uniform per row instead of V Gumbel
+    draws, and the sort in the logits' own float32 (the order float64 gives). The simplex sampler draws every
+    position at every step, where the float64 sort and the Gumbel draws were three quarters of its time.
     """
+    if top_p >= 1.0:
+        logits = logits.double() / temperature
+        return torch.argmax(logits + gumbel_noise(logits.shape, generator, logits.device), dim=-1)
     shape, V = logits.shape[:-1], logits.shape[-1]
     sorted_logits, order = torch.sort(logits.reshape(-1, V), dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits.double(), dim=-1)
-    cdf = torch.cumsum(probs, dim=-1)
-    size = ((cdf - probs) < top_p).sum(-1, keepdim=True).clamp_min(1) if top_p < 1.0 else None
-    mass = cdf[:, -1:] if size is None else cdf.gather(-1, size - 1)  # the nucleus: a prefix of the sorted tokens
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=logits.device, dtype=torch.float64)
-    idx = torch.searchsorted(cdf, u * mass, right=True)  # below the nucleus' size: cdf[size - 1] = mass > u·mass
-    return order.gather(-1, idx.clamp_max(V - 1)).reshape(shape)
+    probs = torch.softmax(sorted_logits.double() / temperature, dim=-1)
+    outside = torch.arange(V, device=logits.device) >= nucleus_size(probs, top_p)
+    idx = sample_from_probs(probs.masked_fill(outside, 0.0), generator)
+    return order.gather(-1, idx[:, None]).reshape(shape)
 
 
 def sample_from_probs(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

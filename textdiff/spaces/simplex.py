@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from textdiff.processes.gaussian import GaussianProcess
-from textdiff.sampling.categorical import sample_nucleus, top_p_filter
+from textdiff.sampling.categorical import sample_categorical, top_p_filter
 
 PROJECTIONS = ("sample", "top_p")
 
@@ -43,7 +43,7 @@ def project(logits: torch.Tensor, method: str, top_p: float, k: float,
     ``top_p`` returns the nucleus multi-hot, and the argmax as the token.
     """
     if method == "sample":
-        tokens = sample_nucleus(logits, top_p, generator)
+        tokens = sample_categorical(logits, 1.0, top_p, generator)
         return tokens, token_simplex(tokens, logits.shape[-1], k).to(logits.dtype)
     if method == "top_p":
         return logits.argmax(-1), nucleus_simplex(logits, top_p, k)
