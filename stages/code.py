@@ -14,9 +14,8 @@ TRAINING_CODE = {
     "judge": ("stages/judge.py", *SHARED, "textdiff/families/ar.py", "textdiff/families/contract.py",
               "textdiff/spaces/registry.py", "textdiff/eval/judge.py", "textdiff/losses/causal.py"),
     "autoencoder": ("stages/autoencoder.py", *SHARED, "textdiff/spaces/autoencoders", "textdiff/spaces/minilm.py",
-                    "textdiff/spaces/registry.py",
-                    "textdiff/eval/bleu.py"),
-    "decoder": ("stages/decoder.py", *SHARED, "textdiff/spaces", "textdiff/processes"),
+                    "textdiff/spaces/registry.py", "textdiff/eval/bleu.py", "stages/features.py"),
+    "decoder": ("stages/decoder.py", *SHARED, "textdiff/spaces", "textdiff/processes", "stages/features.py"),
 }
 
 

@@ -15,6 +15,7 @@ import argparse
 
 from stages.code import training_code
 from stages.common import CHECKPOINTS, METRICS, PREPARED, SPACES, dump, fingerprint, params, say, stage_main
+from stages.features import encodings
 from textdiff.io import read_jsonl, write_json
 from textdiff.spaces import registry as spaces
 
@@ -54,7 +55,10 @@ def train_decoder(name: str, section, p) -> None:
     save_decoder(SPACES / name / "decoder", decoder)
 
     test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
-    held_out = FeatureCache.build(test, cache.kind, cache.max_length, section.space.batch_size, device)
+    if cache.kind == "encodings":
+        held_out = encodings("test", test, cache.max_length, section.space.batch_size, device, "decoder")
+    else:
+        held_out = FeatureCache.build(test, cache.kind, cache.max_length, section.space.batch_size, device)
     held_out.mean, held_out.std = cache.mean, cache.std  # standardised with the training statistics
     canvas = held_out.canvas(list(range(len(held_out))), section.model.seq_len).to(device)
     gen = torch.Generator(device=device).manual_seed(p.seed)

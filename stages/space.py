@@ -2,9 +2,10 @@
 
 Token rows (``space: tokens``) work on the project tokenizer's ids: their space
 folder records which tokenizer and vocabulary that is. Encoder-space rows run the
-frozen MiniLM over the training split once and cache its features (float16, real
-tokens only) with the per-dimension mean and std, so training never re-runs the
-encoder. Latent rows encode the training split with their trained autoencoder
+frozen MiniLM over the training split once (encodings: stage features, shared by
+every row that reads them) and cache its features (float16, real tokens only) with
+the per-dimension mean and std, so training never re-runs the encoder. Latent rows
+encode the training split with their trained autoencoder
 (spaces/MODEL/autoencoder) and store the latents with their per-dimension mean and std.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import time
 
 from stages.common import METRICS, PREPARED, SPACES, TOKENIZER, dump, file_digest, params, say, stage_main
+from stages.features import encodings
 from textdiff.config import EncoderSpaceParams, LatentSpaceParams
 from textdiff.device import resolve_device
 from textdiff.io import read_json, read_jsonl, write_json
@@ -46,7 +48,8 @@ def token_space(name: str, space: str, device_name: str, out) -> dict:
 
 
 def feature_cache(name: str, space: EncoderSpaceParams, device_name: str, out) -> dict:
-    """Run the frozen MiniLM once over the training split and cache its features with their statistics."""
+    """The frozen MiniLM's features of the training split with their statistics: encodings from the features
+    stage, input embeddings (a table lookup) computed here."""
     from textdiff.spaces.minilm import FeatureCache, space_summary
     from textdiff.training.flops import minilm_flops
 
@@ -54,7 +57,10 @@ def feature_cache(name: str, space: EncoderSpaceParams, device_name: str, out) -
     device = resolve_device(device_name)
     say("space", f"{name}: MiniLM {space.features} of {len(texts)} training sentences on {device}")
     t0 = time.perf_counter()
-    cache = FeatureCache.build(texts, space.features, space.max_length, space.batch_size, device, progress=True)
+    if space.features == "encodings":
+        cache = encodings("train", texts, space.max_length, space.batch_size, device, "space")
+    else:
+        cache = FeatureCache.build(texts, space.features, space.max_length, space.batch_size, device, progress=True)
     cache.save(out)
     return {**space_summary(cache), "encode_wall_s": time.perf_counter() - t0,
             "frozen_encoder_flops": minilm_flops(cache.lengths(), space.batch_size, cache.kind),
@@ -83,7 +89,8 @@ def latent_dataset(name: str, space: LatentSpaceParams, device_name: str, out) -
     say("space", f"{name}: {space.autoencoder} latents of {len(texts)} training sentences on {device}")
     t0 = time.perf_counter()
     autoencoder = load_autoencoder(SPACES / name / "autoencoder", device)
-    data = SentenceData.build(texts, load_tokenizer(TOKENIZER), space, device)
+    cache = encodings("train", texts, space.max_length, space.encoder_batch_size, device, "space")
+    data = SentenceData.of(cache, texts, load_tokenizer(TOKENIZER), space)
     latents = LatentCache.of(encode_all(autoencoder, data, space.encoder_batch_size, device), space.autoencoder)
     latents.save(out)
     return {"space": "latent", **latents.summary(), "encode_wall_s": time.perf_counter() - t0,

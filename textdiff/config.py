@@ -471,6 +471,15 @@ class LatentParams(Section):
         return self
 
 
+class FeaturesParams(Section):
+    """MiniLM's encodings of the training and test splits, computed once (stage features) and read by every row
+    that needs them at this canvas: the encoder rows' spaces and decoders, the latent rows' autoencoders and
+    latent datasets. A row whose ``space.max_length`` differs encodes its own sentences (slower, same maths)."""
+
+    max_length: int = Field(48, ge=4, description="MiniLM WordPiece tokens per sentence incl. [CLS] and [SEP]")
+    batch_size: int = Field(128, ge=1, description="sentences per MiniLM call")
+
+
 class StepsSweepParams(Section):
     """Generative perplexity and entropy of each discrete model against the number of sampling steps."""
 
@@ -642,6 +651,7 @@ class Params(Section):
                     "and what differs from the defaults block")
     data: DataParams = Field(default_factory=DataParams)
     tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
+    features: FeaturesParams = Field(default_factory=FeaturesParams)
     steps_sweep: StepsSweepParams = Field(default_factory=StepsSweepParams)
     judge: JudgeParams = Field(default_factory=JudgeParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)

@@ -130,6 +130,22 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def head(self, n: int) -> "FeatureCache":
+        """The first ``n`` sentences, with this cache's statistics (a subset's features, not re-standardised)."""
+        n = min(n, len(self))
+        end = self.offsets[n].item()
+        return FeatureCache(self.ids[:end], self.features[:end], self.offsets[: n + 1], self.mean, self.std,
+                            self.kind, self.max_length)
+
+    def holds(self, texts: list[str], kind: str, max_length: int) -> bool:
+        """Whether this cache is ``kind`` of exactly ``texts``, in order, at ``max_length`` (their WordPiece ids
+        compared, so a changed corpus or tokenizer never reads stale features)."""
+        if self.kind != kind or self.max_length != max_length or len(self) != len(texts):
+            return False
+        ids = tokenize(texts, max_length)
+        return self.lengths() == [len(s) for s in ids] and \
+            torch.equal(self.ids, torch.tensor([i for s in ids for i in s], dtype=torch.int32))
+
     def lengths(self) -> list[int]:
         return (self.offsets[1:] - self.offsets[:-1]).tolist()
 

@@ -61,6 +61,11 @@ class SentenceData:
     @classmethod
     def build(cls, texts: list[str], tokenizer, params: LatentSpaceParams, device) -> "SentenceData":
         cache = FeatureCache.build(texts, "encodings", params.max_length, params.encoder_batch_size, device)
+        return cls.of(cache, texts, tokenizer, params)
+
+    @classmethod
+    def of(cls, cache: FeatureCache, texts: list[str], tokenizer, params: LatentSpaceParams) -> "SentenceData":
+        """``texts`` with their encodings already computed (the features stage's cache)."""
         return cls(cache, encode_sequences(tokenizer, texts, params.decoder.seq_len), tokenizer.pad_token_id)
 
     def __len__(self) -> int:
