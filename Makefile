@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # `make repro PROFILE=gpu` (or tiny) copies profiles/PROFILE.yaml over params.yaml first; git keeps the default.
+# The stages of `dvc repro`, independent ones side by side (JOBS at once, default the usable cores, one core
+# each): `.venv/bin/dvc repro` runs the same stages one after another.
 repro: $(STAMP)
 ifdef PROFILE
 	test -f profiles/$(PROFILE).yaml || { echo "no profiles/$(PROFILE).yaml; profiles: $$(ls profiles)"; exit 2; }
@@ -31,7 +33,7 @@ ifdef PROFILE
 	  echo "params.yaml has uncommitted edits: commit or stash them before PROFILE=$(PROFILE) replaces it"; exit 2; }
 	cp profiles/$(PROFILE).yaml params.yaml
 endif
-	$(BIN)/dvc repro
+	$(BIN)/python -m pipelines.parallel $(if $(JOBS),--jobs $(JOBS),)
 
 # Two workers (one core each), a test file per worker: the end-to-end files spend most of their time in
 # single-threaded subprocesses (DVC, Python start-up), so two run side by side in about the time of one.

@@ -33,69 +33,21 @@ push). A no-op run is three DVC calls, not three per stage.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
-from pipelines import tool, tool_env
+from pipelines.schedule import StageFailed, dvc, output_lines, plan, run_as_ready, run_stage as run_dvc_stage, \
+    thread_share  # noqa: F401 (run_as_ready, thread_share: also read from here by tests and callers)
 from textdiff.config import load_params
-
-PROGRESS_MARKS = ("it/s]", "s/it]", "%|")
-
-
-class StageFailed(RuntimeError):
-    """A DVC stage exited non-zero; the message carries the stage's last error lines."""
-
-
-@dataclass
-class Plan:
-    order: list[str]
-    upstream: dict[str, set[str]]
-    changed: set[str] = field(default_factory=set)
-    ran: set[str] = field(default_factory=set)  # stages the plan itself ran (validate, when params changed)
-
-
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(tool("dvc", "--wait-for-lock", *args), cwd=cwd, capture_output=True, text=True,
-                         env=tool_env())
-    if check and out.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-2000:] or out.stdout[-2000:]}")
-    return out
-
-
-def plan(repo_dir: Path, remote: str | None) -> Plan:
-    """DVC's stages in dependency order, each one's upstream stages, and (without a remote) the changed ones."""
-    import networkx as nx
-    from dvc.repo import Repo
-
-    with Repo(str(repo_dir)) as repo:
-        graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        order = [stage.name for stage in reversed(list(nx.topological_sort(graph)))]
-        upstream = {stage.name: {d.name for d in nx.descendants(graph, stage)} for stage in graph}
-    if remote:  # `dvc repro --pull` pulls from the default remote: make it this one, for this clone only
-        dvc("remote", "default", "--local", remote, cwd=repo_dir)
-        dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", cwd=repo_dir, check=False)
-    changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}"))
-    ran = set()
-    if "validate" in changed:  # its data/params/ROW.yaml say which rows a params change reaches: bring them up to date
-        dvc("repro", "--single-item", "validate", cwd=repo_dir)
-        changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}")) | {"validate"}
-        ran = {"validate"}
-    return Plan(order, upstream, changed, ran)
-
 
 def log_stage_output(text: str) -> None:
     logger = get_run_logger()
-    for line in text.replace("\r", "\n").splitlines():
-        if line.strip() and not any(mark in line for mark in PROGRESS_MARKS):
-            logger.info(line)
+    for line in output_lines(text):
+        logger.info(line)
 
 
 @task(task_run_name="{stage}")
@@ -108,17 +60,13 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
     if needed and remote:  # what another worker may have pushed since the run started
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
     if needed:
-        # --pull: a run-cache hit downloads the outputs it points to instead of recomputing them
-        cmd = tool("dvc", "--wait-for-lock", "repro", "--single-item", *(["--pull"] if remote else []), stage)
-        env = {**tool_env(), **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-        log_stage_output(out.stdout)
-        if out.returncode != 0:
-            log_stage_output(out.stderr)
-            raise StageFailed(f"stage {stage} failed (exit {out.returncode}):\n"
-                              + "\n".join(out.stderr.strip().splitlines()[-15:]))
-        outcome = ("skipped" if f"Stage '{stage}' didn't change" in out.stdout
-                   else "restored" if "skipping run, checking out outputs" in out.stdout else "ran")
+        try:
+            outcome, stdout, _ = run_dvc_stage(stage, cwd, threads, pull=bool(remote))
+        except StageFailed as failed:
+            log_stage_output(failed.stdout)
+            log_stage_output(failed.stderr)
+            raise
+        log_stage_output(stdout)
     get_run_logger().info(f"{stage}: {outcome}")
     if remote and outcome != "skipped":  # publish it at once, so that no other worker recomputes it
         dvc("push", "--remote", remote, "--run-cache", stage, cwd=cwd)
@@ -160,49 +108,6 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
         dvc("push", "--remote", remote, "--run-cache", cwd=cwd)  # profile made DVC take 106 s instead of 1.5 s)
     publish_report(cwd, outcome)
     return outcome
-
-
-def thread_share(concurrency: int) -> int | None:
-    """Each stage's threads when ``concurrency`` run at once: the cores this process may use, shared out, and
-    never more than an OMP_NUM_THREADS the caller set; None (the stage's own default) when one runs at a time."""
-    if concurrency <= 1:
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = max(1, cores // concurrency)
-    preset = os.environ.get("OMP_NUM_THREADS", "")
-    return min(share, int(preset)) if preset.isdigit() and int(preset) > 0 else share
-
-
-def run_as_ready(stages: list[str], upstream: dict[str, set[str]], submit, limit: int,
-                 poll_s: float = 0.1) -> dict[str, str]:
-    """Submit each stage (``submit(stage, outcome so far)``: a Prefect future, or an outcome string) once every
-    stage it depends on among ``stages`` has finished, keeping at most ``limit`` in flight; returns the
-    outcomes in the order of ``stages``. A failed stage lets the running ones finish, submits nothing more and
-    raises its error."""
-    if limit < 1:
-        raise ValueError(f"concurrency must be at least 1 (got {limit})")
-    outcome: dict[str, str] = {}
-    pending, running = list(stages), {}
-    try:
-        while pending or running:
-            finished = [s for s, future in running.items() if future.wrapped_future.done()]  # no API call per poll
-            for stage in finished:  # before anything new starts: a failure stops the run at once
-                outcome[stage] = running.pop(stage).result()  # raises a failed stage's error
-            ready = [s for s in pending if not (upstream[s] & set(pending) | upstream[s] & set(running))]
-            for stage in ready[:max(0, limit - len(running))]:
-                pending.remove(stage)
-                result = submit(stage, outcome)
-                if isinstance(result, str):
-                    outcome[stage] = result
-                else:
-                    running[stage] = result
-            if running and not finished:
-                time.sleep(poll_s)
-    except BaseException:
-        for other in running.values():  # let the stages already running finish (DVC records them), then fail
-            other.wait()
-        raise
-    return {s: outcome[s] for s in stages}
 
 
 def flow_run_id() -> str:

@@ -1,0 +1,87 @@
+"""make repro: the DVC pipeline with its independent stages side by side, one core each.
+
+    python -m pipelines.parallel [--jobs N] [STAGE ...]
+
+The same stages, order and outputs as ``dvc repro [STAGE ...]``, which runs them one after another: each stage
+starts as soon as every stage it depends on has finished, at most ``--jobs`` at once (default: the usable
+cores), and gets its share of the cores through OMP_NUM_THREADS. DVC decides what is up to date (one ``dvc
+status`` first) and records every stage in ``dvc.lock`` as ``dvc repro`` does. Each stage's output is printed
+when it ends. A failing stage lets the running ones finish, starts nothing more and exits 2 with its error
+lines. No Prefect: ``make flow`` runs the same schedule as a Prefect flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pipelines.schedule import StageFailed, output_lines, plan, run_as_ready, run_stage, thread_share
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print) -> dict[str, str]:
+    """Run what DVC says is out of date among ``stages`` (all when None) and what they need, ``jobs`` at once;
+    returns {stage: 'ran' | 'skipped' | 'restored'} in DVC's order."""
+    p = plan(repo_dir, remote=None)
+    unknown = set(stages or []) - set(p.order)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; DVC has: {', '.join(p.order)}")
+    wanted = set(stages or p.order)
+    wanted |= {up for s in wanted for up in p.upstream[s]}  # like `dvc repro STAGE`: with what it needs
+    selected = [s for s in p.order if s in wanted]
+    threads, lock, start = thread_share(jobs), threading.Lock(), time.perf_counter()
+
+    def one(stage: str) -> str:
+        t0 = time.perf_counter()
+        try:
+            outcome, stdout, _ = run_stage(stage, repo_dir, threads)
+        except StageFailed as failed:
+            with lock:
+                echo("\n".join(output_lines(failed.stdout) + output_lines(failed.stderr)))
+            raise
+        with lock:
+            lines = [line for line in output_lines(stdout) if not line.startswith(("Running stage", "> "))]
+            echo("\n".join([f"== {stage}: {outcome} in {time.perf_counter() - t0:.1f}s "
+                            f"(at {time.perf_counter() - start:.0f}s)", *lines]))
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        def submit(stage: str, outcome: dict[str, str]):
+            if stage in p.ran:
+                return "ran"
+            needed = stage in p.changed or any(outcome.get(up) in ("ran", "restored")
+                                               for up in p.upstream[stage] - p.ran)
+            return pool.submit(one, stage) if needed else "skipped"
+
+        return run_as_ready(selected, p.upstream, submit, jobs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stages", nargs="*", help="run only these stages and what they need")
+    parser.add_argument("--jobs", type=int, default=usable_cores(), help="stages at once (default: usable cores)")
+    parser.add_argument("--repo", default=".")
+    args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1 (got {args.jobs})")
+    start = time.perf_counter()
+    try:
+        outcome = reproduce(Path(args.repo).resolve(), args.stages or None, args.jobs)
+    except (StageFailed, ValueError) as failed:
+        print(f"[repro] {failed}", file=sys.stderr)
+        sys.exit(2)
+    ran = [s for s, o in outcome.items() if o == "ran"]
+    print(f"[repro] {len(ran)} stage(s) ran, {len(outcome) - len(ran)} up to date, {args.jobs} at once, "
+          f"in {time.perf_counter() - start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
