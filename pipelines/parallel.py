@@ -13,6 +13,7 @@ lines. No Prefect: ``make flow`` runs the same schedule as a Prefect flow.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -27,9 +28,11 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print) -> dict[str, str]:
+def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print,
+              times: dict | None = None) -> dict[str, str]:
     """Run what DVC says is out of date among ``stages`` (all when None) and what they need, ``jobs`` at once;
-    returns {stage: 'ran' | 'skipped' | 'restored'} in DVC's order."""
+    returns {stage: 'ran' | 'skipped' | 'restored'} in DVC's order. ``times`` receives each stage that ran:
+    {stage: (started, ended)} in seconds from the start."""
     p = plan(repo_dir, remote=None)
     unknown = set(stages or []) - set(p.order)
     if unknown:
@@ -48,6 +51,8 @@ def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print) -
                 echo("\n".join(output_lines(failed.stdout) + output_lines(failed.stderr)))
             raise
         with lock:
+            if times is not None:
+                times[stage] = (t0 - start, time.perf_counter() - start)
             lines = [line for line in output_lines(stdout) if not line.startswith(("Running stage", "> "))]
             echo("\n".join([f"== {stage}: {outcome} in {time.perf_counter() - t0:.1f}s "
                             f"(at {time.perf_counter() - start:.0f}s)", *lines]))
@@ -72,15 +77,42 @@ def main() -> None:
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1 (got {args.jobs})")
-    start = time.perf_counter()
+    start, times, repo = time.perf_counter(), {}, Path(args.repo).resolve()
     try:
-        outcome = reproduce(Path(args.repo).resolve(), args.stages or None, args.jobs)
+        outcome = reproduce(repo, args.stages or None, args.jobs, times=times)
     except (StageFailed, ValueError) as failed:
         print(f"[repro] {failed}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if times:
+            write_times(repo / TIMES, times, args.jobs, time.perf_counter() - start)
     ran = [s for s, o in outcome.items() if o == "ran"]
+    print(time_table(times))
     print(f"[repro] {len(ran)} stage(s) ran, {len(outcome) - len(ran)} up to date, {args.jobs} at once, "
-          f"in {time.perf_counter() - start:.0f}s")
+          f"in {time.perf_counter() - start:.0f}s (stage times: {TIMES})")
+
+
+TIMES = Path("logs/repro_times.json")
+
+
+def write_times(path: Path, times: dict, jobs: int, wall_s: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"jobs": jobs, "wall_s": wall_s,
+                                "stages": {s: {"start_s": a, "end_s": b, "seconds": b - a}
+                                           for s, (a, b) in sorted(times.items(), key=lambda kv: kv[1])}},
+                               indent=1) + "\n")
+
+
+def time_table(times: dict) -> str:
+    """Seconds by kind of stage (``train`` for every train@ROW), most first: where the run's time went.
+    Stages ran side by side, so the seconds add up to more than the wall time."""
+    kinds: dict[str, list[float]] = {}
+    for stage, (a, b) in times.items():
+        kinds.setdefault(stage.split("@")[0], []).append(b - a)
+    rows = sorted(kinds.items(), key=lambda kv: -sum(kv[1]))
+    lines = ["| stages | count | seconds | longest |", "|---|---:|---:|---:|"]
+    lines += [f"| {kind} | {len(s)} | {sum(s):.0f} | {max(s):.0f} |" for kind, s in rows]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

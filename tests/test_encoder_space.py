@@ -1,6 +1,8 @@
 """Encoder-space diffusion (TEncDM) on the real frozen MiniLM: the feature cache, the normaliser,
 the decoder, and the diffusion model over standardised encodings."""
 
+import math
+
 import pytest
 import torch
 
@@ -174,3 +176,32 @@ def test_a_rebuilt_cache_has_the_same_bytes(sentences, tmp_path):
     assert digests[0] == digests[1]
     loaded = FeatureCache.load(tmp_path / "a")
     assert loaded.kind == "encodings" and loaded.max_length == 40
+
+
+def test_calibrated_scale_minimises_the_loss_over_the_scale_and_chunked_accuracy_is_whole(cache):
+    """calibrate_scale's bisection lands on the minimum of the batch's CE over log s (the CE a little either
+    side is higher); accuracy in chunks of sentences equals accuracy in one pass."""
+    import torch.nn.functional as F
+
+    from textdiff.config import DecoderParams
+    from textdiff.processes.gaussian import GaussianProcess
+    from textdiff.spaces.decoder import FeatureDecoder, accuracy
+
+    params = DecoderParams.model_validate({"model": {"d_model": 32, "n_layers": 1, "n_heads": 2}})
+    process = GaussianProcess("tan_d", 1000, 9.0)
+    decoder = FeatureDecoder(params, 40, cache.ids.long().unique(), cache.mean, cache.std).init_from_minilm()
+    batch = cache.canvas(list(range(len(cache))), 40)
+    loss = decoder.calibrate_scale(batch, process, torch.Generator().manual_seed(0))
+    real = batch.ids != minilm_tokenizer().pad_token_id
+    logits = decoder.closeness(decoder.noised(batch, process, torch.Generator().manual_seed(0)))[real].detach()
+    target = decoder.index_of(batch.ids[real])
+    log_s = decoder.log_scale.item()
+    for shift in (-0.05, 0.05):
+        assert F.cross_entropy(math.exp(log_s + shift) * logits, target).item() > loss
+    canvas = cache.canvas(list(range(len(cache))), 40)
+    whole, chunked = (accuracy(decoder, canvas, process, 0.05, torch.Generator().manual_seed(0), chunk_size=size)
+                      for size in (len(cache), 3))
+    tokens = int(real.sum())
+    # the same argmax per position (a float tie between two ids, decided apart by the matmul's blocking, at most)
+    assert abs(whole["token_accuracy"] - chunked["token_accuracy"]) <= 1 / tokens
+    assert whole["sentences"] == chunked["sentences"] == len(cache)

@@ -112,3 +112,11 @@ def test_the_deployments_allow_one_run_at_a_time_and_the_pool_one_pulls_committe
         subprocess.run(["git", *cmd], cwd=tmp_path, check=True)
     source = git_source(tmp_path)  # no origin: this clone, at its branch
     assert source._url == str(tmp_path) and source._branch == "work"
+
+
+def test_make_repro_sums_the_seconds_of_each_kind_of_stage():
+    from pipelines.parallel import time_table
+
+    table = time_table({"train@a": (0.0, 10.0), "train@b": (5.0, 30.0), "report": (30.0, 31.5)}).splitlines()
+    assert table[2] == "| train | 2 | 35 | 25 |"  # 10 + 25 seconds; the longest 25; listed first (most seconds)
+    assert table[3] == "| report | 1 | 2 | 2 |"

@@ -1,4 +1,5 @@
-"""A real `dvc repro` of the tiny params profile in a temp copy of the repository."""
+"""A real run of the tiny params profile in a temp copy of the repository: `make repro`'s runner
+(pipelines.parallel: the DVC stages, two at once), then `dvc repro` and `dvc exp run` on its results."""
 
 import copy
 import hashlib
@@ -22,7 +23,8 @@ def repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reproduced(repo) -> subprocess.CompletedProcess:
-    return run(["dvc", "repro"], repo)
+    """What `make repro` runs (the venv's interpreter, not on PATH), two stages at once."""
+    return run([str(VENV / "bin" / "python"), "-m", "pipelines.parallel", "--jobs", "2"], repo)
 
 
 def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
@@ -32,7 +34,11 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
                   "sample@encoder", "evaluate@encoder", "evaluate_reference", "report", "autoencoder@ar",
                   "autoencoder@latent_planner", "space@latent_planner", "train@latent_planner",
                   "sample@latent_planner", "evaluate@latent_planner"):
-        assert f"Running stage '{stage}'" in reproduced.stdout
+        assert f"== {stage}: ran in" in reproduced.stdout
+    times = json.loads((repo / "logs" / "repro_times.json").read_text())
+    ran = {line.split(":")[0][3:] for line in reproduced.stdout.splitlines() if line.startswith("== ")}
+    assert set(times["stages"]) == ran and times["jobs"] == 2
+    assert all(0 <= t["start_s"] < t["end_s"] <= times["wall_s"] for t in times["stages"].values())
     resolved = yaml.safe_load((repo / "data" / "params" / "mdlm.yaml").read_text())  # defaults merged in
     assert (resolved["family"], resolved["model"]["d_model"], resolved["train"]["steps"]) == ("mdlm", 32, 20)
     for row in ("ar", "mdlm"):  # a family the tiny profile does not sweep only records why
@@ -75,7 +81,7 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
 def test_infill_and_control_stages_fill_guide_and_report(repo, reproduced):
     for stage in ("infill@mdlm", "infill@ar", "infill@latent_planner", "guide_classifier", "control_judge",
                   "control@embedding", "control@mdlm", "control@sedd_uniform"):
-        assert f"Running stage '{stage}'" in reproduced.stdout
+        assert f"== {stage}: ran in" in reproduced.stdout
     infill = json.loads((repo / "metrics" / "infill" / "mdlm.json").read_text())
     assert infill["supported"] and infill["templates"] == 8 and infill["fills_per_template"] == 2
     assert 0.2 <= infill["blank_share"] <= 0.55 and infill["token_accuracy_ci"] is not None
@@ -135,6 +141,11 @@ def test_three_lines_of_python_sample_infill_and_guide(repo, reproduced):
               "print(model.likelihood(['the film is good .'])['heldout_ppl'] > 1)\n")
     out = run([sys.executable, "-c", script], repo).stdout.splitlines()
     assert out[0].startswith("3 the film is") and out[1] == "3 True" and out[2] == "True"
+
+
+def test_make_repro_names_an_unknown_stage_and_runs_nothing(repo, reproduced):
+    out = run([str(VENV / "bin" / "python"), "-m", "pipelines.parallel", "train@nosuchrow"], repo, check=False)
+    assert out.returncode == 2 and "unknown stages ['train@nosuchrow']" in out.stderr
 
 
 def test_second_repro_has_nothing_to_do(repo, reproduced):
