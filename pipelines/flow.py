@@ -89,19 +89,13 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
                                         if retries and backoff > 0 else 0)
     p = plan(cwd, remote)
     os.environ["TEXTDIFF_RUN_GROUP"] = f"prefect-{flow_run_id()}"  # the wandb group of this run's stages
-    unknown = set(stages or []) - set(p.order)
-    if unknown:
-        raise ValueError(f"unknown stages {sorted(unknown)}; DVC has: {', '.join(p.order)}")
-    wanted = set(stages or p.order)
-    wanted |= {up for s in wanted for up in p.upstream[s]}  # like `dvc repro STAGE`: with what it needs
-    selected = [s for s in p.order if s in wanted]
+    selected = p.select(stages)
     threads = thread_share(concurrency)
 
     def submit(stage: str, outcome: dict[str, str]):
         if stage in p.ran:  # already run by the plan, whose status of every later stage accounts for it
             return "ran"
-        needed = stage in p.changed or any(outcome.get(up) in ("ran", "restored") for up in p.upstream[stage] - p.ran)
-        return stage_task.submit(stage, str(cwd), needed, remote, threads)
+        return stage_task.submit(stage, str(cwd), p.must_run(stage, outcome), remote, threads)
 
     outcome = run_as_ready(selected, p.upstream, submit, concurrency)
     if remote:  # publish what this worker has, computed or not: one bulk push (naming the 68 stages of the tiny

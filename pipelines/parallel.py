@@ -34,12 +34,7 @@ def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print,
     returns {stage: 'ran' | 'skipped' | 'restored'} in DVC's order. ``times`` receives each stage that ran:
     {stage: (started, ended)} in seconds from the start."""
     p = plan(repo_dir, remote=None)
-    unknown = set(stages or []) - set(p.order)
-    if unknown:
-        raise ValueError(f"unknown stages {sorted(unknown)}; DVC has: {', '.join(p.order)}")
-    wanted = set(stages or p.order)
-    wanted |= {up for s in wanted for up in p.upstream[s]}  # like `dvc repro STAGE`: with what it needs
-    selected = [s for s in p.order if s in wanted]
+    selected = p.select(stages)
     threads, lock, start = thread_share(jobs), threading.Lock(), time.perf_counter()
 
     def one(stage: str) -> str:
@@ -62,9 +57,7 @@ def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print,
         def submit(stage: str, outcome: dict[str, str]):
             if stage in p.ran:
                 return "ran"
-            needed = stage in p.changed or any(outcome.get(up) in ("ran", "restored")
-                                               for up in p.upstream[stage] - p.ran)
-            return pool.submit(one, stage) if needed else "skipped"
+            return pool.submit(one, stage) if p.must_run(stage, outcome) else "skipped"
 
         return run_as_ready(selected, p.upstream, submit, jobs)
 

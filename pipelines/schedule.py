@@ -36,6 +36,20 @@ class Plan:
     changed: set[str] = field(default_factory=set)
     ran: set[str] = field(default_factory=set)  # stages the plan itself ran (validate, when params changed)
 
+    def select(self, stages: list[str] | None) -> list[str]:
+        """``stages`` (every stage when None) with every stage they need, in DVC's order, as ``dvc repro
+        STAGE`` would run them; an unknown name is an error that lists DVC's stages."""
+        unknown = set(stages or []) - set(self.order)
+        if unknown:
+            raise ValueError(f"unknown stages {sorted(unknown)}; DVC has: {', '.join(self.order)}")
+        wanted = set(stages or self.order)
+        wanted |= {up for s in wanted for up in self.upstream[s]}
+        return [s for s in self.order if s in wanted]
+
+    def must_run(self, stage: str, outcome: dict[str, str]) -> bool:
+        """DVC listed it as changed, or a stage it depends on ran (or was restored) in this run."""
+        return stage in self.changed or any(outcome.get(up) in ("ran", "restored") for up in self.upstream[stage] - self.ran)
+
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     out = subprocess.run(tool("dvc", "--wait-for-lock", *args), cwd=cwd, capture_output=True, text=True,

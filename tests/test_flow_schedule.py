@@ -120,3 +120,16 @@ def test_make_repro_sums_the_seconds_of_each_kind_of_stage():
     table = time_table({"train@a": (0.0, 10.0), "train@b": (5.0, 30.0), "report": (30.0, 31.5)}).splitlines()
     assert table[2] == "| train | 2 | 35 | 25 |"  # 10 + 25 seconds; the longest 25; listed first (most seconds)
     assert table[3] == "| report | 1 | 2 | 2 |"
+
+
+def test_a_plan_selects_what_a_stage_needs_and_runs_what_changed_or_follows_a_run():
+    from pipelines.schedule import Plan
+
+    p = Plan(order=list(DAG), upstream=DAG, changed={"train@b"})
+    assert p.select(["train@a"]) == ["prepare", "tokenizer", "train@a"]  # in DVC's order, with its upstreams
+    assert p.select(None) == list(DAG)
+    with pytest.raises(ValueError, match=r"unknown stages \['train@z'\]"):
+        p.select(["train@z"])
+    assert p.must_run("train@b", {}) and not p.must_run("train@a", {"prepare": "skipped", "tokenizer": "skipped"})
+    assert p.must_run("report", {"train@a": "skipped", "train@b": "ran"})  # downstream of a stage that ran
+    assert p.must_run("report", {"train@c": "restored"})
