@@ -110,3 +110,12 @@ def test_an_empty_run_renders_with_every_section_saying_what_is_missing():
     report = render(p, RunMetrics(rows=[], stats={"splits": {}}), {}, {}, claims=[])
     assert "No steps sweep yet" in report and "No encoder-space rows" in report
     assert "No ablations collected on this run's data and params" in report
+
+
+def test_the_mauve_note_gives_each_rows_sample_size():
+    from textdiff.report.notes import mauve_note
+
+    note = mauve_note([{"model": "real text (held-out)", "mauve_n": 512}, {"model": "ar", "mauve_n": 128},
+                       {"model": "mdlm", "mauve_n": 128}])
+    assert "n = min(texts, references): 512 for `real text (held-out)`; 128 for `ar`, `mdlm`." in note
+    assert "128 for every row." in mauve_note([{"model": "ar", "mauve_n": 128}])

@@ -41,7 +41,13 @@ def judge_header(p, judge: dict | None, rows: list[dict]) -> str:
 
 def mauve_note(rows: list[dict]) -> str:
     first = next((r for r in rows if "mauve_n" in r), {})
-    return (f"MAUVE on MiniLM sentence features, n = {first.get('mauve_n', '–')} per side. Intervals are 95% "
+    sizes: dict[int, list[str]] = {}  # each row's MAUVE n: min(its texts, the references)
+    for r in rows:
+        if "mauve_n" in r:
+            sizes.setdefault(r["mauve_n"], []).append(r["model"])
+    n = "; ".join(f"{size} for {', '.join(f'`{m}`' for m in models) if len(sizes) > 1 else 'every row'}"
+                  for size, models in sorted(sizes.items(), reverse=True)) or "–"
+    return (f"MAUVE on MiniLM sentence features, n = min(texts, references): {n}. Intervals are 95% "
             f"bootstrap intervals over samples ({first.get('bootstrap_resamples', '–')} resamples; "
             f"{first.get('mauve_bootstrap_resamples', '–')} for MAUVE): percentile intervals for gen_ppl, entropy and "
             "mem; for div and MAUVE, whose resamples are biased low by duplicated samples, the bootstrap spread "
