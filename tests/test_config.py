@@ -37,7 +37,7 @@ def test_defaults_merge_under_every_row_and_a_row_overrides_them():
     a, b, enc = p.row("a"), p.row("b"), p.row("enc")
     assert (a.train.steps, a.train.lr, a.model.d_model) == (7, 0.01, 64)
     assert (b.train.steps, b.train.lr) == (9, 1e-3)
-    assert a.model.positions == "rotary" and a.sample.num_samples == 256  # the family's and the schema's defaults
+    assert a.model.positions == "rotary" and a.sample.num_samples == 128  # the family's and the schema's defaults
     # a part written in part keeps its own defaults: the decoder's share and warmup, the encoder's share
     assert (enc.decoder.train.steps, enc.decoder.train.budget_share, enc.decoder.train.warmup_steps) == (20, 0.2, 30)
     assert enc.train.budget_share == 0.8 and enc.train.steps == 7

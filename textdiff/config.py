@@ -151,7 +151,7 @@ class TrainParams(Section):
 class SampleCountParams(Section):
     """How many texts a row's sample stage draws, and how many at once (the ``defaults.sample`` block)."""
 
-    num_samples: int = Field(256, ge=2, description="at least 2: diversity and intervals need pairs")
+    num_samples: int = Field(128, ge=2, description="at least 2: diversity and intervals need pairs")
     batch_size: int = Field(128, ge=1)
 
 
