@@ -38,7 +38,6 @@ def train_decoder(name: str, section, p) -> None:
     from textdiff.device import resolve_device
     from textdiff.processes.gaussian import GaussianProcess
     from textdiff.spaces.decoder import accuracy, fit_decoder, save_decoder
-    from textdiff.spaces.minilm import FeatureCache
     from textdiff.training.flops import minilm_flops, train_record
 
     device = resolve_device(p.device)
@@ -55,10 +54,7 @@ def train_decoder(name: str, section, p) -> None:
     save_decoder(SPACES / name / "decoder", decoder)
 
     test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
-    if cache.kind == "encodings":
-        held_out = encodings("test", test, cache.max_length, section.space.batch_size, device, "decoder")
-    else:
-        held_out = FeatureCache.build(test, cache.kind, cache.max_length, section.space.batch_size, device)
+    held_out = encodings("test", test, cache.max_length, section.space.batch_size, device, "decoder", cache.kind)
     held_out.mean, held_out.std = cache.mean, cache.std  # standardised with the training statistics
     canvas = held_out.canvas(list(range(len(held_out))), section.model.seq_len).to(device)
     gen = torch.Generator(device=device).manual_seed(p.seed)

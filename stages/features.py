@@ -40,18 +40,21 @@ def main() -> None:
     write_json(METRICS / "features.json", record)
 
 
-def encodings(split: str, texts: list[str], max_length: int, batch_size: int, device, stage: str):
-    """MiniLM encodings of ``texts``, the first sentences of ``split``: the features stage's cache (cut to
-    ``len(texts)``) when it holds them at ``max_length``, else encoded here."""
+def encodings(split: str, texts: list[str], max_length: int, batch_size: int, device, stage: str,
+              kind: str = "encodings"):
+    """MiniLM ``kind`` features of ``texts``, the first sentences of ``split``: the features stage's cache (cut
+    to ``len(texts)``) when it holds them at ``max_length``, else computed here (input ``embeddings`` always:
+    a table lookup the stage does not cache)."""
     from textdiff.spaces.minilm import CACHE_FILE, FeatureCache
 
-    if (FEATURES / split / CACHE_FILE).exists():
+    if kind == "encodings" and (FEATURES / split / CACHE_FILE).exists():
         cache = FeatureCache.load(FEATURES / split).head(len(texts))
         if cache.holds(texts, "encodings", max_length):
             return cache
-    say(stage, f"encoding {len(texts)} {split} sentences with MiniLM here (data/features holds another canvas "
-               "or corpus)")
-    return FeatureCache.build(texts, "encodings", max_length, batch_size, device)
+    if kind == "encodings":
+        say(stage, f"encoding {len(texts)} {split} sentences with MiniLM here (data/features holds another "
+                   "canvas or corpus)")
+    return FeatureCache.build(texts, kind, max_length, batch_size, device)
 
 
 if __name__ == "__main__":

@@ -50,17 +50,14 @@ def token_space(name: str, space: str, device_name: str, out) -> dict:
 def feature_cache(name: str, space: EncoderSpaceParams, device_name: str, out) -> dict:
     """The frozen MiniLM's features of the training split with their statistics: encodings from the features
     stage, input embeddings (a table lookup) computed here."""
-    from textdiff.spaces.minilm import FeatureCache, space_summary
+    from textdiff.spaces.minilm import space_summary
     from textdiff.training.flops import minilm_flops
 
     texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     device = resolve_device(device_name)
     say("space", f"{name}: MiniLM {space.features} of {len(texts)} training sentences on {device}")
     t0 = time.perf_counter()
-    if space.features == "encodings":
-        cache = encodings("train", texts, space.max_length, space.batch_size, device, "space")
-    else:
-        cache = FeatureCache.build(texts, space.features, space.max_length, space.batch_size, device, progress=True)
+    cache = encodings("train", texts, space.max_length, space.batch_size, device, "space", space.features)
     cache.save(out)
     return {**space_summary(cache), "encode_wall_s": time.perf_counter() - t0,
             "frozen_encoder_flops": minilm_flops(cache.lengths(), space.batch_size, cache.kind),

@@ -58,3 +58,9 @@ def test_other_sentences_or_canvas_are_encoded_here_with_the_same_maths(tmp_path
     assert torch.allclose(got.sentence(3)[1], saved.sentence(3)[1], atol=2e-2)
     missing = stage.encodings("test", TEXTS[:2], 16, 4, "cpu", "test")  # no test split written
     assert len(missing) == 2 and "encoding 2 test sentences" in capsys.readouterr().out
+
+
+def test_input_embeddings_are_always_looked_up_here(tmp_path, monkeypatch, capsys):
+    shared(tmp_path, monkeypatch)
+    got = stage.encodings("train", TEXTS[:2], 16, 4, "cpu", "test", kind="embeddings")
+    assert got.kind == "embeddings" and len(got) == 2 and "encoding" not in capsys.readouterr().out
