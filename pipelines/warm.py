@@ -1,0 +1,204 @@
+"""``make repro``'s stage runner: DVC's own steps for one stage, without a new DVC and Python process per stage.
+
+``dvc repro --single-item STAGE`` starts DVC (about 1 s), which starts the stage's interpreter; importing
+torch, transformers and the package takes 2–4 s more. In the tiny profile that start-up was most of every
+stage's time (a stage with 0.0 s of work took 3–10 s). Here one DVC ``Repo`` stays open in the runner, and a
+stage whose command is ``bin/py -m MODULE ARGS`` runs in a child forked from a forkserver that imported the
+stage modules (and with them torch and transformers) once.
+
+Around the command the runner takes the steps ``dvc repro`` takes for one stage, with DVC's own ``Stage``
+methods, under DVC's repository lock: skip the stage if it has not changed; remove its outputs (persisted
+ones stay); restore it from DVC's run cache if that holds this exact run; else run the command with
+``DVC_ROOT`` and ``DVC_STAGE`` set, then save its deps and outputs (and the run cache), commit the outputs to
+DVC's cache and write its ``dvc.lock`` entry. So ``dvc.lock`` is what ``dvc repro`` would have written: the
+pipeline test checks that ``dvc repro`` finds nothing to do afterwards.
+
+Two costs of DVC's own are paid once instead of per stage: reading the stage definitions (0.8 s: the stages
+are collected once, at the start) and rewriting ``dvc.lock`` (a round trip through ruamel.yaml, 1.4 s for the
+11,000 lines of a full run's lock file): finished stages are written together, at most ``RECORD_EVERY_S``
+apart and always at the end, failed or not. A run killed between two writes loses no work: each stage is
+already in DVC's run cache, from which the next run restores it. A stage with any other command, or a
+run whose stages must use another interpreter (``TEXTDIFF_PYTHON``), goes through ``dvc repro
+--single-item`` as before (``cold``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from pipelines.schedule import StageFailed, run_stage
+
+STAGE_MODULES = "stages"  # the package whose modules are imported once, in the forkserver
+RECORD_EVERY_S = 30.0  # the longest a finished stage waits for its dvc.lock entry
+
+
+def module_command(cmd: str) -> tuple[str, list[str]] | None:
+    """``bin/py -m MODULE ARGS…`` as (MODULE, ARGS); None for any other command."""
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        return None
+    if len(words) >= 3 and words[0] in ("bin/py", "./bin/py") and words[1] == "-m":
+        return words[2], words[3:]
+    return None
+
+
+def stage_modules(repo_dir: Path) -> list[str]:
+    """Every stage module, so that the forkserver imports what the stages import (torch, transformers, …)."""
+    return sorted(f"{STAGE_MODULES}.{p.stem}" for p in (repo_dir / STAGE_MODULES).glob("*.py") if p.stem != "__init__")
+
+
+def run_module(module: str, args: list[str], repo_dir: str, env: dict[str, str], threads: int | None,
+               log_path: str) -> None:
+    """In the forked child: the stage's output to ``log_path`` (both streams, C-level writes included), its
+    environment, its share of the cores, then ``python -m MODULE ARGS`` in ``repo_dir``; the exit status is
+    the stage's."""
+    import runpy
+    import warnings
+
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.chdir(repo_dir)
+    os.environ.update(env)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    use_repo_code(Path(repo_dir))
+    sys.argv = [module, *args]
+    warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package", category=RuntimeWarning)
+    runpy.run_module(module, run_name="__main__", alter_sys=True)  # the preloaded module, run as __main__
+
+
+def use_repo_code(repo_dir: Path) -> None:
+    """``python -m`` in ``repo_dir`` imports the packages that folder holds from it: drop any the forkserver
+    imported from elsewhere (a runner started in another folder than ``--repo``), so they load from here."""
+    root = repo_dir.resolve()
+    sys.path.insert(0, str(root))
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        origin = getattr(module, "__file__", None)
+        if origin and (root / top / "__init__.py").exists() and not Path(origin).resolve().is_relative_to(root):
+            del sys.modules[name]
+
+
+def start_forkserver(threads: int | None) -> None:
+    """Start the forkserver (it imports the preloaded modules) with OMP_NUM_THREADS at the stages' share: torch's
+    OpenMP pool is sized when torch is imported. This process's own environment is left as it was."""
+    from multiprocessing import forkserver
+
+    before = os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        forkserver.ensure_running()
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
+class WarmStages:
+    """Runs stages of one repository, each in a forked child, recording them in ``dvc.lock`` from one open
+    ``Repo``. Threads may call ``run`` at once: DVC's part is serialised, the commands run side by side."""
+
+    def __init__(self, repo_dir: Path, threads: int | None):
+        from dvc.repo import Repo
+
+        self.repo_dir, self.threads = repo_dir, threads
+        self.repo = Repo(str(repo_dir))
+        self.dvc_turn = threading.Lock()  # one thread at a time in DVC's repository
+        with self.turn():
+            self.stages = {stage.name: stage for stage in self.repo.index.stages}  # as pipelines.schedule.plan names them
+        self.unrecorded: list = []  # finished stages whose dvc.lock entries are not written yet
+        self.recorded_at = time.monotonic()
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(stage_modules(repo_dir))
+        start_forkserver(threads)
+        self.own_interpreter = not os.environ.get("TEXTDIFF_PYTHON") or \
+            Path(os.environ["TEXTDIFF_PYTHON"]).resolve() == Path(sys.executable).resolve()
+
+    @contextlib.contextmanager
+    def turn(self):
+        """One thread at a time in DVC's repository, under its lock, from its root folder (DVC resolves stage
+        paths against the working folder; nothing else in the runner depends on it)."""
+        from dvc.repo import lock_repo
+
+        with self.dvc_turn:
+            before = os.getcwd()
+            os.chdir(self.repo_dir)
+            try:
+                with lock_repo(self.repo):
+                    yield
+            finally:
+                os.chdir(before)
+
+    def close(self) -> None:
+        """Write the dvc.lock entries still due, then let go of the repository."""
+        with self.turn():
+            self.record()
+        self.repo.close()
+
+    def record(self) -> None:
+        """The dvc.lock entries of the finished stages, in one rewrite of the file (caller holds DVC's lock)."""
+        by_file: dict = {}
+        for stage in self.unrecorded:
+            by_file.setdefault(stage.dvcfile.path, []).append(stage)
+        for stages in by_file.values():
+            stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
+        self.unrecorded = []
+        self.recorded_at = time.monotonic()
+
+    def run(self, name: str) -> tuple[str, str]:
+        """('ran' | 'skipped' (unchanged) | 'restored' (from DVC's run cache), the stage's output); raises
+        StageFailed with its last lines."""
+        from dvc.stage.cache import RunCacheNotFoundError
+
+        with self.turn():
+            stage = self.stages[name]
+            command = module_command(stage.cmd) if isinstance(stage.cmd, str) else None
+            if command is not None and self.own_interpreter:
+                if not stage.changed():
+                    return "skipped", ""
+                stage.remove_outs(ignore_remove=False, force=False)
+                try:
+                    self.repo.stage_cache.restore(stage)
+                    outcome = "restored"
+                except RunCacheNotFoundError:
+                    stage.save_deps()
+                    outcome = "ran"
+        if command is None or not self.own_interpreter:
+            outcome, stdout, stderr = run_stage(name, self.repo_dir, self.threads)
+            return outcome, stdout + stderr
+        output = self.execute(name, *command) if outcome == "ran" else ""
+        with self.turn():
+            uncached = any(not out.use_cache for out in stage.outs if not (out.is_metric or out.is_plot))
+            stage.save(run_cache=not uncached)
+            stage.commit()
+            self.unrecorded.append(stage)
+            if time.monotonic() - self.recorded_at >= RECORD_EVERY_S:
+                self.record()
+        return outcome, output
+
+    def execute(self, name: str, module: str, args: list[str]) -> str:
+        env = {"DVC_ROOT": str(self.repo_dir), "DVC_STAGE": name}
+        with tempfile.NamedTemporaryFile(prefix="stage-", suffix=".log") as log:
+            child = self.context.Process(target=run_module, name=name,
+                                         args=(module, args, str(self.repo_dir), env, self.threads, log.name))
+            child.start()
+            child.join()
+            output = Path(log.name).read_text(encoding="utf-8", errors="replace")
+        if child.exitcode != 0:
+            raise StageFailed(f"stage {name} failed (exit {child.exitcode}):\n"
+                              + "\n".join(output.strip().splitlines()[-15:]), "", output)
+        return output

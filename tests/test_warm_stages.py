@@ -1,0 +1,110 @@
+"""pipelines.warm, the stage runner of `make repro`, on a small DVC repository of its own: a stage runs in a
+forked child and is recorded in dvc.lock as `dvc repro` would record it (skipped when unchanged, restored from
+DVC's run cache, failures with their own lines, other commands through `dvc repro`).
+
+Under pytest the forkserver imports this checkout's `stages` package (the test's folder is on sys.path), not
+the small repository's: every run here also checks that a child runs the repository's own stage code
+(pipelines.warm.use_repo_code)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.schedule import StageFailed
+from pipelines.warm import WarmStages, module_command
+from tests.repo_copy import ROOT, run
+
+ECHO = '''import os, sys
+from pathlib import Path
+text = Path("in.txt").read_text()
+Path("out").mkdir(exist_ok=True)
+Path("out/echo.txt").write_text(text.upper())
+print("echo says", sys.argv[1], "in stage", os.environ["DVC_STAGE"], flush=True)
+os.write(2, b"a line written below Python\\n")
+'''
+FAIL = '''print("reading the input", flush=True)
+raise SystemExit("[fail] error: in.txt line 1 is not a number")
+'''
+DVC_YAML = {"stages": {
+    "echo": {"cmd": "bin/py -m stages.echo hello", "deps": ["in.txt", "stages/echo.py"], "outs": ["out/echo.txt"]},
+    "copy": {"cmd": "cp in.txt copy.txt", "deps": ["in.txt"], "outs": ["copy.txt"]},
+    "fail": {"cmd": "bin/py -m stages.fail", "deps": ["in.txt"], "outs": ["out/fail.txt"]},
+}}
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "__init__.py").write_text("")
+    (tmp_path / "stages" / "echo.py").write_text(ECHO)
+    (tmp_path / "stages" / "fail.py").write_text(FAIL)
+    (tmp_path / "bin").mkdir()
+    shutil.copy2(ROOT / "bin" / "py", tmp_path / "bin" / "py")
+    (tmp_path / "in.txt").write_text("first input\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.com"],
+                ["git", "config", "user.name", "ci"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "stages"]):
+        run(cmd, tmp_path)
+    return tmp_path
+
+
+def lock_entries(repo: Path) -> dict:
+    lock = repo / "dvc.lock"
+    return yaml.safe_load(lock.read_text())["stages"] if lock.exists() else {}
+
+
+def test_module_commands_are_recognised_and_others_are_not():
+    assert module_command("bin/py -m stages.train ar") == ("stages.train", ["ar"])
+    assert module_command("bin/py -m stages.evaluate --reference") == ("stages.evaluate", ["--reference"])
+    assert module_command("python -m stages.train ar") is None
+    assert module_command("cp a b") is None
+    assert module_command("bin/py -m 'unclosed") is None
+
+
+def test_a_stage_runs_warm_and_is_recorded_as_dvc_repro_records_it(repo):
+    warm = WarmStages(repo, threads=None)
+    try:
+        outcome, output = warm.run("echo")
+        assert outcome == "ran"
+        assert "echo says hello in stage echo" in output and "a line written below Python" in output
+        assert (repo / "out" / "echo.txt").read_text() == "FIRST INPUT\n"
+        assert warm.run("copy")[0] == "ran"  # not `bin/py -m`: through `dvc repro --single-item`
+        assert (repo / "copy.txt").read_text() == "first input\n"
+    finally:
+        warm.close()
+    assert set(lock_entries(repo)) == {"echo", "copy"}
+    assert "up to date" in run(["dvc", "status", "echo", "copy"], repo).stdout
+    assert "Running stage" not in run(["dvc", "repro", "echo", "copy"], repo).stdout
+
+    warm = WarmStages(repo, threads=None)
+    try:
+        assert warm.run("echo")[0] == "skipped"  # nothing it depends on changed
+        (repo / "in.txt").write_text("second input\n")
+        assert warm.run("echo")[0] == "ran"
+        (repo / "in.txt").write_text("first input\n")
+        assert warm.run("echo")[0] == "restored"  # DVC's run cache has the first run
+        assert (repo / "out" / "echo.txt").read_text() == "FIRST INPUT\n"
+    finally:
+        warm.close()
+    assert "up to date" in run(["dvc", "status", "echo", "copy"], repo).stdout
+
+
+def test_a_failing_stage_raises_its_own_lines_and_keeps_what_finished(repo):
+    warm = WarmStages(repo, threads=None)
+    try:
+        assert warm.run("echo")[0] == "ran"
+        with pytest.raises(StageFailed) as failed:
+            warm.run("fail")
+    finally:
+        warm.close()
+    message = str(failed.value)
+    assert "stage fail failed (exit 1)" in message
+    assert "reading the input" in message and "in.txt line 1 is not a number" in message
+    assert set(lock_entries(repo)) == {"echo"}  # the finished stage is recorded, the failed one is not
+    status = json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}")
+    assert set(status) == {"copy", "fail"}
+
