@@ -384,3 +384,43 @@ def test_d3pm_absorb_with_linear_schedule_is_discrete_time_masked_diffusion():
     kl = T * posterior_kl(log_pred, x0, x_t, ab[t] / ab[t - 1], ab[t - 1], Absorbing(30, 4).stationary())
     mdlm_loss = masked_diffusion_loss(log_pred[:, 0], x0, x_t == 4, 1 / (t.double() / T))
     torch.testing.assert_close(kl, mdlm_loss.double(), rtol=1e-10, atol=1e-12)
+
+
+def test_sedd_absorb_runs_its_head_at_masked_positions_only_and_agrees_with_the_whole_canvas():
+    """The loss, its gradient and the reverse steps equal those computed from the head over every position
+    (the graph's maths on the full (B, L, V) scores), and the FLOP count charges the head at half the canvas."""
+    model = tiny_sedd("absorbing").train()
+    x0 = torch.randint(5, 30, (6, 12), generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.05, 0.2, 0.4, 0.6, 0.8, 0.99], dtype=torch.float64)
+
+    def whole_canvas_losses():
+        x_t = model.graph.corrupt(x0, model.schedule.total(t), torch.Generator().manual_seed(3))
+        z = model.graph.score_logits(model.denoiser(x_t, t).float(), x_t)
+        return model.graph.score_entropy(z, x0, x_t, model.schedule, t)
+
+    reference = whole_canvas_losses()
+    reference.sum().backward()
+    reference_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    losses = model.token_losses(x0, t, torch.Generator().manual_seed(3))
+    losses.sum().backward()
+    torch.testing.assert_close(losses, reference)
+    assert (losses > 0).sum() > 20 and torch.isfinite(losses).all()
+    for got, want in zip((p.grad for p in model.parameters()), reference_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+    model.eval()
+    x_t = model.graph.corrupt(x0, model.schedule.total(t), torch.Generator().manual_seed(4))
+    now, before = torch.tensor(0.5, dtype=torch.float64), torch.tensor(0.45, dtype=torch.float64)
+    with torch.no_grad():
+        z_all = model.graph.score_logits(model.denoiser(x_t, now.expand(6)).float(), x_t)
+        for step in ("euler_probs", "tweedie_probs"):
+            want = (model.graph.euler_probs(z_all, x_t, model.schedule, now, before) if step == "euler_probs"
+                    else model.graph.tweedie_probs(z_all, x_t, model.schedule.alpha(now), model.schedule.alpha(before)))
+            torch.testing.assert_close(getattr(model, step)(x_t, now, before), want)
+
+    body = model.denoiser.flops_per_token(12, training=False) - 2 * model.denoiser.tok_emb.weight.numel()
+    assert model.flops_per_token(12, training=False) == pytest.approx(body + model.denoiser.tok_emb.weight.numel(),
+                                                                      rel=1e-3)
+    uniform = tiny_sedd("uniform")
+    assert uniform.flops_per_token(12) == uniform.denoiser.flops_per_token(12)

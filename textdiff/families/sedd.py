@@ -6,7 +6,9 @@ Composition:
   (``absorbing``: to [MASK], log-linear schedule; ``uniform``: to a uniform token,
   geometric schedule) — textdiff.processes.discrete;
 - score network: the shared bidirectional backbone conditioned on t, giving the
-  concrete score s_θ(x_t)_y ≈ p_t(y)/p_t(x_t) for every position and token y:
+  concrete score s_θ(x_t)_y ≈ p_t(y)/p_t(x_t) for every position and token y
+  (absorbing: only [MASK] positions have reverse rates, so the output head and
+  the vocabulary-wide loss run there alone, as in MDLM):
   absorbing: s_y = r·e^{z_y} with r = α/(1−α) and z offset by −log(V−1) so an
   untrained network starts at Σ_y s_y ≈ r (SEDD's scaling); uniform: s_y = e^{z_y},
   s_{x_t} = 1;
@@ -32,7 +34,7 @@ from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
 from textdiff.sampling.grid import continuous_times
 from textdiff.training.fit import canvas_fit
-from textdiff.training.flops import denoising_flops
+from textdiff.training.flops import body_forward, denoising_flops, head_forward, mean_masked_fraction
 
 PARAMS = SEDDParams
 
@@ -46,11 +48,27 @@ class SEDD(DenoiserModel):
         self.graph = graph_for(config.graph, vocab.size, vocab.mask_id)
         self.schedule = discrete_schedule(config.schedule)
 
+    @property
+    def absorbing(self) -> bool:
+        return self.graph.prior == "mask"
+
     # ---------------------------------------------------------------- the score (graph maths: processes.discrete)
 
     def score_logits(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """z (B, L, V), float32. Absorbing: log s = z + log r, z = −inf at [MASK]. Uniform: log s = z, z = 0 at x_t."""
-        return self.graph.score_logits(self.denoiser(x_t, t).float(), x_t)
+        """z (B, L, V), float32. Uniform: log s = z, z = 0 at x_t. Absorbing: log s = z + log r, z = −inf at
+        [MASK]; a revealed token has no reverse rates, so the head runs only at masked positions and z is −inf
+        across the others (no sampler reads them)."""
+        if not self.absorbing:
+            return self.graph.score_logits(self.denoiser(x_t, t).float(), x_t)
+        masked = x_t == self.vocab.mask_id
+        z = torch.full((*x_t.shape, self.vocab.size), float("-inf"), device=x_t.device)
+        z[masked] = self.masked_score_logits(x_t, t, masked)
+        return z
+
+    def masked_score_logits(self, x_t: torch.Tensor, t: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """Absorbing: z at the masked positions only, (N_masked, V)."""
+        h = self.denoiser.hidden(x_t, t)[masked]
+        return self.graph.score_logits(self.denoiser.head(h).float(), x_t[masked])
 
     def log_score(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log s_θ(x_t)_y (B, L, V)."""
@@ -59,9 +77,18 @@ class SEDD(DenoiserModel):
     # ---------------------------------------------------------------- loss and ELBO
 
     def token_losses(self, x0: torch.Tensor, t: torch.Tensor, generator=None) -> torch.Tensor:
-        """Score entropy per token (B, L) at times t (B,)."""
+        """Score entropy per token (B, L) at times t (B,); absorbing: computed at the masked positions, zero at
+        the others (as the graph's score entropy is there)."""
         x_t = self.graph.corrupt(x0, self.schedule.total(t), generator)
-        return self.graph.score_entropy(self.score_logits(x_t, t), x0, x_t, self.schedule, t)
+        if not self.absorbing:
+            return self.graph.score_entropy(self.score_logits(x_t, t), x0, x_t, self.schedule, t)
+        masked = x_t == self.vocab.mask_id
+        z = self.masked_score_logits(x_t, t, masked)[:, None]  # each masked position as a canvas of one
+        at_masked = self.graph.score_entropy(z, x0[masked][:, None], x_t[masked][:, None], self.schedule,
+                                             t[:, None].expand_as(x0)[masked])
+        losses = torch.zeros(x0.shape, dtype=at_masked.dtype, device=x0.device)
+        losses[masked] = at_masked[:, 0]
+        return losses
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
         return self.token_losses(x0, antithetic_times(x0.shape[0], x0.device)).mean()
@@ -77,6 +104,16 @@ class SEDD(DenoiserModel):
         alpha_1 = self.schedule.alpha(torch.ones((), dtype=torch.float64)).item()
         prior = prior_kl(x0, alpha_1, self.graph.stationary(x0.device)).sum(1)
         return stratified_bound(self.token_losses, x0, draws, continuous_time, generator, prior, per_draw)
+
+    # ---------------------------------------------------------------- accounting
+
+    def flops_per_token(self, seq_len: int, training: bool = True) -> float:
+        """Absorbing: the head at a fraction E_t[1 − α(t)] of the canvas (1/2 for log-linear), in training, the
+        ELBO and (on the sampler's time grid, about the same share) sampling; uniform: everywhere."""
+        if not self.absorbing:
+            return self.denoiser.flops_per_token(seq_len, training)
+        fwd = body_forward(self.denoiser, seq_len) + mean_masked_fraction(self.schedule) * head_forward(self.denoiser)
+        return 3 * fwd if training else fwd
 
     # ---------------------------------------------------------------- reverse steps (B, L, V) probabilities
 
