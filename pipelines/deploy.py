@@ -1,8 +1,9 @@
-"""Deployments of the pipeline flow: a served schedule, and a work pool for GPU workers.
+"""Deployments of the pipeline flow: a served schedule, and work pools for workers.
 
     .venv/bin/python -m pipelines.deploy serve  # long-running: serves the flow on orchestration.schedule_cron
-    .venv/bin/python -m pipelines.deploy pool   # registers a deployment on the orchestration.work_pool pool
-    .venv/bin/prefect worker start --pool textdiff-gpu  # on each GPU machine, in its own clone
+    .venv/bin/python -m pipelines.deploy pool   # registers deployments on orchestration.work_pool (and gpu_pool)
+    .venv/bin/prefect worker start --pool textdiff      # on each machine that runs whole flow runs
+    .venv/bin/prefect worker start --pool textdiff-gpu  # on each GPU machine, when orchestration.gpu_pool is set
 
 ``serve`` runs scheduled runs in this process (no worker needed). ``pool``
 registers the flow on a process work pool (created if missing) with a git source:
@@ -14,7 +15,11 @@ A fresh checkout has no outputs: give the runs a DVC remote
 (``orchestration.remote``) so that they restore what any run computed before.
 Both deployments allow one run at a time: a schedule that fires while a run is
 still going queues behind it instead of fighting it for DVC's lock on
-the same checkout. Both need a Prefect API (``prefect server start`` and
+the same checkout. With ``orchestration.gpu_pool`` set, ``pool`` also registers
+``textdiff-gpu-stages`` on that pool, with the same git source and environment:
+the flow sends its training and sampling stages there, one flow run per stage
+(pipelines.flow), as many at once as there are GPU workers (each run works in a
+checkout of its own). All need a Prefect API (``prefect server start`` and
 ``PREFECT_API_URL``); see README, Orchestration.
 """
 
@@ -28,7 +33,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.runner.storage import GitRepository
 
 from pipelines import tool
-from pipelines.flow import pipeline
+from pipelines.flow import GPU_STAGES_DEPLOYMENT, pipeline
 from textdiff.config import load_params
 
 ENTRYPOINT = "pipelines/flow.py:pipeline"
@@ -81,14 +86,27 @@ def git_source(repo_dir: Path) -> GitRepository:
 
 
 def deploy_to_pool(repo_dir: Path, pool: str | None = None) -> str:
+    """The pipeline on ``pool`` (default ``orchestration.work_pool``), one run at a time; returns its id."""
     settings = load_params(repo_dir / "params.yaml").orchestration
     pool = pool or settings.work_pool
     ensure_pool(pool)
     flow_from_source = pipeline.from_source(source=git_source(repo_dir), entrypoint=ENTRYPOINT)
-    deployment_id = flow_from_source.deploy(name="textdiff-gpu", work_pool_name=pool,
+    deployment_id = flow_from_source.deploy(name="textdiff-pool", work_pool_name=pool,
                                             parameters={"repo_dir": "."},  # the flow run's own fresh checkout
-                                            tags=["textdiff", "gpu"], job_variables=run_environment(repo_dir),
+                                            tags=["textdiff"], job_variables=run_environment(repo_dir),
                                             concurrency_limit=ONE_RUN_AT_A_TIME, print_next_steps=False)
+    return str(deployment_id)
+
+
+def deploy_gpu_stages(repo_dir: Path, pool: str) -> str:
+    """The deployment the flow sends its ``orchestration.gpu_stages`` to: on ``pool``, no routing of its own,
+    no run limit (each run has its own checkout); returns its id."""
+    ensure_pool(pool)
+    flow_from_source = pipeline.from_source(source=git_source(repo_dir), entrypoint=ENTRYPOINT)
+    deployment_id = flow_from_source.deploy(name=GPU_STAGES_DEPLOYMENT, work_pool_name=pool,
+                                            parameters={"repo_dir": ".", "route": False},
+                                            tags=["textdiff", "gpu"], job_variables=run_environment(repo_dir),
+                                            print_next_steps=False)
     return str(deployment_id)
 
 
@@ -103,8 +121,13 @@ def main() -> None:
     if args.what == "serve":
         serve(repo_dir, args.cron)
     else:
-        print(f"deployment {deploy_to_pool(repo_dir, args.pool)} on pool {args.pool or 'from params'}; "
-              f"start workers with: prefect worker start --pool <pool>")
+        settings = load_params(repo_dir / "params.yaml").orchestration
+        pool = args.pool or settings.work_pool
+        print(f"deployment textdiff-pipeline/textdiff-pool ({deploy_to_pool(repo_dir, pool)}) on pool {pool}")
+        if settings.gpu_pool:
+            print(f"deployment textdiff-pipeline/{GPU_STAGES_DEPLOYMENT} ({deploy_gpu_stages(repo_dir, settings.gpu_pool)})"
+                  f" on pool {settings.gpu_pool}, for the stages {', '.join(settings.gpu_stages)}")
+        print("start workers with: .venv/bin/prefect worker start --pool POOL")
 
 
 if __name__ == "__main__":

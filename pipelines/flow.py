@@ -28,6 +28,15 @@ outputs and run-cache entry at once. The run ends with one push of everything
 this worker has, computed or not (no stage names: DVC resolves each named target
 on its own, 106 s for the tiny profile's 68 stages against 1.5 s for the bulk
 push). A no-op run is three DVC calls, not three per stage.
+
+Stages can run on two pools. With ``orchestration.gpu_pool`` set (and a remote), each stage of a kind in
+``orchestration.gpu_stages`` (training and sampling by default) that must run is sent to that pool: the
+task starts a run of the deployment ``textdiff-pipeline/textdiff-gpu-stages`` (``pipelines.deploy pool``
+registers it there) for that one stage and waits for it. That run, on a GPU worker, in a fresh checkout of
+the committed code, is this same flow with ``stages=[STAGE]`` and no routing: it restores the stages the one
+it runs needs from the remote's run cache (this run pushed each as it finished), runs it and pushes it. Back
+here the task restores the stage from the run cache, so this checkout's ``dvc.lock`` records it as if it had
+run here, and the flow goes on. Everything else runs where the flow runs (the CPU pool's worker).
 """
 
 from __future__ import annotations
@@ -50,13 +59,20 @@ def log_stage_output(text: str) -> None:
         logger.info(line)
 
 
+GPU_STAGES_DEPLOYMENT = "textdiff-gpu-stages"  # this flow, on orchestration.gpu_pool, one routed stage per run
+
+
 @task(task_run_name="{stage}")
-def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None, threads: int | None = None) -> str:
+def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None, threads: int | None = None,
+              elsewhere: str | None = None) -> str:
     """Run one DVC stage if DVC says it must; returns 'ran', 'skipped' (up to date) or 'restored'
     (DVC's run cache had this exact run: outputs checked out, nothing recomputed). ``threads``: the stage's
-    share of the cores when stages run side by side."""
+    share of the cores when stages run side by side. ``elsewhere``: a deployment of this flow that runs the
+    stage first (on another pool); it is then restored here from the remote's run cache."""
     cwd = Path(repo_dir)
     outcome = "skipped"
+    if needed and elsewhere:
+        run_on_pool(stage, elsewhere, remote)
     if needed and remote:  # what another worker may have pushed since the run started
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
     if needed:
@@ -73,18 +89,48 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
     return outcome
 
 
+def run_on_pool(stage: str, deployment: str, remote: str) -> None:
+    """A run of ``deployment`` (this flow, on another pool) for ``stage`` alone, waited for; it pushes the
+    stage's outputs and run-cache entry to ``remote``. Raises StageFailed when that run does not complete."""
+    from prefect.deployments import run_deployment
+
+    logger = get_run_logger()
+    logger.info(f"{stage}: sent to {deployment}")
+    flow_run = run_deployment(name=f"{pipeline.name}/{deployment}", parameters={"repo_dir": ".", "stages": [stage], "remote": remote, "route": False},
+                              timeout=None)
+    if not flow_run.state.is_completed():
+        raise StageFailed(f"stage {stage} failed in flow run {flow_run.name} of {deployment} "
+                          f"({flow_run.state.name}): see that run's log")
+    logger.info(f"{stage}: done in flow run {flow_run.name} of {deployment}")
+
+
+def routing(settings, remote: str | None, route: bool):
+    """Which deployment runs a stage of each kind (None: this run): ``gpu_stages`` kinds go to the GPU pool's
+    deployment when ``gpu_pool`` is set and this run routes."""
+    if not (route and settings.gpu_pool):
+        return lambda stage: None
+    if not remote:
+        raise ValueError(f"orchestration.gpu_pool is {settings.gpu_pool!r} but there is no DVC remote "
+                         "(orchestration.remote or --remote): the GPU pool's runs hand their outputs back through it")
+    kinds = set(settings.gpu_stages)
+    return lambda stage: GPU_STAGES_DEPLOYMENT if stage.split("@")[0] in kinds else None
+
+
 @flow(name="textdiff-pipeline", log_prints=True)
 def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str | None = None,
              retries: int | None = None, retry_backoff_s: float | None = None,
-             concurrency: int | None = None) -> dict[str, str]:
+             concurrency: int | None = None, route: bool = True) -> dict[str, str]:
     """Run the DVC pipeline, each stage once its upstreams are done, ``concurrency`` at once (default
-    ``orchestration.concurrency``); returns {stage: 'ran' | 'skipped' | 'restored'} in DVC's order."""
+    ``orchestration.concurrency``); returns {stage: 'ran' | 'skipped' | 'restored'} in DVC's order.
+    ``route``: send the ``orchestration.gpu_stages`` to ``orchestration.gpu_pool`` when that is set (the
+    runs on that pool pass False)."""
     cwd = Path(repo_dir).resolve()
     settings = load_params(cwd / "params.yaml").orchestration
     remote = remote or settings.remote
     retries = settings.retries if retries is None else retries
     backoff = settings.retry_backoff_s if retry_backoff_s is None else retry_backoff_s
     concurrency = settings.concurrency if concurrency is None else concurrency
+    deployment_for = routing(settings, remote, route)
     stage_task = run_stage.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff)
                                         if retries and backoff > 0 else 0)
     p = plan(cwd, remote)
@@ -95,7 +141,7 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
     def submit(stage: str, outcome: dict[str, str]):
         if stage in p.ran:  # already run by the plan, whose status of every later stage accounts for it
             return "ran"
-        return stage_task.submit(stage, str(cwd), p.must_run(stage, outcome), remote, threads)
+        return stage_task.submit(stage, str(cwd), p.must_run(stage, outcome), remote, threads, deployment_for(stage))
 
     outcome = run_as_ready(selected, p.upstream, submit, concurrency)
     if remote:  # publish what this worker has, computed or not: one bulk push (naming the 68 stages of the tiny

@@ -152,3 +152,60 @@ def test_sweep_flow_runs_queued_experiments_and_tabulates_them(repo, first_run):
     assert json.loads((repo / "reports" / "ablations.json").read_text())["top_p"]["model"] == "ar"
     report = (repo / "reports" / "report.md").read_text()
     assert "### top_p (ar)" in report and "`rows.ar.sample.top_p=0.5`" in report
+
+
+def test_sampling_runs_on_the_gpu_pool_and_comes_back_through_the_remote(repo, first_run, tmp_path, monkeypatch):
+    """A real process worker on a second pool: with orchestration.gpu_pool set, the flow sends sample@ar to
+    the textdiff-gpu-stages deployment (a flow run in the worker's own clone of the committed code), waits,
+    and restores the stage here from the DVC remote's run cache; the other stages run here."""
+    import subprocess
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.settings import PREFECT_API_URL
+
+    from pipelines.deploy import deploy_gpu_stages
+    from pipelines.flow import GPU_STAGES_DEPLOYMENT, pipeline
+    from tests.repo_copy import VENV
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # the CLI and the worker: the harness's API
+    remote = tmp_path / "dvc-remote"
+    run(["dvc", "remote", "add", "-f", "-d", "shared", str(remote)], repo)
+    pipeline(repo_dir=str(repo), remote="shared")  # the remote holds every output and run-cache entry
+    params = repo / "params.yaml"
+    original = params.read_text()
+    raw = yaml.safe_load(original)
+    raw["orchestration"] = {**raw.get("orchestration", {}), "gpu_pool": "test-gpu", "gpu_stages": ["sample"]}
+    raw["rows"]["ar"].setdefault("sample", {})["temperature"] = 0.7
+    before = (repo / "samples" / "ar.jsonl").read_text()
+    worker = None
+    try:
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+        with pytest.raises(ValueError, match="orchestration.gpu_pool is 'test-gpu' but there is no DVC remote"):
+            pipeline(repo_dir=str(repo), stages=["sample@ar"], remote=None)
+        commit_all(repo, "sample at 0.7 on the gpu pool")  # what the worker's clone checks out
+        deploy_gpu_stages(repo, "test-gpu")
+        worker = subprocess.Popen([str(VENV / "bin" / "prefect"), "worker", "start", "--pool", "test-gpu",
+                                   "--type", "process"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env={**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "1"})
+        outcome = pipeline(repo_dir=str(repo), stages=["sample@ar"], remote="shared")
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        params.write_text(original)
+        run(["dvc", "repro", "--single-item", "validate"], repo)
+    assert outcome["sample@ar"] == "restored", outcome  # computed on the worker, restored here
+    assert outcome["train@ar"] == "skipped"
+    assert (repo / "samples" / "ar.jsonl").read_text() != before
+
+    async def routed_runs():
+        async with get_client() as client:
+            return await client.read_flow_runs(deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=[GPU_STAGES_DEPLOYMENT])))
+
+    import asyncio
+
+    runs = asyncio.run(routed_runs())
+    assert len(runs) == 1 and runs[0].state.is_completed(), runs
+    assert runs[0].parameters["stages"] == ["sample@ar"] and runs[0].parameters["route"] is False

@@ -576,7 +576,12 @@ class OrchestrationParams(Section):
     retries: int = Field(2, ge=0, description="retries of a failed stage")
     retry_backoff_s: float = Field(10.0, ge=0, description="first retry delay; doubles per retry")
     schedule_cron: str = Field("0 3 * * *", description="cron of the served deployment")
-    work_pool: str = Field("textdiff-gpu", description="work pool of the GPU deployment")
+    work_pool: str = Field("textdiff", description="work pool of the pipeline's deployment (whole flow runs)")
+    gpu_pool: str | None = Field(None, description="work pool that runs the stages of the kinds in gpu_stages, "
+                                                   "each in a flow run of its own; null: every stage runs where "
+                                                   "the flow runs. Needs remote: outputs come back through it")
+    gpu_stages: list[str] = Field(["train", "sample"], description="kinds of stage (the name before @) sent to "
+                                                                 "gpu_pool")
     remote: str | None = Field(None, description="DVC remote shared by workers (null: local cache only)")
     sweep_jobs: int = Field(1, ge=1, description="DVC experiments run at once in an ablation sweep")
     concurrency: int = Field(1, ge=1, description="stages a flow runs at once on one worker, each as soon as its "

@@ -145,16 +145,21 @@ def sweep_samples(records: dict[str, list[dict]], k: int = 2) -> str:
 
 # --------------------------------------------------------------------------- spaces and autoencoders
 
+FEATURES_WALL = ("Features wall: the seconds to get MiniLM's features of the training split, which is a read of stage "
+                 "`features`' cache when that holds these sentences at this canvas (input embeddings: a table "
+                 "look-up); MiniLM's own encoding time is in `metrics/features.json`.")
+
+
 def space_tables(spaces: dict[str, dict], decoders: dict[str, dict]) -> str:
     """The cached spaces (size, encode time) and their decoders' held-out accuracy."""
     cached = {m: s for m, s in spaces.items() if "features" in s}
     if not cached:
         return "No encoder-space rows in `models`."
-    head = ("| row | features | sentences | tokens | at max length | cache on disk | encode wall |\n"
+    head = ("| row | features | sentences | tokens | at max length | cache on disk | features wall |\n"
             "|---|---|---:|---:|---:|---:|---:|")
     body = [f"| {m} | {s['features']} | {s['sentences']:,} | {s['tokens']:,} | {s['at_max_length']} | "
             f"{s['cache_bytes'] / 2**20:.1f} MiB | {s['encode_wall_s']:.0f} s |" for m, s in cached.items()]
-    parts = ["\n".join([head, *body])]
+    parts = ["\n".join([head, *body]) + f"\n\n{FEATURES_WALL}"]
     decoders = {m: d for m, d in decoders.items() if m in cached}
     if decoders:
         times = sorted({r["t"] for d in decoders.values() for r in d["held_out"]})
@@ -201,11 +206,11 @@ def autoencoder_tables(autoencoders: dict[str, dict], spaces: dict[str, dict], t
              "over words, ×100."]
     latent_spaces = {m: spaces[m] for m in trained if m in spaces}
     if latent_spaces:
-        parts.append("| latent dataset | sentences | latents on disk | encode wall (MiniLM + compressor) | "
+        parts.append("| latent dataset | sentences | latents on disk | encode wall (features + compressor) | "
                      "per-dim std range |\n|---|---:|---:|---:|---|\n" + "\n".join(
                          f"| spaces/{m}/data | {s['sentences']:,} | {s['cache_bytes'] / 2**20:.1f} MiB | "
                          f"{s['encode_wall_s']:.0f} s | {s['std_min']:.2f} – {s['std_max']:.2f} |"
-                         for m, s in latent_spaces.items()))
+                         for m, s in latent_spaces.items()) + f"\n\n{FEATURES_WALL}")
     for m, a in trained.items():
         held_out = test_texts[:a["held_out"]["sentences"]]
         ends = [held_out[i] for i in interpolation_pair(held_out)]
