@@ -42,6 +42,7 @@ run here, and the flow goes on. Everything else runs where the flow runs (the CP
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -64,16 +65,19 @@ GPU_STAGES_DEPLOYMENT = "textdiff-gpu-stages"  # this flow, on orchestration.gpu
 
 @task(task_run_name="{stage}")
 def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None, threads: int | None = None,
-              elsewhere: str | None = None) -> str:
+              elsewhere: str | None = None, elsewhere_timeout_s: float | None = None) -> str:
     """Run one DVC stage if DVC says it must; returns 'ran', 'skipped' (up to date) or 'restored'
     (DVC's run cache had this exact run: outputs checked out, nothing recomputed). ``threads``: the stage's
     share of the cores when stages run side by side. ``elsewhere``: a deployment of this flow that runs the
-    stage first (on another pool); it is then restored here from the remote's run cache."""
+    stage first (on another pool), waited for up to ``elsewhere_timeout_s``; it is then restored here from
+    the remote's run cache."""
     cwd = Path(repo_dir)
     outcome = "skipped"
-    if needed and elsewhere:
-        run_on_pool(stage, elsewhere, remote)
     if needed and remote:  # what another worker may have pushed since the run started
+        dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
+    routed = needed and elsewhere and stage in json.loads(dvc("status", "--json", stage, cwd=cwd).stdout or "{}")
+    if routed:
+        run_on_pool(stage, elsewhere, remote, elsewhere_timeout_s)
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
     if needed:
         try:
@@ -83,24 +87,30 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
             log_stage_output(failed.stderr)
             raise
         log_stage_output(stdout)
+        if routed and outcome == "ran":
+            raise StageFailed(f"stage {stage} ran on {elsewhere}, but what it pushed is not this checkout's run "
+                              "(other code or params: commit and push them on the branch the deployment pulls); "
+                              "it has now run here too")
     get_run_logger().info(f"{stage}: {outcome}")
     if remote and outcome != "skipped":  # publish it at once, so that no other worker recomputes it
         dvc("push", "--remote", remote, "--run-cache", stage, cwd=cwd)
     return outcome
 
 
-def run_on_pool(stage: str, deployment: str, remote: str) -> None:
-    """A run of ``deployment`` (this flow, on another pool) for ``stage`` alone, waited for; it pushes the
-    stage's outputs and run-cache entry to ``remote``. Raises StageFailed when that run does not complete."""
+def run_on_pool(stage: str, deployment: str, remote: str, timeout_s: float | None) -> None:
+    """A run of ``deployment`` (this flow, on another pool) for ``stage`` alone, waited for up to
+    ``timeout_s``; it pushes the stage's outputs and run-cache entry to ``remote``. Raises StageFailed when
+    that run does not complete in time."""
     from prefect.deployments import run_deployment
 
     logger = get_run_logger()
     logger.info(f"{stage}: sent to {deployment}")
-    flow_run = run_deployment(name=f"{pipeline.name}/{deployment}", parameters={"repo_dir": ".", "stages": [stage], "remote": remote, "route": False},
-                              timeout=None)
+    flow_run = run_deployment(name=f"{pipeline.name}/{deployment}",
+                              parameters={"repo_dir": ".", "stages": [stage], "remote": remote, "route": False},
+                              timeout=timeout_s)
     if not flow_run.state.is_completed():
-        raise StageFailed(f"stage {stage} failed in flow run {flow_run.name} of {deployment} "
-                          f"({flow_run.state.name}): see that run's log")
+        raise StageFailed(f"stage {stage}: flow run {flow_run.name} of {deployment} is {flow_run.state.name} "
+                          f"(after at most {timeout_s} s; is a worker polling its pool?): see that run's log")
     logger.info(f"{stage}: done in flow run {flow_run.name} of {deployment}")
 
 
@@ -141,7 +151,8 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
     def submit(stage: str, outcome: dict[str, str]):
         if stage in p.ran:  # already run by the plan, whose status of every later stage accounts for it
             return "ran"
-        return stage_task.submit(stage, str(cwd), p.must_run(stage, outcome), remote, threads, deployment_for(stage))
+        return stage_task.submit(stage, str(cwd), p.must_run(stage, outcome), remote, threads, deployment_for(stage),
+                                 settings.gpu_timeout_s)
 
     outcome = run_as_ready(selected, p.upstream, submit, concurrency)
     if remote:  # publish what this worker has, computed or not: one bulk push (naming the 68 stages of the tiny

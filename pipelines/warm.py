@@ -16,10 +16,15 @@ pipeline test checks that ``dvc repro`` finds nothing to do afterwards.
 Two costs of DVC's own are paid once instead of per stage: reading the stage definitions (0.8 s: the stages
 are collected once, at the start) and rewriting ``dvc.lock`` (a round trip through ruamel.yaml, 1.4 s for the
 11,000 lines of a full run's lock file): finished stages are written together, at most ``RECORD_EVERY_S``
-apart and always at the end, failed or not. A run killed between two writes loses no work: each stage is
-already in DVC's run cache, from which the next run restores it. A stage with any other command, or a
-run whose stages must use another interpreter (``TEXTDIFF_PYTHON``), goes through ``dvc repro
---single-item`` as before (``cold``).
+apart and always at the end, failed or not. A run killed between two writes loses little: a stage with
+cached outputs is already in DVC's run cache, from which the next run restores it (a stage with uncached or
+persisted outputs, such as the report, runs again). As ``dvc repro`` does, the runner waits for DVC's lock
+when another DVC process holds it, and stages ``dvc.lock`` and the ``.gitignore`` files it writes in git
+when ``core.autostage`` is on.
+
+A stage goes through ``dvc repro --single-item`` as before (``cold``) when its command is anything else, when
+it is frozen or has a working folder of its own, when the stages must use another interpreter
+(``TEXTDIFF_PYTHON`` naming another environment), or when the forkserver cannot start a child.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from pipelines.schedule import StageFailed, run_stage
 
 STAGE_MODULES = "stages"  # the package whose modules are imported once, in the forkserver
 RECORD_EVERY_S = 30.0  # the longest a finished stage waits for its dvc.lock entry
+PRELOAD_ENV = "TEXTDIFF_WARM_PRELOAD"  # the modules pipelines.warm_preload imports in the forkserver
 
 
 def module_command(cmd: str) -> tuple[str, list[str]] | None:
@@ -56,6 +62,15 @@ def stage_modules(repo_dir: Path) -> list[str]:
     return sorted(f"{STAGE_MODULES}.{p.stem}" for p in (repo_dir / STAGE_MODULES).glob("*.py") if p.stem != "__init__")
 
 
+def same_environment(python: str | None) -> bool:
+    """Whether ``python`` (TEXTDIFF_PYTHON, the stages' interpreter) is this process's environment: the same
+    path, or an interpreter of the same venv (paths compared as written: a venv's python links to its base)."""
+    if not python:
+        return True
+    path = Path(os.path.abspath(python))
+    return path == Path(os.path.abspath(sys.executable)) or path.parent.parent == Path(sys.prefix)
+
+
 def run_module(module: str, args: list[str], repo_dir: str, env: dict[str, str], threads: int | None,
                log_path: str) -> None:
     """In the forked child: the stage's output to ``log_path`` (both streams, C-level writes included), its
@@ -69,11 +84,11 @@ def run_module(module: str, args: list[str], repo_dir: str, env: dict[str, str],
     os.dup2(log, 2)
     os.chdir(repo_dir)
     os.environ.update(env)
+    use_repo_code(Path(repo_dir))
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    use_repo_code(Path(repo_dir))
     sys.argv = [module, *args]
     warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package", category=RuntimeWarning)
     runpy.run_module(module, run_name="__main__", alter_sys=True)  # the preloaded module, run as __main__
@@ -87,25 +102,34 @@ def use_repo_code(repo_dir: Path) -> None:
     for name, module in list(sys.modules.items()):
         top = name.partition(".")[0]
         origin = getattr(module, "__file__", None)
-        if origin and (root / top / "__init__.py").exists() and not Path(origin).resolve().is_relative_to(root):
+        if origin and (root / top / "__init__.py").exists() and not Path(origin).resolve().is_relative_to(root / top):
             del sys.modules[name]
 
 
-def start_forkserver(threads: int | None) -> None:
-    """Start the forkserver (it imports the preloaded modules) with OMP_NUM_THREADS at the stages' share: torch's
-    OpenMP pool is sized when torch is imported. This process's own environment is left as it was."""
+def start_forkserver(context, modules: list[str], threads: int | None) -> None:
+    """Start the forkserver, which imports ``modules`` (pipelines.warm_preload: one that fails to import is
+    skipped, not fatal), with OMP_NUM_THREADS at the stages' share (torch sizes its OpenMP pool when it is
+    imported) and CUDA left uninitialised there (a child forked after CUDA starts cannot use it). This
+    process's own environment is left as it was. A forkserver is one per process: the first runner's
+    modules and threads stay (each child sets its own thread count, and imports the stage code of its
+    repository; see use_repo_code)."""
     from multiprocessing import forkserver
 
-    before = os.environ.get("OMP_NUM_THREADS")
-    if threads:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
+    settings = {"OMP_NUM_THREADS": str(threads) if threads else None, PRELOAD_ENV: ",".join(modules),
+                "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
+    before = {key: os.environ.get(key) for key in settings}
+    for key, value in settings.items():
+        if value is not None:
+            os.environ[key] = value
     try:
+        context.set_forkserver_preload(["pipelines.warm_preload"])
         forkserver.ensure_running()
     finally:
-        if before is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = before
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class WarmStages:
@@ -116,17 +140,15 @@ class WarmStages:
         from dvc.repo import Repo
 
         self.repo_dir, self.threads = repo_dir, threads
-        self.repo = Repo(str(repo_dir))
+        self.repo = Repo(str(repo_dir), _wait_for_lock=True)  # as `dvc --wait-for-lock`
         self.dvc_turn = threading.Lock()  # one thread at a time in DVC's repository
         with self.turn():
             self.stages = {stage.name: stage for stage in self.repo.index.stages}  # as pipelines.schedule.plan names them
         self.unrecorded: list = []  # finished stages whose dvc.lock entries are not written yet
         self.recorded_at = time.monotonic()
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(stage_modules(repo_dir))
-        start_forkserver(threads)
-        self.own_interpreter = not os.environ.get("TEXTDIFF_PYTHON") or \
-            Path(os.environ["TEXTDIFF_PYTHON"]).resolve() == Path(sys.executable).resolve()
+        start_forkserver(self.context, stage_modules(repo_dir), threads)
+        self.own_interpreter = same_environment(os.environ.get("TEXTDIFF_PYTHON"))
 
     @contextlib.contextmanager
     def turn(self):
@@ -138,7 +160,7 @@ class WarmStages:
             before = os.getcwd()
             os.chdir(self.repo_dir)
             try:
-                with lock_repo(self.repo):
+                with lock_repo(self.repo), self.repo.scm_context(quiet=True):  # autostage, as `dvc repro`
                     yield
             finally:
                 os.chdir(before)
@@ -162,43 +184,65 @@ class WarmStages:
     def run(self, name: str) -> tuple[str, str]:
         """('ran' | 'skipped' (unchanged) | 'restored' (from DVC's run cache), the stage's output); raises
         StageFailed with its last lines."""
-        from dvc.stage.cache import RunCacheNotFoundError
-
-        with self.turn():
-            stage = self.stages[name]
-            command = module_command(stage.cmd) if isinstance(stage.cmd, str) else None
-            if command is not None and self.own_interpreter:
+        stage = self.stages[name]
+        command = module_command(stage.cmd) if isinstance(stage.cmd, str) else None
+        if command is None or not self.own_interpreter or stage.frozen or \
+                Path(stage.wdir).resolve() != self.repo_dir.resolve():
+            return self.cold(name)
+        try:
+            with self.turn():
                 if not stage.changed():
                     return "skipped", ""
                 stage.remove_outs(ignore_remove=False, force=False)
-                try:
-                    self.repo.stage_cache.restore(stage)
-                    outcome = "restored"
-                except RunCacheNotFoundError:
-                    stage.save_deps()
-                    outcome = "ran"
-        if command is None or not self.own_interpreter:
-            outcome, stdout, stderr = run_stage(name, self.repo_dir, self.threads)
-            return outcome, stdout + stderr
-        output = self.execute(name, *command) if outcome == "ran" else ""
-        with self.turn():
-            uncached = any(not out.use_cache for out in stage.outs if not (out.is_metric or out.is_plot))
-            stage.save(run_cache=not uncached)
-            stage.commit()
-            self.unrecorded.append(stage)
-            if time.monotonic() - self.recorded_at >= RECORD_EVERY_S:
-                self.record()
+                outcome = self.restored_or_ready(stage)
+                env = {"DVC_ROOT": str(self.repo_dir), "DVC_STAGE": stage.addressing}
+            output = self.execute(name, env, *command) if outcome == "ran" else ""
+            with self.turn():
+                uncached = any(not out.use_cache for out in stage.outs if not (out.is_metric or out.is_plot))
+                stage.save(run_cache=not uncached)
+                stage.commit()
+                self.unrecorded.append(stage)
+                if time.monotonic() - self.recorded_at >= RECORD_EVERY_S:
+                    self.record()
+        except ForkserverGone:
+            return self.cold(name)
+        except StageFailed:
+            raise
+        except Exception as err:  # DVC's own errors (a declared output the command did not write, …)
+            raise StageFailed(f"stage {name} failed: {type(err).__name__}: {err}") from err
         return outcome, output
 
-    def execute(self, name: str, module: str, args: list[str]) -> str:
-        env = {"DVC_ROOT": str(self.repo_dir), "DVC_STAGE": name}
+    def restored_or_ready(self, stage) -> str:
+        """'restored' when DVC's run cache holds this exact run (outputs checked out), else 'ran' with the deps
+        saved for the command to run (DVC's run_stage)."""
+        from dvc.stage.cache import RunCacheNotFoundError
+
+        try:
+            self.repo.stage_cache.restore(stage)
+            return "restored"
+        except RunCacheNotFoundError:
+            stage.save_deps()
+            return "ran"
+
+    def cold(self, name: str) -> tuple[str, str]:
+        outcome, stdout, stderr = run_stage(name, self.repo_dir, self.threads)
+        return outcome, stdout + stderr
+
+    def execute(self, name: str, env: dict[str, str], module: str, args: list[str]) -> str:
         with tempfile.NamedTemporaryFile(prefix="stage-", suffix=".log") as log:
             child = self.context.Process(target=run_module, name=name,
                                          args=(module, args, str(self.repo_dir), env, self.threads, log.name))
-            child.start()
+            try:
+                child.start()
+            except (OSError, EOFError) as err:  # the forkserver died (a signal, memory): run it the slow way
+                raise ForkserverGone(str(err)) from err
             child.join()
             output = Path(log.name).read_text(encoding="utf-8", errors="replace")
         if child.exitcode != 0:
             raise StageFailed(f"stage {name} failed (exit {child.exitcode}):\n"
                               + "\n".join(output.strip().splitlines()[-15:]), "", output)
         return output
+
+
+class ForkserverGone(RuntimeError):
+    """The forkserver could not start a child."""

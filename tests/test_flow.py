@@ -209,3 +209,16 @@ def test_sampling_runs_on_the_gpu_pool_and_comes_back_through_the_remote(repo, f
     runs = asyncio.run(routed_runs())
     assert len(runs) == 1 and runs[0].state.is_completed(), runs
     assert runs[0].parameters["stages"] == ["sample@ar"] and runs[0].parameters["route"] is False
+
+    # With no worker on the pool the routed stage fails after orchestration.gpu_timeout_s, naming why.
+    raw["orchestration"]["gpu_timeout_s"] = 3
+    raw["rows"]["ar"]["sample"]["temperature"] = 0.6
+    try:
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+        state = pipeline(repo_dir=str(repo), stages=["sample@ar"], remote="shared", retries=0, return_state=True)
+        assert state.is_failed()
+        with pytest.raises(Exception, match="is a worker polling its pool"):
+            state.result()
+    finally:
+        params.write_text(original)
+        run(["dvc", "repro", "--single-item", "validate"], repo)

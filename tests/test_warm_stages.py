@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pipelines.schedule import StageFailed
-from pipelines.warm import WarmStages, module_command
+from pipelines.warm import WarmStages, module_command, same_environment
 from tests.repo_copy import ROOT, run
 
 ECHO = '''import os, sys
@@ -28,7 +28,9 @@ os.write(2, b"a line written below Python\\n")
 FAIL = '''print("reading the input", flush=True)
 raise SystemExit("[fail] error: in.txt line 1 is not a number")
 '''
+BROKEN = "def main(:\n"
 DVC_YAML = {"stages": {
+    "broken": {"cmd": "bin/py -m stages.broken", "outs": ["out/broken.txt"]},
     "echo": {"cmd": "bin/py -m stages.echo hello", "deps": ["in.txt", "stages/echo.py"], "outs": ["out/echo.txt"]},
     "copy": {"cmd": "cp in.txt copy.txt", "deps": ["in.txt"], "outs": ["copy.txt"]},
     "fail": {"cmd": "bin/py -m stages.fail", "deps": ["in.txt"], "outs": ["out/fail.txt"]},
@@ -41,6 +43,7 @@ def repo(tmp_path) -> Path:
     (tmp_path / "stages" / "__init__.py").write_text("")
     (tmp_path / "stages" / "echo.py").write_text(ECHO)
     (tmp_path / "stages" / "fail.py").write_text(FAIL)
+    (tmp_path / "stages" / "broken.py").write_text(BROKEN)
     (tmp_path / "bin").mkdir()
     shutil.copy2(ROOT / "bin" / "py", tmp_path / "bin" / "py")
     (tmp_path / "in.txt").write_text("first input\n")
@@ -65,14 +68,24 @@ def test_module_commands_are_recognised_and_others_are_not():
     assert module_command("bin/py -m 'unclosed") is None
 
 
+def test_only_this_environment_runs_stages_warm(tmp_path):
+    import sys
+
+    assert same_environment(None) and same_environment(sys.executable)
+    assert same_environment(str(Path(sys.prefix) / "bin" / "python3"))
+    assert not same_environment(str(tmp_path / "other-venv" / "bin" / "python"))
+
+
 def test_a_stage_runs_warm_and_is_recorded_as_dvc_repro_records_it(repo):
     warm = WarmStages(repo, threads=None)
     try:
         outcome, output = warm.run("echo")
         assert outcome == "ran"
         assert "echo says hello in stage echo" in output and "a line written below Python" in output
+        assert "Running stage" not in output  # a forked child, not `dvc repro`
         assert (repo / "out" / "echo.txt").read_text() == "FIRST INPUT\n"
-        assert warm.run("copy")[0] == "ran"  # not `bin/py -m`: through `dvc repro --single-item`
+        outcome, output = warm.run("copy")
+        assert outcome == "ran" and "Running stage 'copy'" in output  # not `bin/py -m`: `dvc repro --single-item`
         assert (repo / "copy.txt").read_text() == "first input\n"
     finally:
         warm.close()
@@ -106,5 +119,16 @@ def test_a_failing_stage_raises_its_own_lines_and_keeps_what_finished(repo):
     assert "reading the input" in message and "in.txt line 1 is not a number" in message
     assert set(lock_entries(repo)) == {"echo"}  # the finished stage is recorded, the failed one is not
     status = json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}")
-    assert set(status) == {"copy", "fail"}
+    assert set(status) == {"broken", "copy", "fail"}
 
+
+
+def test_a_stage_module_that_does_not_compile_fails_alone(repo):
+    """The forkserver imports every stage module; one with a syntax error fails its own stage, not the rest."""
+    warm = WarmStages(repo, threads=None)
+    try:
+        with pytest.raises(StageFailed, match="SyntaxError"):
+            warm.run("broken")
+        assert warm.run("echo")[0] == "ran"
+    finally:
+        warm.close()

@@ -582,6 +582,8 @@ class OrchestrationParams(Section):
                                                    "the flow runs. Needs remote: outputs come back through it")
     gpu_stages: list[str] = Field(["train", "sample"], description="kinds of stage (the name before @) sent to "
                                                                  "gpu_pool")
+    gpu_timeout_s: float = Field(6 * 3600, gt=0, description="how long a stage sent to gpu_pool may take, queueing "
+                                                            "for a worker included, before the stage fails")
     remote: str | None = Field(None, description="DVC remote shared by workers (null: local cache only)")
     sweep_jobs: int = Field(1, ge=1, description="DVC experiments run at once in an ablation sweep")
     concurrency: int = Field(1, ge=1, description="stages a flow runs at once on one worker, each as soon as its "
