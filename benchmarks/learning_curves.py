@@ -91,12 +91,12 @@ def plot(points: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     def key_of(q):
-        return q["row"], q["positions"], q.get("ema_decay", 0.0)
+        return q["row"], q["positions"], q.get("ema_decay", 0.0), q["lr"]
 
     for key in sorted({key_of(q) for q in points}):
         pts = sorted((q["train_flops"], q["heldout_ppl"]) for q in points if key_of(q) == key and q["heldout_ppl"])
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=f"{key[0]} ({key[1]}" + (f", EMA {key[2]})" if key[2] else ")"))
+            ax.plot(*zip(*pts), marker="o", label=f"{key[0]} ({key[1]}, lr {key[3]:g}" + (f", EMA {key[2]:g})" if key[2] else ")"))
     ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="held-out perplexity (bound for diffusion)",
            title="Learning curves: held-out ppl vs training FLOPs")
     ax.legend(fontsize=8)
