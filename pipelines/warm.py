@@ -142,6 +142,7 @@ class WarmStages:
         self.repo_dir, self.threads = repo_dir, threads
         self.repo = Repo(str(repo_dir), _wait_for_lock=True)  # as `dvc --wait-for-lock`
         self.dvc_turn = threading.Lock()  # one thread at a time in DVC's repository
+        self.process_turn = threading.Lock()  # one thread at a time starting or reaping a child (run_child)
         with self.turn():
             self.stages = {stage.name: stage for stage in self.repo.index.stages}  # as pipelines.schedule.plan names them
         self.unrecorded: list = []  # finished stages whose dvc.lock entries are not written yet
@@ -230,18 +231,33 @@ class WarmStages:
 
     def execute(self, name: str, env: dict[str, str], module: str, args: list[str]) -> str:
         with tempfile.NamedTemporaryFile(prefix="stage-", suffix=".log") as log:
-            child = self.context.Process(target=run_module, name=name,
-                                         args=(module, args, str(self.repo_dir), env, self.threads, log.name))
-            try:
-                child.start()
-            except (OSError, EOFError) as err:  # the forkserver died (a signal, memory): run it the slow way
-                raise ForkserverGone(str(err)) from err
-            child.join()
+            exitcode = run_child(self.context, self.process_turn, run_module,
+                                 (module, args, str(self.repo_dir), env, self.threads, log.name), name)
             output = Path(log.name).read_text(encoding="utf-8", errors="replace")
-        if child.exitcode != 0:
-            raise StageFailed(f"stage {name} failed (exit {child.exitcode}):\n"
+        if exitcode != 0:
+            raise StageFailed(f"stage {name} failed (exit {exitcode}):\n"
                               + "\n".join(output.strip().splitlines()[-15:]), "", output)
         return output
+
+
+def run_child(context, turn: threading.Lock, target, args: tuple, name: str | None = None) -> int:
+    """Run ``target(*args)`` in a child of ``context``'s forkserver and return its exit code. Threads may call
+    this at once, all with the same ``turn``: multiprocessing reads a child's exit code from a pipe, and
+    ``Process.start`` in one thread polls the other threads' children (``_cleanup``), so two readers could
+    race for the code and the loser would report 255. Starting and reaping take ``turn``; the wait for the
+    child to end does not."""
+    from multiprocessing.connection import wait
+
+    child = context.Process(target=target, args=args, name=name)
+    with turn:
+        try:
+            child.start()
+        except (OSError, EOFError) as err:  # the forkserver died (a signal, memory): run it the slow way
+            raise ForkserverGone(str(err)) from err
+    wait([child.sentinel])
+    with turn:
+        child.join()
+    return child.exitcode
 
 
 class ForkserverGone(RuntimeError):

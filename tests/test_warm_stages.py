@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pipelines.schedule import StageFailed
-from pipelines.warm import WarmStages, module_command, same_environment
+from pipelines.warm import WarmStages, module_command, run_child, same_environment
 from tests.repo_copy import ROOT, run
 
 ECHO = '''import os, sys
@@ -132,3 +132,31 @@ def test_a_stage_module_that_does_not_compile_fails_alone(repo):
         assert warm.run("echo")[0] == "ran"
     finally:
         warm.close()
+
+
+REPEATS = 100
+
+
+def test_children_started_from_several_threads_report_their_own_exit_codes():
+    """multiprocessing is not thread-safe here: Process.start in one thread reads the exit codes of other
+    threads' children, and without run_child's lock about one child in 20 was reported as 255 (3 threads)."""
+    import multiprocessing
+    import sys
+    import threading
+
+    context, turn = multiprocessing.get_context("forkserver"), threading.Lock()
+    wrong = []
+
+    def start_many(offset: int) -> None:
+        for i in range(REPEATS):
+            code = (i + offset) % 3
+            got = run_child(context, turn, sys.exit, (code,))
+            if got != code:
+                wrong.append((code, got))
+
+    threads = [threading.Thread(target=start_many, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong, wrong[:5]
