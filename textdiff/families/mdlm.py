@@ -32,7 +32,7 @@ from textdiff.sampling.discrete_sampler import initial_canvas
 from textdiff.sampling.grid import continuous_times
 from textdiff.sampling.guidance import Guidance, active, tilted_log_probs
 from textdiff.training.fit import canvas_fit
-from textdiff.training.flops import body_forward, head_forward, mean_masked_fraction
+from textdiff.training.flops import body_forward, head_forward, masked_head_flops_per_token
 
 PARAMS = MDLMParams
 
@@ -73,8 +73,7 @@ class MaskedDiffusion(DenoiserModel):
     def flops_per_token(self, seq_len: int, training: bool = True) -> float:
         """The output head runs only at masked positions: in training (and in the ELBO) a fraction
         E_t[1 − α(t)] of the canvas (1/2 for log-linear). Sampling counts the positions it scores."""
-        fwd = body_forward(self.denoiser, seq_len) + mean_masked_fraction(self.schedule) * head_forward(self.denoiser)
-        return 3 * fwd if training else fwd
+        return masked_head_flops_per_token(self.denoiser, self.schedule, seq_len, training)
 
     # ---------------------------------------------------------------- loss and ELBO
 

@@ -34,7 +34,7 @@ from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
 from textdiff.sampling.grid import continuous_times
 from textdiff.training.fit import canvas_fit
-from textdiff.training.flops import body_forward, denoising_flops, head_forward, mean_masked_fraction
+from textdiff.training.flops import denoising_flops, masked_head_flops_per_token
 
 PARAMS = SEDDParams
 
@@ -112,8 +112,7 @@ class SEDD(DenoiserModel):
         ELBO and (on the sampler's time grid, about the same share) sampling; uniform: everywhere."""
         if not self.absorbing:
             return self.denoiser.flops_per_token(seq_len, training)
-        fwd = body_forward(self.denoiser, seq_len) + mean_masked_fraction(self.schedule) * head_forward(self.denoiser)
-        return 3 * fwd if training else fwd
+        return masked_head_flops_per_token(self.denoiser, self.schedule, seq_len, training)
 
     # ---------------------------------------------------------------- reverse steps (B, L, V) probabilities
 

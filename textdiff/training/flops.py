@@ -137,6 +137,13 @@ def mean_masked_fraction(schedule, points: int = 1000) -> float:
     return float((1 - schedule.alpha(t)).mean())
 
 
+def masked_head_flops_per_token(net, schedule, seq_len: int, training: bool = True) -> float:
+    """FLOPs per canvas position of an absorbing-graph denoiser whose output head runs only at masked positions
+    (MDLM, SEDD-absorb): the body everywhere, the head at the expected masked fraction of the canvas."""
+    forward = body_forward(net, seq_len) + mean_masked_fraction(schedule) * head_forward(net)
+    return TRAIN * forward if training else forward
+
+
 # --------------------------------------------------------------------------- the budget
 
 
