@@ -36,17 +36,23 @@ from textdiff.families.contract import RunContext
 from textdiff.io import read_jsonl
 
 
-def benchmark_section(section, positions: str | None, ema_decay: float | None = None, lr: float | None = None):
+def benchmark_section(section, positions: str | None, ema_decay: float | None = None, lr: float | None = None,
+                      batch_size: int | None = None, model: dict | None = None):
     """The row's params with no wall-clock cut (the budget decides the steps), optionally other positions,
-    EMA or lr."""
+    EMA, lr or batch size."""
     train = {"max_minutes": 1e6}
+    if batch_size is not None:
+        train["batch_size"] = batch_size
     if ema_decay is not None:
         train["ema_decay"] = ema_decay
     if lr is not None:
         train["lr"] = lr
     update = {"train": section.train.model_copy(update=train)}
+    model = dict(model or {})
     if positions is not None:
-        update["model"] = section.model.model_copy(update={"positions": positions})
+        model["positions"] = positions
+    if model:
+        update["model"] = section.model.model_copy(update=model)
     return section.model_copy(update=update)
 
 
@@ -62,9 +68,9 @@ def probe(model, tokenizer, train_texts, test_texts) -> dict:
 
 
 def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, positions, device,
-              ema_decay=None, lr=None) -> dict:
+              ema_decay=None, lr=None, batch_size=None, model=None) -> dict:
     family = get_family(p.row(row).family)
-    section = benchmark_section(p.row(row), positions, ema_decay, lr)
+    section = benchmark_section(p.row(row), positions, ema_decay, lr, batch_size, model)
     t0 = time.perf_counter()
     model, result = family.fit(section, tokenizer, train_texts,
                                RunContext(seed=p.seed, device=device, progress=False, budget_flops=budget))
@@ -72,7 +78,8 @@ def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, po
     like = family.likelihood(model, tokenizer, test_texts, device=device)
     point = {"row": row, "budget_flops": budget, "train_flops": result.flops, "steps": result.steps,
              "positions": section.model.positions, "ema_decay": section.train.ema_decay, "lr": section.train.lr,
-             "train_wall_s": wall,
+             "batch_size": section.train.batch_size, "d_model": section.model.d_model,
+             "n_layers": section.model.n_layers, "parameters": model.num_parameters(), "train_wall_s": wall,
              "heldout_ppl": like.get("heldout_ppl"), "heldout_ppl_ci": like.get("heldout_ppl_ci"),
              "bound": like.get("heldout_ppl_bound")}
     if p.row(row).family != "ar" and getattr(model.vocab, "mask_id", None) is not None:
@@ -91,12 +98,13 @@ def plot(points: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     def key_of(q):
-        return q["row"], q["positions"], q.get("ema_decay", 0.0), q["lr"]
+        return (q["row"], q["positions"], q.get("ema_decay", 0.0), q["lr"], q.get("batch_size", 64),
+                q.get("d_model", 128), q.get("n_layers", 4))
 
     for key in sorted({key_of(q) for q in points}):
         pts = sorted((q["train_flops"], q["heldout_ppl"]) for q in points if key_of(q) == key and q["heldout_ppl"])
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=f"{key[0]} ({key[1]}, lr {key[3]:g}" + (f", EMA {key[2]:g})" if key[2] else ")"))
+            ax.plot(*zip(*pts), marker="o", label=f"{key[0]} ({key[1]}, lr {key[3]:g}, batch {key[4]}, d{key[5]}×{key[6]}" + (f", EMA {key[2]:g})" if key[2] else ")"))
     ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="held-out perplexity (bound for diffusion)",
            title="Learning curves: held-out ppl vs training FLOPs")
     ax.legend(fontsize=8)
@@ -113,6 +121,9 @@ def main() -> None:
     ap.add_argument("--ema-decay", type=float, default=None,
                     help="override every row's train.ema_decay (default: as in params.yaml)")
     ap.add_argument("--lr", type=float, default=None, help="override every row's train.lr")
+    ap.add_argument("--batch-size", type=int, default=None, help="override every row's train.batch_size")
+    ap.add_argument("--d-model", type=int, default=None, help="override every row's model.d_model")
+    ap.add_argument("--n-layers", type=int, default=None, help="override every row's model.n_layers")
     ap.add_argument("--test-sentences", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/learning_curves"))
     args = ap.parse_args()
@@ -129,14 +140,20 @@ def main() -> None:
             positions = args.positions or p.row(row).model.positions
             ema = p.row(row).train.ema_decay if args.ema_decay is None else args.ema_decay
             lr = p.row(row).train.lr if args.lr is None else args.lr
+            batch = p.row(row).train.batch_size if args.batch_size is None else args.batch_size
+            shape = {k: v for k, v in (("d_model", args.d_model), ("n_layers", args.n_layers)) if v is not None}
+            d_model = shape.get("d_model", p.row(row).model.d_model)
+            n_layers = shape.get("n_layers", p.row(row).model.n_layers)
             if any(q["row"] == row and q["budget_flops"] == budget and q["positions"] == positions
-                   and q.get("ema_decay", 0.0) == ema and q.get("lr", p.row(row).train.lr) == lr for q in done):
+                   and q.get("ema_decay", 0.0) == ema and q.get("lr", p.row(row).train.lr) == lr
+                   and q.get("batch_size", 64) == batch and q.get("d_model", 128) == d_model
+                   and q.get("n_layers", 4) == n_layers for q in done):
                 continue
             if get_family(p.row(row).family).likelihood.__module__ not in ("textdiff.eval.elbo", "textdiff.families.ar"):
                 print(f"{row}: no token likelihood (continuous row); skipped", flush=True)
                 continue
             point = run_point(p, row, budget, tokenizer, train_texts, test_texts, args.positions, device,
-                              args.ema_decay, args.lr)
+                              args.ema_decay, args.lr, args.batch_size, shape)
             done.append(point)
             with log.open("a") as f:
                 f.write(json.dumps(point) + "\n")

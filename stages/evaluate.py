@@ -1,8 +1,11 @@
-"""evaluate MODEL | evaluate --reference: text in, numbers out (DESIGN.md §6).
+"""evaluate MODEL | evaluate --reference | evaluate --noise-floor: text in, numbers out (DESIGN.md §6).
 
 For a model: its samples against the judge LM, the training split (mem) and
 held-out references (mauve), plus the sampling speed. With --reference: the same metrics on held-out real text
-(the valid split against the test split), the row every model is read against.
+(the valid split against the test split), the row every model is read against. With --noise-floor: the same
+metrics on text drawn from the positional unigram (textdiff.eval.context_blind: each position's token drawn
+from the training split's frequencies there, nothing else), as many texts as a row samples: a row whose
+gen_ppl or MAUVE interval overlaps this row's has no signal (textdiff.eval.learned).
 """
 
 from __future__ import annotations
@@ -97,11 +100,46 @@ def log_to_wandb(p, name: str, metrics: dict) -> None:
     tracker.finish()
 
 
+NOISE_FLOOR = "noise_floor"  # samples/noise_floor.jsonl, metrics/eval/noise_floor.json
+
+
+def noise_floor_texts(p) -> list[str]:
+    """``defaults.sample.num_samples`` texts drawn from the positional unigram of the shared canvas (seeded)."""
+    import torch
+
+    from textdiff.data.batching import encode_sequences, pad_batch
+    from textdiff.data.tokenizer import load_tokenizer
+    from textdiff.data.vocab import Vocab
+    from textdiff.eval.context_blind import fit_positional_unigram, noise_floor_canvases
+    from stages.common import TOKENIZER
+
+    tokenizer = load_tokenizer(TOKENIZER)
+    vocab, L = Vocab.from_tokenizer(tokenizer), p.defaults.model.seq_len
+
+    def canvases(split):
+        texts = [r["text"] for r in read_jsonl(PREPARED / f"{split}.jsonl")]
+        return pad_batch(encode_sequences(tokenizer, texts, L), vocab.pad_id, L)
+
+    table = fit_positional_unigram(canvases("train"), canvases("valid"), vocab.size, vocab.pad_id, "canvas")
+    drawn = noise_floor_canvases(table, p.defaults.sample.num_samples, vocab.bos_id,
+                                 torch.Generator().manual_seed(p.seed))
+    return tokenizer.batch_decode([vocab.strip(ids) for ids in drawn.tolist()], skip_special_tokens=True,
+                                  clean_up_tokenization_spaces=False)
+
+
 @stage_main("evaluate")
-def main(name: str | None) -> None:
+def main(name: str | None, noise_floor: bool = False) -> None:
     p = params()
     device = resolve_device(p.device)
-    if name is None:
+    if noise_floor:
+        from textdiff.io import write_jsonl
+
+        texts = noise_floor_texts(p)
+        write_jsonl(SAMPLES / f"{NOISE_FLOOR}.jsonl", [{"text": t} for t in texts])
+        metrics = {"model": NOISE_FLOOR, **text_metrics(texts, p, device)}
+        out = METRICS / "eval" / f"{NOISE_FLOOR}.json"
+        name = None
+    elif name is None:
         texts = [r["text"] for r in read_jsonl(PREPARED / "valid.jsonl")][: p.evaluate.num_references]
         metrics = {"model": "reference", **text_metrics(texts, p, device),
                    "wordpiece_roundtrip": wordpiece_reference(texts, p, device)}
@@ -129,5 +167,7 @@ if __name__ == "__main__":
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("model", nargs="?")
     group.add_argument("--reference", action="store_true", help="evaluate held-out real text")
+    group.add_argument("--noise-floor", action="store_true",
+                       help="evaluate text drawn from the positional unigram (the noise floor)")
     args = parser.parse_args()
-    main(None if args.reference else args.model)
+    main(None if args.reference or args.noise_floor else args.model, noise_floor=args.noise_floor)

@@ -52,7 +52,9 @@ def main(name: str) -> None:
     say("train", f"{name}: {len(train_texts)} sentences on {device}{ranks}")
     run = RunContext(seed=p.seed, device=device, space=spaces.for_row(section.space, SPACES / name),
                      checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log,
-                     budget_flops=p.budget.train_flops)
+                     budget_flops=p.budget.train_flops,
+                     curve_probe=learning_curve_probe(family, tokenizer, train_texts, section.model.seq_len, p.seed,
+                                                      device))
     model, result = family.fit(section, tokenizer, train_texts, run)
     if not world.is_main:  # rank 0 writes the model and the metrics
         tracker.finish()
@@ -74,8 +76,11 @@ def main(name: str) -> None:
         "ema_decay": section.train.ema_decay,
         "processes": world.size,
         "flops_per_token": flops,
+        "learning_curve": result.curve,
         **train_record(result, section.train, p.budget.train_flops),
-        **mfu_record(result, device, section.train.precision),
+        "precision": result.precision,
+        "precision_reason": result.precision_reason,
+        **mfu_record(result, device, result.precision),
     }
     write_json(METRICS / "train" / f"{name}.json", metrics)
     write_text(METRICS / "train" / f"{name}_loss.csv",
@@ -84,6 +89,18 @@ def main(name: str) -> None:
     tracker.finish()
     say("train", f"{name}: {result.steps} of {result.planned_steps} steps ({result.stopped_by}), loss "
                  f"{result.final_loss:.3f}, {result.tokens_per_s:.0f} tokens/s, {result.flops:.3g} FLOPs")
+
+
+def learning_curve_probe(family, tokenizer, train_texts: list[str], seq_len: int, seed: int, device):
+    """For a row with a token likelihood, the held-out figure its training measures at a few points of the budget
+    (textdiff.eval.learning_evidence.curve_probe); None for the others (their loss curve is the training loss)."""
+    if family.LIKELIHOOD_FOOTING is None:
+        return None
+    from textdiff.eval.learning_evidence import context_blind_bar, curve_probe
+
+    split = lambda name: [r["text"] for r in read_jsonl(PREPARED / f"{name}.jsonl")]  # noqa: E731
+    bar = context_blind_bar(tokenizer, train_texts, split("valid"), seq_len, family.LIKELIHOOD_FOOTING)
+    return curve_probe(family, tokenizer, split("test"), bar, seq_len, seed=seed, device=device)
 
 
 def copy_tokenizer(source: Path, target: Path) -> None:

@@ -13,6 +13,18 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers: one c
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def fp32_training_in_process():
+    """In-process training under ``precision: auto`` runs fp32 on every machine, as the learning thresholds were
+    measured: auto's own bf16-or-fp32 measurement (textdiff.training.peak.choose_cpu_precision) is tested on its
+    own, and stage subprocesses measure for real."""
+    from textdiff.training import peak
+
+    peak._CHOSEN["cpu"] = ("fp32", "tests: fp32, as the learning thresholds were measured")
+    yield
+    peak._CHOSEN.pop("cpu", None)
+
+
 @pytest.fixture(scope="session")
 def review_texts() -> list[str]:
     """Real sentences from the bundled corpus (cleaned, deduplicated)."""

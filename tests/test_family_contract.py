@@ -34,6 +34,8 @@ def test_every_family_offers_the_contract(name):
     for reason in (family.CANNOT_INFILL, family.CANNOT_GUIDE):
         assert reason is None or (isinstance(reason, str) and len(reason) > 20)
     assert hasattr(family, "draw_canvas") == can_draw_canvas(family), name
+    assert family.LIKELIHOOD_FOOTING in ("canvas", "tokens", None)
+    assert (family.context_probe is None) == (family.LIKELIHOOD_FOOTING is None), name
 
 
 def test_the_check_refuses_a_module_without_the_calls():
@@ -51,5 +53,6 @@ def test_the_run_context_gives_the_training_loop_its_options():
 
     run = RunContext(seed=3, device=torch.device("cpu"), fingerprint="f", budget_flops=1e9, stop_after=2)
     assert run.loop_options() == {"checkpoint_dir": None, "fingerprint": "f", "device": torch.device("cpu"),
-                                  "log": None, "progress": True, "stop_after": 2, "budget_flops": 1e9}
+                                  "log": None, "progress": True, "stop_after": 2, "budget_flops": 1e9,
+                                  "curve_probe": None, "curve_at": (0.125, 0.25, 0.5, 1.0)}
     assert run.space.kind == "tokens"

@@ -52,15 +52,21 @@ def report(tmp_path_factory) -> str:
                                      "tokenizer": "project"})
     write(d / "metrics/tokenizer.json", {"canvas_lengths": {"counts": {"10": 60, "70": 40}}})  # 40% > 48 tokens
     write(d / "metrics/eval/reference.json", eval_metrics("reference", 30.0, 0.95, [0.9, 0.99]))
+    write(d / "metrics/eval/noise_floor.json", eval_metrics("noise_floor", 5000.0, 0.01, [0.004, 0.02]))
     write(d / "metrics/eval/ar.json", eval_metrics("ar", 80.0, 0.6, [0.5, 0.7]))
     write(d / "metrics/eval/mdlm.json", eval_metrics("mdlm", 3.0, 0.97, [0.96, 0.98], degenerate=True, div=None,
                                                      reasons=["92% of samples are one repeated token"]))
     write(d / "metrics/eval/sedd_absorb.json", eval_metrics("sedd_absorb", 300.0, 0.2, [0.15, 0.25]))
     write(d / "metrics/eval/sedd_uniform.json", eval_metrics("sedd_uniform", 400.0, 0.1, [0.05, 0.14]))
+    evidence = {"ar": (1.5, "prefix_swap", "causal", 1.0), "sedd_absorb": (0.9, "masked_nll_by_share", "absorbing", 2.0),
+                "sedd_uniform": (0.4, "partner_swap", "uniform", 0.8), "mdlm": (0.6, "masked_nll_by_share", "absorbing", 1.7)}
     for name, ppl, ci, kind in (("ar", 60.0, [60.0, 60.0], "exact"), ("sedd_absorb", 300.0, [280.0, 320.0], "ELBO"),
                                 ("sedd_uniform", 500.0, [480.0, 520.0], "ELBO"), ("mdlm", 350.0, [340.0, 360.0], "ELBO")):
+        margin, probe, graph, value = evidence[name]
         write(d / f"metrics/likelihood/{name}.json", {"model": name, "heldout_ppl": ppl, "heldout_ppl_ci": ci,
-                                                      "heldout_ppl_bound": kind, "heldout_tokens": 200})
+                                                      "heldout_ppl_bound": kind, "heldout_tokens": 200,
+                                                      "context_blind_margin": margin,
+                                                      "context_probe": {"probe": probe, "graph": graph, "value": value}})
         write(d / f"metrics/train/{name}.json", {"steps": 30, "train_flops": 1.0e9, "budget_flops": 1.0e9,
                                                  "budget_share": 1.0, "final_loss": 3.0, "parameters": 1000})
         write(d / f"metrics/sample/{name}.json", {"steps": 16, "nfe": 8.0,

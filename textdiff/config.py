@@ -144,8 +144,9 @@ class TrainParams(Section):
     ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of the weights for sampling and likelihood "
                                                           "(textdiff/training/ema.py); 0 = off")
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="autocast of the training forward: auto = bf16 on CUDA, fp32 on CPU; bf16 on CPU uses "
-                            "avx512_bf16 where the CPU has it (benchmarks/train_throughput.py --precision)")
+        "auto", description="autocast of the training forward: auto = bf16 on CUDA; on a CPU bf16 only where a short "
+                            "matmul measurement shows it faster than fp32 (textdiff/training/peak.py; AVX2-only CPUs "
+                            "run bf16 at 0.3 GFLOP/s), recorded with the training metrics")
 
 
 class SampleCountParams(Section):
@@ -623,6 +624,7 @@ RowParams = Annotated[
 FAMILY_PARAMS = {cls.model_fields["family"].default: cls for cls in RowParams.__origin__.__args__}
 FAMILIES = tuple(FAMILY_PARAMS)  # the family modules textdiff/families/<family>.py
 SHARED_PARTS = ("model", "train", "sample")  # the parts of a row the defaults block is merged under
+RESERVED_ROW_NAMES = frozenset({"reference", "noise_floor", "judge"})  # the pipeline's own rows and stages
 RowName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
@@ -684,6 +686,16 @@ class Params(Section):
         if not isinstance(defaults, dict):
             return raw
         return {**raw, "rows": {name: resolve_row(row, defaults) for name, row in raw["rows"].items()}}
+
+    @model_validator(mode="after")
+    def _row_names_free(self) -> "Params":
+        """A row's files are named after it beside the pipeline's own rows (metrics/eval/reference.json,
+        samples/noise_floor.jsonl): those names cannot be rows."""
+        for name in self.rows:
+            if name in RESERVED_ROW_NAMES:
+                raise ValueError(f"rows.{name}: {name!r} is a name the pipeline uses for its own rows and stages "
+                                 f"({', '.join(sorted(RESERVED_ROW_NAMES))}); rename the row")
+        return self
 
     @model_validator(mode="after")
     def _corpus_files_tracked(self) -> "Params":

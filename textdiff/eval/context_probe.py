@@ -1,4 +1,6 @@
-"""Does a masked (absorbing) model use context? Masked NLL as a function of the share masked.
+"""Does a discrete diffusion model use its context? Two probes.
+
+*Masked NLL by share* (absorbing graphs): masked NLL as a function of the share masked.
 
 Mask a share of the real (non-pad) positions of held-out canvases, ask the model for
 p_θ(x0 | x_t) there, and average −log p_θ(x0) over the masked real positions. A model
@@ -8,6 +10,12 @@ Pad positions are never masked: they are trivially predictable and would hide th
 
 ``predict(x_t, share) -> (N_masked, V) log-probs`` is the family's x0 prediction at the
 masked positions of ``x_t``, in row-major order (see ``absorbing_predictor``).
+
+*Partner swap* (any graph, the one probe a uniform graph admits): corrupt a share of the
+positions, then replace the uncorrupted context by another sentence's of the same length; a
+model that reads its context gets worse at the corrupted positions (``partner_swap``).
+
+Both ask the family's ``x0_log_probs_at_share(x_t, share)``: every discrete family offers it.
 """
 
 from __future__ import annotations
@@ -68,33 +76,130 @@ def unigram_nll(train_ids: list[list[int]], test_ids: torch.Tensor, pad_id: int,
 
 
 def absorbing_predictor(model) -> Callable[[torch.Tensor, float], torch.Tensor]:
-    """The x0 prediction at masked positions of a masked-diffusion, absorbing SEDD or absorbing D3PM model.
-
-    The model is asked at the time whose masked share matches the probe's share: t = share for MDLM's
-    and SEDD's log-linear schedule (the share masked is 1 − α(t), solved on a grid for other schedules),
-    the integer step with 1 − ᾱ_t closest to the share for D3PM.
-    """
-    mask_id = model.vocab.mask_id
+    """The x0 prediction at masked positions of an absorbing model (mdlm, absorbing SEDD or D3PM), asked through
+    the family's ``x0_log_probs_at_share`` at the corruption level whose masked share matches the probe's."""
     if getattr(getattr(model, "graph", None), "prior", None) != "mask":  # a uniform graph masks no position
         raise ValueError("the masked-NLL probe needs an absorbing graph")
-    if hasattr(model, "masked_log_probs"):  # mdlm
-        def predict(x_t, share):
-            return model.masked_log_probs(x_t, _time_for_share(model.schedule, share, x_t))
-    elif hasattr(model, "score_logits"):  # sedd, absorbing: p_θ(x0) ∝ e^z at a masked position
-        def predict(x_t, share):
-            z = model.score_logits(x_t, _time_for_share(model.schedule, share, x_t))
-            return torch.log_softmax(z[x_t == mask_id], -1)
-    elif hasattr(model, "x0_log_probs"):  # d3pm, absorbing
-        def predict(x_t, share):
-            step = int(torch.argmin((1 - model.alphabar[1:] - share).abs())) + 1
-            t = torch.full((x_t.shape[0],), step, dtype=torch.long, device=x_t.device)
-            return model.x0_log_probs(x_t, t)[x_t == mask_id]
-    else:
-        raise TypeError(f"{type(model).__name__} has no masked x0 prediction")
+    mask_id = model.vocab.mask_id
+
+    def predict(x_t, share):
+        return model.x0_log_probs_at_share(x_t, share)[x_t == mask_id]
+
     return predict
 
 
-def _time_for_share(schedule, share: float, x_t: torch.Tensor) -> torch.Tensor:
-    grid = torch.linspace(1e-5, 1.0, 10_001, dtype=torch.float64)
-    t = grid[torch.argmin((1 - schedule.alpha(grid) - share).abs())]
-    return t.expand(x_t.shape[0]).to(x_t.device)
+# --------------------------------------------------------------------------- partner swap (any graph)
+
+
+def length_partners(x0: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """For each canvas the index of another canvas of the same length (the next one of that length, cyclically);
+    a canvas whose length no other canvas shares is its own partner and is left out of the probe."""
+    lengths = (x0 != pad_id).sum(1).tolist()
+    partner = list(range(len(lengths)))
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(n, []).append(i)
+    for members in groups.values():
+        for j, i in enumerate(members):
+            partner[i] = members[(j + 1) % len(members)]
+    return torch.tensor(partner, dtype=torch.long, device=x0.device)
+
+
+@torch.no_grad()
+def partner_swap(predict: Callable[[torch.Tensor, float], torch.Tensor], x0: torch.Tensor, pad_id: int,
+                 noise: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor], share: float = 0.5,
+                 generator: torch.Generator | None = None, protect: torch.Tensor | None = None,
+                 batch_size: int = 128) -> dict:
+    """Does the model read its uncorrupted context? −log p̂θ(x0) at corrupted positions, with the context as it is
+    and with the context replaced by another sentence's of the same length (the same corrupted positions and noise).
+
+    ``predict(x_t, share) -> (B, L, V)`` log-probs of x0 (``model.x0_log_probs_at_share``); ``noise(x0, g)`` the
+    graph's corrupted tokens (uniform draws, or [MASK]). A share ``share`` of each canvas's real positions (not
+    ``protect``ed, at least one) is corrupted; the rest is the context. A model that ignores its context scores
+    both the same; one that reads it gets worse when the context belongs to another sentence:
+    {"own": nats, "swapped": nats, "rise": swapped − own, "tokens": scored positions, "sentences": n}."""
+    partner = length_partners(x0, pad_id)
+    usable = partner != torch.arange(len(partner), device=x0.device)
+    real = x0 != pad_id
+    if protect is not None:
+        real = real & ~protect.to(x0.device)[None]
+    own_total = swap_total = 0.0
+    count = 0
+    for start in range(0, x0.shape[0], batch_size):
+        idx = torch.arange(start, min(start + batch_size, x0.shape[0]), device=x0.device)[usable[start:start + batch_size]]
+        if len(idx) == 0:
+            continue
+        x, r, mate = x0[idx], real[idx], x0[partner[idx]]
+        u = torch.rand(x.shape, generator=generator, device=x.device)
+        hit = (u < share) & r
+        first = torch.where(r, u, torch.full_like(u, 2.0)).argmin(1)
+        hit[torch.arange(x.shape[0]), first] |= r.any(1)
+        corrupted = noise(x, generator)
+        own = torch.where(hit, corrupted, x)
+        swapped = torch.where(hit, corrupted, torch.where(r, mate, x))
+        target = x[hit][:, None]
+        own_total += float(-predict(own, share)[hit].gather(-1, target).double().sum())
+        swap_total += float(-predict(swapped, share)[hit].gather(-1, target).double().sum())
+        count += int(hit.sum())
+    own_nll, swap_nll = own_total / max(count, 1), swap_total / max(count, 1)
+    return {"own": own_nll, "swapped": swap_nll, "rise": swap_nll - own_nll, "tokens": count,
+            "sentences": int(usable.sum()), "share": share}
+
+
+def graph_noise(model) -> Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]:
+    """The tokens a discrete model's graph puts at a corrupted position: [MASK], or a uniform draw."""
+    if model.graph.prior == "mask":
+        return lambda x, g: torch.full_like(x, model.vocab.mask_id)
+    return lambda x, g: torch.randint(0, model.vocab.size, x.shape, generator=g, device=x.device)
+
+
+@torch.no_grad()
+def prefix_swap(next_log_probs: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, pad_id: int,
+                share: float = 0.5, batch_size: int = 128) -> dict:
+    """The causal (AR) model's partner swap: −log p(x_i | x_<i) over the second part of each sentence (its tokens
+    after the first ⌈(1 − share)·n⌉ real tokens, <eos> included), after its own first part and after the first part
+    of another sentence of the same length. ``next_log_probs(x) -> (B, L, V)``: log p(x_{i+1} | x_≤i) at each i.
+    Same keys as ``partner_swap``."""
+    partner = length_partners(x0, pad_id)
+    usable = partner != torch.arange(len(partner), device=x0.device)
+    lengths = (x0 != pad_id).sum(1)
+    positions = torch.arange(x0.shape[1], device=x0.device)[None]
+    own_total = swap_total = 0.0
+    count = 0
+    for start in range(0, x0.shape[0], batch_size):
+        idx = torch.arange(start, min(start + batch_size, x0.shape[0]), device=x0.device)[usable[start:start + batch_size]]
+        if len(idx) == 0:
+            continue
+        x, n = x0[idx], lengths[idx]
+        context_end = torch.ceil((1 - share) * (n - 1).double()).long().clamp(1)  # <bos> and at least nothing more
+        scored = (positions >= context_end[:, None]) & (positions < n[:, None])  # targets x_i, i ≥ context_end
+        swapped = torch.where(positions < context_end[:, None], x0[partner[idx]], x)
+        swapped[:, 0] = x[:, 0]
+        target = x[:, 1:][scored[:, 1:]][:, None]
+        own_total += float(-next_log_probs(x)[:, :-1][scored[:, 1:]].gather(-1, target).double().sum())
+        swap_total += float(-next_log_probs(swapped)[:, :-1][scored[:, 1:]].gather(-1, target).double().sum())
+        count += int(scored[:, 1:].sum())
+    own_nll, swap_nll = own_total / max(count, 1), swap_total / max(count, 1)
+    return {"own": own_nll, "swapped": swap_nll, "rise": swap_nll - own_nll, "tokens": count,
+            "sentences": int(usable.sum()), "share": share}
+
+
+# --------------------------------------------------------------------------- the probe a family offers
+
+PROBE_SHARES = (0.05, 1.0)  # the masked-NLL probe's two ends: 95 % of the sentence visible, none of it
+
+
+def discrete_probe(model, x0: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+    """The context probe of a discrete diffusion model, by its graph: absorbing, the masked NLL at share 0.05
+    against 1.0 (``value`` = the drop); uniform, the partner swap at share 0.5 (``value`` = the rise). <bos> is
+    never corrupted (it is not in training either). Every discrete family's ``context_probe``."""
+    protect = torch.zeros(x0.shape[1], dtype=torch.bool)
+    protect[0] = True
+    if model.graph.prior == "mask":
+        shares = masked_nll_by_share(absorbing_predictor(model), x0, model.vocab.pad_id, model.vocab.mask_id,
+                                     shares=PROBE_SHARES, generator=generator, protect=protect)
+        return {"probe": "masked_nll_by_share", "graph": "absorbing", "value": shares[1.0] - shares[0.05],
+                "masked_nll_by_share": {str(k): v for k, v in shares.items()}}
+    swap = partner_swap(model.x0_log_probs_at_share, x0, model.vocab.pad_id, graph_noise(model),
+                        generator=generator, protect=protect)
+    return {"probe": "partner_swap", "graph": "uniform", "value": swap["rise"], **swap}

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from textdiff.config import ARParams, BackboneParams
 from textdiff.data.vocab import Vocab
+from textdiff.eval.context_probe import prefix_swap
 from textdiff.nn import BackboneConfig, Transformer
 from textdiff.sampling.autoregressive import sample_canvas, sample_sequences
 
@@ -99,6 +100,17 @@ def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch
     ppl = float(torch.tensor(nll.sum() / counts.sum()).exp())
     return {"heldout_ppl": ppl, "heldout_ppl_bound": "exact", "heldout_tokens": int(counts.sum()),
             "heldout_nats_per_token_se": 0.0, "heldout_ppl_ci": [ppl, ppl]}  # exact: no Monte-Carlo error
+
+
+LIKELIHOOD_FOOTING = "tokens"  # the exact likelihood pays for the text's tokens, no padding (textdiff.eval.context_blind)
+
+
+@torch.no_grad()
+def context_probe(model: Transformer, x0: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+    """The prefix swap (textdiff.eval.context_probe): the second half of each held-out sentence after its own first
+    half and after another sentence's; ``value`` is the rise in nats per token."""
+    swap = prefix_swap(lambda x: torch.log_softmax(model.head(model.hidden(x)).float(), -1), x0, model.vocab.pad_id)
+    return {"probe": "prefix_swap", "graph": "causal", "value": swap["rise"], **swap}
 
 
 # --------------------------------------------------------------------------- infilling (the handicapped baseline)

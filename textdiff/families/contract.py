@@ -38,11 +38,14 @@ class RunContext:
     budget_flops: float | None = None
     progress: bool = True
     stop_after: int | None = None  # stop after this many steps (tests, fault injection)
+    curve_probe: Callable | None = None  # model -> {figure: value}: a cheap held-out figure along training
+    curve_at: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)  # the fractions of the steps where it is measured
 
     def loop_options(self) -> dict:
         """The keywords ``textdiff.training.loop.train`` takes from the run."""
         return dict(checkpoint_dir=self.checkpoint_dir, fingerprint=self.fingerprint, device=self.device,
-                    log=self.log, progress=self.progress, stop_after=self.stop_after, budget_flops=self.budget_flops)
+                    log=self.log, progress=self.progress, stop_after=self.stop_after, budget_flops=self.budget_flops,
+                    curve_probe=self.curve_probe, curve_at=self.curve_at)
 
 
 @runtime_checkable
@@ -50,6 +53,8 @@ class Family(Protocol):
     PARAMS: type  # the row section's schema (textdiff/config.py)
     CANNOT_INFILL: str | None  # None, or why the family cannot hold known tokens
     CANNOT_GUIDE: str | None  # None, or why the family cannot be steered by the attribute classifier
+    LIKELIHOOD_FOOTING: str | None  # what its held-out likelihood pays for: "canvas", "tokens", or None (none)
+    context_probe: Callable | None  # (model, x0 canvases, generator) -> {"probe", "value", …}, or None
 
     def build(self, params: Any, vocab: Any = None) -> torch.nn.Module: ...
 

@@ -28,6 +28,7 @@ from textdiff.losses.discrete import d3pm_hybrid_loss
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.discrete import graph_for
 from textdiff.processes.discrete_time import D3PMSchedule, integer_time, posterior, posterior_kl, prior_kl
+from textdiff.eval.context_probe import discrete_probe
 from textdiff.eval.elbo import elbo_perplexity, stratified_bound
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
@@ -59,6 +60,12 @@ class D3PM(DenoiserModel):
 
     def x0_log_probs(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.x0_logits(x_t, t), dim=-1)
+
+    def x0_log_probs_at_share(self, x_t: torch.Tensor, share: float) -> torch.Tensor:
+        """(B, L, V) log p̃θ(x0 | x_t) at the integer step whose corrupted share 1 − ᾱ_t is closest to ``share``
+        (the probes of textdiff.eval.context_probe)."""
+        step = int(torch.argmin((1 - self.alphabar[1:] - share).abs())) + 1
+        return self.x0_log_probs(x_t, torch.full((x_t.shape[0],), step, dtype=torch.long, device=x_t.device))
 
     def reverse_probs(self, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
                       guide: Guidance | None = None) -> torch.Tensor:
@@ -153,3 +160,5 @@ def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, run) -> t
 
 
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)
+LIKELIHOOD_FOOTING = "canvas"  # the bound pays for every canvas position (textdiff.eval.context_blind)
+context_probe = discrete_probe  # masked NLL by share (absorbing) or partner swap (uniform): textdiff.eval.context_probe

@@ -203,3 +203,7 @@ def likelihood(model: EmbeddingDiffusion, tokenizer, texts: list[str], *, device
     """Not implemented yet: Diffusion-LM's variational bound (its rounding and prior terms over
     the learned embedding) is left out; the row reports sample metrics only and says so."""
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for embedding diffusion"}
+
+
+LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.eval.learned) reads its samples against the noise floor
+context_probe = None

@@ -109,3 +109,7 @@ def sample_texts(model: EncoderDiffusion, tokenizer, params: ContinuousSamplePar
 def likelihood(model: EncoderDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:
     """Not computed: the model's bound would be over MiniLM features, not over the text's tokens."""
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for encoder-space diffusion"}
+
+
+LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.eval.learned) reads its decoder's accuracy at t = 0 and its samples against the noise floor
+context_probe = None

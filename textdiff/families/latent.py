@@ -106,3 +106,7 @@ def sample_texts(model: LatentDiffusion, tokenizer, params: LatentSampleParams, 
 def likelihood(model: LatentDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:
     """Not computed: a bound over latents is not a bound over the text's tokens."""
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for latent diffusion"}
+
+
+LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.eval.learned) reads its autoencoder's held-out accuracy and its samples against the noise floor
+context_probe = None

@@ -24,8 +24,10 @@ from textdiff.config import MaskedModelParams, MaskedSampleParams, MDLMParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import masked_diffusion_loss
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
-from textdiff.processes.discrete import Absorbing, antithetic_times, continuous_time, discrete_schedule, masked_weight
+from textdiff.processes.discrete import (Absorbing, antithetic_times, continuous_time, discrete_schedule, masked_weight,
+                                         time_for_share)
 from textdiff.sampling.categorical import gumbel_noise
+from textdiff.eval.context_probe import discrete_probe
 from textdiff.eval.elbo import elbo_perplexity, stratified_bound
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas
@@ -67,6 +69,11 @@ class MaskedDiffusion(DenoiserModel):
         masked = x_t == self.vocab.mask_id
         out[masked] = self.masked_log_probs(x_t, t)
         return out
+
+    def x0_log_probs_at_share(self, x_t: torch.Tensor, share: float) -> torch.Tensor:
+        """(B, L, V) log p_θ(x0 | x_t) asked at the time when a share ``share`` of tokens is masked (the probes
+        of textdiff.eval.context_probe ask every discrete family this)."""
+        return self.log_probs(x_t, time_for_share(self.schedule, share).expand(x_t.shape[0]).to(x_t.device))
 
     # ---------------------------------------------------------------- accounting
 
@@ -200,3 +207,5 @@ def sample_texts(model: MaskedDiffusion, tokenizer, params: MaskedSampleParams, 
 
 
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)
+LIKELIHOOD_FOOTING = "canvas"  # the bound pays for every canvas position (textdiff.eval.context_blind)
+context_probe = discrete_probe  # masked NLL by share (absorbing) or partner swap (uniform): textdiff.eval.context_probe

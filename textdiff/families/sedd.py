@@ -27,8 +27,9 @@ import torch
 from textdiff.config import SEDDModelParams, SEDDParams, SEDDSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
-from textdiff.processes.discrete import antithetic_times, continuous_time, discrete_schedule, graph_for
+from textdiff.processes.discrete import antithetic_times, continuous_time, discrete_schedule, graph_for, time_for_share
 from textdiff.processes.discrete_time import prior_kl
+from textdiff.eval.context_probe import discrete_probe
 from textdiff.eval.elbo import elbo_perplexity, stratified_bound
 from textdiff.sampling.batched import seeded_texts
 from textdiff.sampling.discrete_sampler import initial_canvas, reverse_sample
@@ -126,6 +127,25 @@ class SEDD(DenoiserModel):
         z = self.score_logits(x_t, t.expand(x_t.shape[0]))
         return self.graph.tweedie_probs(z, x_t, self.schedule.alpha(t), self.schedule.alpha(s))
 
+    def x0_log_probs_at_share(self, x_t: torch.Tensor, share: float) -> torch.Tensor:
+        """(B, L, V) log of the denoising distribution the scores imply, the Tweedie step to s = 0 (α = 1), asked
+        at the time when a share ``share`` of tokens is corrupted (the probes of textdiff.eval.context_probe).
+
+        Absorbing: p_θ(x0) ∝ e^z at [MASK], a revealed token certain. Uniform: Tweedie's bracket clips
+        inexact scores to 0, so the distribution is mixed with 1e-6 of the uniform one (a true token the
+        scores rule out then costs −log(1e-6/V), about 22 nats, not infinity)."""
+        t = time_for_share(self.schedule, share).to(x_t.device)
+        z = self.score_logits(x_t, t.expand(x_t.shape[0]))
+        if self.absorbing:
+            out = torch.log_softmax(z, -1)
+            keep = x_t != self.vocab.mask_id
+            out[keep] = float("-inf")
+            out[keep] = out[keep].scatter(-1, x_t[keep][:, None], 0.0)
+            return out
+        probs = self.graph.tweedie_probs(z, x_t, self.schedule.alpha(t), torch.ones((), dtype=torch.float64))
+        probs = probs / probs.sum(-1, keepdim=True).clamp_min(1e-300)
+        return ((1 - 1e-6) * probs + 1e-6 / probs.shape[-1]).log().float()
+
 
 def build(params: SEDDParams, vocab: Vocab) -> SEDD:
     return SEDD(params.model, vocab)
@@ -190,3 +210,5 @@ def sample_texts(model: SEDD, tokenizer, params: SEDDSampleParams, run) -> tuple
 
 
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)
+LIKELIHOOD_FOOTING = "canvas"  # the bound pays for every canvas position (textdiff.eval.context_blind)
+context_probe = discrete_probe  # masked NLL by share (absorbing) or partner swap (uniform): textdiff.eval.context_probe

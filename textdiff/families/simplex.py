@@ -156,3 +156,7 @@ def sample_texts(model: SimplexDiffusion, tokenizer, params: SimplexSampleParams
 def likelihood(model: SimplexDiffusion, tokenizer, texts: list[str], *, device: torch.device, **_) -> dict:
     """Not computed: simplex diffusion trains a cross-entropy surrogate, not a variational bound."""
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for simplex diffusion"}
+
+
+LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.eval.learned) reads its samples against the noise floor
+context_probe = None

@@ -111,6 +111,13 @@ def continuous_time(frac: torch.Tensor) -> torch.Tensor:
     return frac.clamp(1e-5, 1.0)
 
 
+def time_for_share(schedule, share: float) -> torch.Tensor:
+    """The continuous time t at which a share ``share`` of the tokens is corrupted, 1 − α(t) = share (float64
+    scalar, solved on a grid of 10,001 times: exact enough for a probe, for any schedule)."""
+    grid = torch.linspace(1e-5, 1.0, 10_001, dtype=torch.float64)
+    return grid[torch.argmin((1 - schedule.alpha(grid) - share).abs())]
+
+
 DISCRETE_SCHEDULES = {"loglinear": LogLinear, "geometric": Geometric, "cosine": Cosine}
 
 

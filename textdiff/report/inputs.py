@@ -15,13 +15,15 @@ from pathlib import Path
 from textdiff.io import read_json, read_jsonl
 
 REFERENCE_ROW = "real text (held-out)"  # the held-out text, scored as a row beside the models
+NOISE_FLOOR_ROW = "noise floor (positional unigram)"  # text drawn position by position, scored as a row
 
 
 @dataclass
 class RunMetrics:
     """One run's metrics, keyed by row. A stage that has not run leaves its row out of its dict."""
 
-    rows: list[dict]  # the reference row first, then each row with eval metrics (train, likelihood, sample merged)
+    rows: list[dict]  # the reference and noise-floor rows first, then each row with eval metrics (train,
+    # likelihood, sample merged)
     stats: dict  # data/prepared/stats.json: corpus, hashes, splits
     judge: dict | None = None
     canvas_counts: dict | None = None  # the training texts' token-length histogram (metrics/tokenizer.json)
@@ -45,6 +47,10 @@ class RunMetrics:
 
     def by_name(self) -> dict[str, dict]:
         return {r["model"]: r for r in self.rows}
+
+    @property
+    def noise_floor(self) -> dict | None:
+        return self.by_name().get(NOISE_FLOOR_ROW)
 
 
 def load_run(root: str | Path, models: list[str], swept_rows: list[str]) -> RunMetrics:
@@ -75,7 +81,8 @@ def load_run(root: str | Path, models: list[str], swept_rows: list[str]) -> RunM
     run.sweep_records = {m: read_jsonl(samples / "sweep" / f"{m}.jsonl") for m in run.sweeps}
     run.infill_examples = {m: read_jsonl(samples / "infill" / f"{m}.jsonl")[:1] for m, record in infill.items()
                            if record.get("supported") and (samples / "infill" / f"{m}.jsonl").exists()}
-    sources = [(REFERENCE_ROW, prepared / "valid.jsonl")] + [(m, samples / f"{m}.jsonl") for m in models]
+    sources = ([(REFERENCE_ROW, prepared / "valid.jsonl"), (NOISE_FLOOR_ROW, samples / "noise_floor.jsonl")]
+               + [(m, samples / f"{m}.jsonl") for m in models])
     run.texts = {name: [r["text"] for r in read_jsonl(path)] for name, path in sources if path.exists()}
     if run.autoencoders and (prepared / "test.jsonl").exists():
         run.test_texts = [r["text"] for r in read_jsonl(prepared / "test.jsonl")]
@@ -87,12 +94,13 @@ def optional_json(path: Path) -> dict | None:
 
 
 def eval_rows(metrics: Path, models: list[str]) -> list[dict]:
-    """The reference row, then one dict per evaluated row: its eval metrics with its train and likelihood
-    metrics and the sample stage's figures merged in."""
+    """The reference and noise-floor rows, then one dict per evaluated row: its eval metrics with its train and
+    likelihood metrics and the sample stage's figures merged in."""
     rows = []
-    ref = metrics / "eval" / "reference.json"
-    if ref.exists():
-        rows.append({**read_json(ref), "model": REFERENCE_ROW})
+    for label, stem in ((REFERENCE_ROW, "reference"), (NOISE_FLOOR_ROW, "noise_floor")):
+        path = metrics / "eval" / f"{stem}.json"
+        if path.exists():
+            rows.append({**read_json(path), "model": label})
     for name in models:
         path = metrics / "eval" / f"{name}.json"
         if not path.exists():

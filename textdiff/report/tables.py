@@ -48,12 +48,38 @@ def row_label(row: dict) -> str:
     return row["model"] + (" ⚠ degenerate" if row.get("degenerate") else "")
 
 
+def learned_cell(row: dict) -> str:
+    """'yes: …' or 'no: …' with the number that decided it (textdiff.eval.learned); '–' for the reference rows."""
+    check = row.get("learned_check")
+    if check is None:
+        return "–"
+    verdict = "yes" if check["learned"] else ("no signal" if check["no_signal"] else "no")
+    return f"{verdict}: {check['deciding']}"
+
+
 def comparison_table(rows: list[dict]) -> str:
-    """One line per row (the reference first) with every quality and speed figure and its interval."""
-    head = "| model | " + " | ".join(h for h, _, _ in COLUMNS) + " |"
-    sep = "|---|" + "---:|" * len(COLUMNS)
-    body = ["| " + row_label(r) + " | " + " | ".join(fmt_ci(r, k, f) for _, k, f in COLUMNS) + " |" for r in rows]
+    """One line per row (the reference rows first) with whether it learned (and the number that decided it) and
+    every quality and speed figure with its interval."""
+    head = "| model | learned | " + " | ".join(h for h, _, _ in COLUMNS) + " |"
+    sep = "|---|---|" + "---:|" * len(COLUMNS)
+    body = ["| " + row_label(r) + " | " + learned_cell(r) + " | "
+            + " | ".join(fmt_ci(r, k, f) for _, k, f in COLUMNS) + " |" for r in rows]
     return "\n".join([head, sep, *body])
+
+
+def learned_table(rows: list[dict]) -> str:
+    """Every check of every model row: ✓ or ✗ with its number and threshold (textdiff.eval.learned)."""
+    from textdiff.eval.learned import describe
+
+    head = "| row | learned | checks |\n|---|---|---|"
+    body = []
+    for r in rows:
+        check = r.get("learned_check")
+        if check is None:
+            continue
+        marks = "; ".join(("✓ " if c["passed"] else "✗ ") + describe(c) for c in check["checks"])
+        body.append(f"| {r['model']} | {'yes' if check['learned'] else 'no'} | {marks} |")
+    return "\n".join([head, *body])
 
 
 def degenerate_note(rows: list[dict]) -> str:

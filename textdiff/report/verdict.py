@@ -43,12 +43,21 @@ def load_claims(path: Path = CLAIMS_FILE) -> list[dict]:
 # --------------------------------------------------------------------------- ranking
 
 
+def not_learned(metrics: dict) -> str | None:
+    """Why a row cannot be evidence for a claim (its learned check failed, textdiff.eval.learned), or None."""
+    check = metrics.get("learned_check")
+    if check is None or check["learned"]:
+        return None
+    return ("no signal: " if check["no_signal"] else "") + check["deciding"]
+
+
 def rank_tiers(rows: dict[str, dict], metric: str = "mauve") -> list[list[str]]:
     """Rows in tiers, best first: a row starts a new tier only when its interval lies wholly on the worse side
-    of the interval of every row in the tier above. Degenerate rows and rows without the metric are left out."""
+    of the interval of every row in the tier above. Degenerate rows, rows that have not learned and rows without
+    the metric are left out."""
     sign = -1 if metric in LOWER_IS_BETTER else 1
     scored = sorted(((name, estimate(m, metric)) for name, m in rows.items()
-                     if not m.get("degenerate") and estimate(m, metric) is not None),
+                     if not m.get("degenerate") and not not_learned(m) and estimate(m, metric) is not None),
                     key=lambda item: -sign * item[1].point)
     tiers: list[list[tuple[str, Estimate]]] = []
     for name, est in scored:
@@ -108,6 +117,9 @@ def _evidence(source: dict[str, dict], name: str, metric: str, where: str) -> tu
         return None, f"`{name}` not measured{where}"
     if row.get("degenerate"):
         return None, f"`{name}` is degenerate"
+    why = not_learned(row)
+    if why:
+        return None, f"`{name}` has not learned ({why})"
     est = estimate(row, metric)
     return (est, "") if est is not None else (None, f"`{name}` has no {metric}")
 
@@ -144,6 +156,10 @@ def verdict_section(rows: dict[str, dict], ablations: dict[str, dict], claims: l
     if degenerate:
         lines += ["", "Not ranked, degenerate output: " + "; ".join(
             f"`{n}` ({', '.join(rows[n].get('degenerate_reasons') or ['degenerate'])})" for n in degenerate) + "."]
+    unlearned = [n for n, m in rows.items() if not_learned(m) and n not in degenerate]
+    if unlearned:
+        lines += ["", "Not ranked, has not learned: " + "; ".join(f"`{n}` ({not_learned(rows[n])})"
+                                                                 for n in unlearned) + "."]
     lines += ["", "| claim | source | verdict | this run | paper |", "|---|---|---|---|---|"]
     for claim in claims:
         j = judge_claim(claim, rows, ablations)

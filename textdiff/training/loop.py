@@ -28,6 +28,7 @@ from textdiff.training import distributed
 from textdiff.training.checkpoint import CheckpointLock, load_checkpoint, save_checkpoint
 from textdiff.training.ema import EMA
 from textdiff.training.flops import budgeted, mean_step_flops
+from textdiff.training.peak import resolve_precision
 from textdiff.training.lr_schedule import lr_at
 
 
@@ -44,10 +45,23 @@ class TrainResult:
     planned_steps: int = 0  # the steps it was to run: cfg.steps, or the budget's derived count
     warmup_steps: int = 0
     raw_weights: dict | None = None  # with cfg.ema_decay > 0 the model holds the EMA weights; these are the raw ones
+    curve: list[dict] = field(default_factory=list)  # {"step", "flops", figures…} at the curve_at fractions
+    precision: str = "fp32"  # what the forward ran in (cfg.precision resolved: textdiff.training.peak)
+    precision_reason: str = ""
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.wall_s if self.wall_s else float("nan")
+
+
+def measure_curve_point(model: torch.nn.Module, probe: Callable, device: torch.device) -> dict:
+    """``probe(model)`` in eval mode without gradients, on forked random numbers (training's stream is untouched)."""
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return dict(probe(model))
+    finally:
+        model.train()
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainParams) -> torch.optim.AdamW:
@@ -62,7 +76,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
           *, checkpoint_dir: Path | None, fingerprint: str, device: torch.device,
           log: Callable[[dict, int], None] | None = None, progress: bool = True,
           stop_after: int | None = None, flops_fn: Callable[[object], float] | None = None,
-          budget_flops: float | None = None) -> TrainResult:
+          budget_flops: float | None = None, curve_probe: Callable | None = None,
+          curve_at: tuple[float, ...] = ()) -> TrainResult:
     """Train to ``cfg.steps`` or ``cfg.max_minutes``, whichever comes first.
 
     ``flops_fn(batch)``: the training FLOPs of one step on that batch, summed into
@@ -70,20 +85,22 @@ def train(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], t
     floor(cfg.budget_share × budget_flops / mean FLOPs per step) (needs
     ``flops_fn``), and the derived steps join the checkpoint fingerprint.
     ``stop_after`` ends the run early at that step without marking it finished
-    (for tests of resume; a killed process behaves the same). The run holds a lock on
+    (for tests of resume; a killed process behaves the same). ``curve_probe(model) -> dict`` is measured
+    (eval mode, no grad, on its own random numbers: training draws the same with or without it) after the
+    step nearest each fraction of ``curve_at``: the learning curve in ``TrainResult.curve``. The run holds a lock on
     ``checkpoint_dir``: a second run of it fails at once and says who holds it.
     """
     world = distributed.current_world()
     if checkpoint_dir is None or not world.is_main:  # rank 0 holds the lock and writes the checkpoints
         return _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, log, progress, stop_after,
-                      flops_fn, budget_flops)
+                      flops_fn, budget_flops, curve_probe, curve_at)
     with CheckpointLock(checkpoint_dir):
         return _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, log, progress, stop_after,
-                      flops_fn, budget_flops)
+                      flops_fn, budget_flops, curve_probe, curve_at)
 
 
 def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, log, progress, stop_after, flops_fn,
-           budget_flops) -> TrainResult:
+           budget_flops, curve_probe=None, curve_at=()) -> TrainResult:
     if budget_flops is not None:
         if flops_fn is None:
             raise ValueError("a FLOP budget needs flops_fn to count the FLOPs of a step")
@@ -91,6 +108,7 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
         fingerprint = f"{fingerprint}:steps={cfg.steps}:warmup={cfg.warmup_steps}"
     world = distributed.current_world()
     device = distributed.rank_device(device, world)
+    precision, precision_reason = resolve_precision(device, cfg.precision)
     model.to(device).train()
     step_loss = distributed.wrap(model, loss_fn, world, device)
     run_seed = torch.initial_seed()  # the family's seed: the ranks' per-step seeds derive from it
@@ -102,6 +120,8 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
     tokens = state.get("tokens", 0)
     flops = state.get("flops", 0.0)
     losses = [tuple(x) for x in state.get("losses", [])]
+    curve = list(state.get("curve", []))
+    curve_steps = {max(1, round(f * cfg.steps)) for f in curve_at} if curve_probe is not None else set()
     budget_s = cfg.max_minutes * 60
     t0 = time.perf_counter()
     stopped_by = "steps"
@@ -123,7 +143,7 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
             flops += flops_fn(batch)
         tokens += batch.shape[0] * batch.shape[1]
         local = distributed.shard(batch, world).to(device)
-        with autocast(device, cfg.precision):
+        with autocast(device, precision):
             loss = step_loss(local)
         value = distributed.mean(loss.detach(), world)
         if not math.isfinite(value):
@@ -140,12 +160,15 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
             losses.append((step, value, lr))
             if log:
                 log({"train/loss": value, "train/lr": lr}, step)
+        if step in curve_steps and world.is_main:
+            curve.append({"step": step, "flops": flops, **measure_curve_point(model, curve_probe, device)})
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}")
         if checkpoint_dir and world.is_main and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             wall = elapsed_before + time.perf_counter() - t0
             save_checkpoint(checkpoint_dir, step, model, optimizer,
-                            {"wall_s": wall, "tokens": tokens, "flops": flops, "losses": losses}, fingerprint, ema=ema)
+                            {"wall_s": wall, "tokens": tokens, "flops": flops, "losses": losses, "curve": curve},
+                            fingerprint, ema=ema)
     bar.close()
     if step == 0 and stopped_by == "time":
         raise InputError(f"train.max_minutes={cfg.max_minutes} ended training before its first step "
@@ -155,4 +178,5 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
     raw = ema.swap_into(model) if ema is not None else None
     model.eval()
     return TrainResult(step, stopped_by, wall, tokens, final, start, losses, flops=flops, planned_steps=cfg.steps,
-                       warmup_steps=cfg.warmup_steps, raw_weights=raw)
+                       warmup_steps=cfg.warmup_steps, raw_weights=raw, curve=curve, precision=precision,
+                       precision_reason=precision_reason)
