@@ -18,7 +18,7 @@ def main() -> None:
 
     from textdiff.report.document import comparable_ablations, render
     from textdiff.report.inputs import load_run
-    from textdiff.report.plots import plot_losses, plot_quality, plot_steps
+    from textdiff.report.plots import plot_learning_curves, plot_losses, plot_quality, plot_steps
     from textdiff.report.verdict import load_claims
 
     p = params()
@@ -27,6 +27,7 @@ def main() -> None:
     plots = REPORTS / "plots"
     plot_quality(run.rows, plots / "quality.png")
     plot_losses(run.loss_curves, plots / "loss.png")
+    plot_learning_curves(run.learning_curves, plots / "learning.png")
     plot_steps(run.sweeps, plots / "steps.png")
     ablations, left_out = comparable_ablations(p, raw_params, run.ablation_groups, run.stats.get("data_sha256"))
     write_text(REPORTS / "report.md", render(p, run, ablations, left_out, load_claims()))

@@ -68,11 +68,12 @@ def _position_counts(canvases: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 def _table(counts: torch.Tensor, k: float, pad_id: int, footing: str) -> torch.Tensor:
-    """log p_i(w): real tokens' counts at position i smoothed toward the global real-token distribution
-    (add-½) with strength k; on the canvas footing times the share of sentences still running at i."""
+    """log p_i(w): real tokens' counts at position i smoothed toward the global real-token distribution of the
+    scored positions 1.. (add-½) with strength k; on the canvas footing times the share of sentences still
+    running at i."""
     real = counts.clone()
     real[:, pad_id] = 0
-    glob = real.sum(0) + 0.5
+    glob = real[1:].sum(0) + 0.5
     glob[pad_id] = 0
     glob = glob / glob.sum()
     n = real.sum(1, keepdim=True)

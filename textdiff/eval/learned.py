@@ -123,3 +123,21 @@ def describe(c: dict) -> str:
     value = "–" if c["value"] is None else f"{c['value']:.3g}"
     return f"{c['check']} {value} {'≥' if c['passed'] else '<'} {c['threshold']:g}" + (
         f" {c['unit']}" if c["unit"] else "")
+
+
+def curve_point_passes(point: dict) -> bool:
+    """A learning-curve point (textdiff.eval.learning_evidence.curve_probe) clears both of its row's likelihood
+    thresholds."""
+    return (point["context_blind_margin"] >= MARGIN[point["graph"]]
+            and point["probe_value"] >= PROBE_MIN[point["probe"]])
+
+
+def first_passed(points: list[dict]) -> float | None:
+    """The training FLOPs of the first curve point from which on every point passes; None if the last fails."""
+    first = None
+    for point in sorted(points, key=lambda q: q["flops"]):
+        if curve_point_passes(point):
+            first = point["flops"] if first is None else first
+        else:
+            first = None
+    return first

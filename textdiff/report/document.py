@@ -9,7 +9,8 @@ from textdiff.report.notes import (canvas_warnings, comparisons, continuous_comp
                                    decoder_budget_note, judge_header, mauve_note, settings_note)
 from textdiff.eval.learned import learned_check
 from textdiff.report.tables import (ablation_tables, autoencoder_tables, comparison_table, compute_table,
-                                    degenerate_note, learned_table, likelihood_order, likelihood_table,
+                                    degenerate_note, learned_table, learning_curve_table, likelihood_order,
+                                    likelihood_table,
                                     samples_section, space_tables, sweep_samples, sweep_table)
 from textdiff.report.tasks import control_section, infill_section
 from textdiff.report.verdict import verdict_section
@@ -95,6 +96,12 @@ def render(p, run: RunMetrics, ablations: dict, left_out: dict[str, str], claims
         "### Has each row learned?", "",
         learned_table(rows), "",
         LEARNED_NOTE, "",
+        "### Learning curves", "",
+        "Measured by each training stage on the first 256 test sentences (2 draws of t per sentence) at 1/8, 1/4, "
+        "1/2 and all of its budget; the last point is on the same slice as the comparison's probe, so the two "
+        "figures differ a little.", "",
+        learning_curve_table(run.learning_curves), "",
+        "![learning curves](plots/learning.png)", "",
         METRIC_DEFINITIONS, "",
         "![quality](plots/quality.png)", "",
         "![training loss](plots/loss.png)", "",

@@ -36,6 +36,7 @@ class RunMetrics:
     sweeps: dict[str, dict] = field(default_factory=dict)
     sweep_records: dict[str, list[dict]] = field(default_factory=dict)
     loss_curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    learning_curves: dict[str, list[dict]] = field(default_factory=dict)  # metrics/train/ROW.json learning_curve
     texts: dict[str, list[str]] = field(default_factory=dict)  # REFERENCE_ROW (valid split) and each row's samples
     test_texts: list[str] = field(default_factory=list)
     infill: dict[str, dict] = field(default_factory=dict)
@@ -78,6 +79,7 @@ def load_run(root: str | Path, models: list[str], swept_rows: list[str]) -> RunM
         control_judge=optional_json(metrics / "control" / "judge.json") or {},
         ablation_groups=optional_json(root / "reports" / "ablations.json") or {},
     )
+    run.learning_curves = {m: t["learning_curve"] for m, t in run.train.items() if t.get("learning_curve")}
     run.sweep_records = {m: read_jsonl(samples / "sweep" / f"{m}.jsonl") for m in run.sweeps}
     run.infill_examples = {m: read_jsonl(samples / "infill" / f"{m}.jsonl")[:1] for m, record in infill.items()
                            if record.get("supported") and (samples / "infill" / f"{m}.jsonl").exists()}

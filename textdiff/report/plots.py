@@ -79,3 +79,33 @@ def plot_steps(sweeps: dict[str, dict], path: Path) -> None:
     left.legend(fontsize=8)
     fig.suptitle("Discrete samplers: quality against steps")
     save_figure(fig, path)
+
+
+def plot_learning_curves(curves: dict[str, list[dict]], path: Path) -> bool:
+    """Each row's held-out margin below the positional unigram (nats/token) and its context probe against training
+    FLOPs (the points its training measured, textdiff.eval.learning_evidence), each with its row's threshold
+    dashed; False when no row has a curve."""
+    from textdiff.eval.learned import MARGIN, PROBE_MIN
+
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(10, 4))
+    drawn = False
+    for name, pts in curves.items():
+        if not pts:
+            continue
+        xs = [pt["flops"] for pt in pts]
+        line, = left.plot(xs, [pt["context_blind_margin"] for pt in pts], marker="o", label=name)
+        left.axhline(MARGIN[pts[-1]["graph"]], color=line.get_color(), ls="--", lw=0.8)
+        right.plot(xs, [pt["probe_value"] for pt in pts], marker="o", color=line.get_color(), label=name)
+        right.axhline(PROBE_MIN[pts[-1]["probe"]], color=line.get_color(), ls="--", lw=0.8)
+        drawn = True
+    left.set_ylabel("nats/token below the positional unigram")
+    right.set_ylabel("context probe (nats)")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xlabel("training FLOPs")
+        ax.grid(alpha=0.3)
+    if drawn:
+        left.legend(fontsize=8)
+    fig.suptitle("Learning curves on 256 held-out sentences (dashed: each row's learned threshold)")
+    save_figure(fig, path)
+    return drawn

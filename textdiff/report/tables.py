@@ -67,6 +67,23 @@ def comparison_table(rows: list[dict]) -> str:
     return "\n".join([head, sep, *body])
 
 
+def learning_curve_table(curves: dict[str, list[dict]]) -> str:
+    """Each row's learning-curve points (training FLOPs: margin below the positional unigram / probe) and the
+    compute from which on it passes both likelihood checks (textdiff.eval.learned.first_passed)."""
+    from textdiff.eval.learned import first_passed
+
+    if not curves:
+        return "No row recorded a learning curve (rows without a token likelihood have none: see the training loss)."
+    head = "| row | points (FLOPs: margin / probe, nats) | passes from |\n|---|---|---:|"
+    body = []
+    for name, pts in curves.items():
+        cells = ", ".join(f"{q['flops']:.2g}: {q['context_blind_margin']:.2f} / {q['probe_value']:.2f}"
+                          for q in sorted(pts, key=lambda q: q["flops"]))
+        first = first_passed(pts)
+        body.append(f"| {name} | {cells} | {'not within the budget' if first is None else f'{first:.2g} FLOPs'} |")
+    return "\n".join([head, *body])
+
+
 def learned_table(rows: list[dict]) -> str:
     """Every check of every model row: ✓ or ✗ with its number and threshold (textdiff.eval.learned)."""
     from textdiff.eval.learned import describe

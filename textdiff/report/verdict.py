@@ -107,7 +107,27 @@ def check(spec: dict, rows: dict[str, dict], ablations: dict[str, dict]) -> tupl
         return "inconclusive", numbers
     a_better = ea.below(eb) if relation == "lower" else eb.below(ea)
     b_better = eb.below(ea) if relation == "lower" else ea.below(eb)
+    if b_better and metric == "heldout_ppl" and "group" not in spec:
+        earlier = order_at_an_earlier_budget(source[spec["a"]], source[spec["b"]])
+        if earlier is None:
+            return "inconclusive", numbers + "; refuting needs the order at a second budget: no learning curve"
+        if earlier != "b":
+            return "inconclusive", numbers + "; the order differs at half the budget (learning curves)"
+        numbers += "; the same order at half the budget"
     return ("reproduced" if a_better else "refuted" if b_better else "inconclusive"), numbers
+
+
+def order_at_an_earlier_budget(a: dict, b: dict) -> str | None:
+    """Which row ("a" or "b") had the lower held-out nats at the learning-curve point before the last (half the
+    budget by default), or None when either row lacks one."""
+    def earlier(row):
+        pts = sorted(row.get("learning_curve") or [], key=lambda q: q["flops"])
+        return pts[-2]["heldout_nats"] if len(pts) >= 2 else None
+
+    na, nb = earlier(a), earlier(b)
+    if na is None or nb is None:
+        return None
+    return "a" if na < nb else "b"
 
 
 def _evidence(source: dict[str, dict], name: str, metric: str, where: str) -> tuple[Estimate | None, str]:
