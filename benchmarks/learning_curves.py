@@ -36,6 +36,9 @@ from textdiff.families.contract import RunContext
 from textdiff.io import read_jsonl
 
 
+CURVE_AT = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)  # the learned check's figures along each run
+
+
 def benchmark_section(section, positions: str | None, ema_decay: float | None = None, lr: float | None = None,
                       batch_size: int | None = None, model: dict | None = None):
     """The row's params with no wall-clock cut (the budget decides the steps), optionally other positions,
@@ -72,8 +75,16 @@ def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, po
     family = get_family(p.row(row).family)
     section = benchmark_section(p.row(row), positions, ema_decay, lr, batch_size, model)
     t0 = time.perf_counter()
+    probe = None
+    if family.LIKELIHOOD_FOOTING is not None:  # the in-training curve: the learned check's figures along the budget
+        from textdiff.eval.learning_evidence import context_blind_bar, curve_probe
+
+        valid = [r["text"] for r in read_jsonl(Path("data/prepared/valid.jsonl"))]
+        bar = context_blind_bar(tokenizer, train_texts, valid, section.model.seq_len, family.LIKELIHOOD_FOOTING)
+        probe = curve_probe(family, tokenizer, test_texts, bar, section.model.seq_len, seed=p.seed, device=device)
     model, result = family.fit(section, tokenizer, train_texts,
-                               RunContext(seed=p.seed, device=device, progress=False, budget_flops=budget))
+                               RunContext(seed=p.seed, device=device, progress=False, budget_flops=budget,
+                                          curve_probe=probe, curve_at=CURVE_AT))
     wall = time.perf_counter() - t0
     like = family.likelihood(model, tokenizer, test_texts, device=device)
     point = {"row": row, "budget_flops": budget, "train_flops": result.flops, "steps": result.steps,
@@ -81,7 +92,7 @@ def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, po
              "batch_size": section.train.batch_size, "d_model": section.model.d_model,
              "n_layers": section.model.n_layers, "parameters": model.num_parameters(), "train_wall_s": wall,
              "heldout_ppl": like.get("heldout_ppl"), "heldout_ppl_ci": like.get("heldout_ppl_ci"),
-             "bound": like.get("heldout_ppl_bound")}
+             "bound": like.get("heldout_ppl_bound"), "curve": result.curve}
     if p.row(row).family != "ar" and getattr(model.vocab, "mask_id", None) is not None:
         try:
             point.update(probe(model, tokenizer, train_texts, test_texts[:256]))
@@ -158,6 +169,9 @@ def main() -> None:
             with log.open("a") as f:
                 f.write(json.dumps(point) + "\n")
             shares = point.get("masked_nll_by_share")
+            for q in point["curve"]:
+                print(f"  {q['flops']:.2e} FLOPs: nats {q['heldout_nats']:.3f}, margin {q['context_blind_margin']:.3f}, "
+                      f"{q['probe']} {q['probe_value']:.3f}", flush=True)
             print(f"{row:12s} {budget:.1e} FLOPs ({point['steps']} steps, {point['train_wall_s']:.0f} s): "
                   f"held-out ppl {point['heldout_ppl']:.1f}"
                   + (f"; masked NLL by share {shares}, unigram {point['unigram_nll']:.2f}" if shares else ""),

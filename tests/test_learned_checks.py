@@ -170,8 +170,13 @@ def test_each_failed_bar_is_named_with_its_number(kwargs, words):
 def test_samples_whose_interval_reaches_the_floor_have_no_signal():
     check = learned_check(row(mauve=(0.03, 0.01, 0.06)), FLOOR)
     assert not check["learned"] and check["no_signal"]
-    assert "mauve 0.03 vs floor 0.01 (overlaps)" in check["deciding"]
+    assert "mauve 0.03 vs floor 0.01 (not higher, intervals apart)" in check["deciding"]
     assert not learned_check(row(), None)["learned"]  # no floor scored: nothing shows a signal
+    worse = learned_check(row(gen_ppl=(9000, 8000, 10000), mauve=(0.002, 0.001, 0.003)), FLOOR)
+    assert worse["no_signal"] and not worse["learned"]  # apart from the floor, but on its worse side
+    assert all(not c["passed"] for c in worse["checks"] if "floor" in c["check"])
+    spaces_rows = learned_check(row(), FLOOR, autoencoder={"row": "ar", "autoencoder": None, "why": "none"})
+    assert [c["check"] for c in spaces_rows["checks"] if "autoencoder" in c["check"]] == []
 
 
 def test_the_spaces_rows_answer_for_their_autoencoder_and_decoder():

@@ -45,14 +45,16 @@ def likelihood_checks(likelihood: dict) -> list[dict]:
 
 
 def autoencoder_checks(autoencoder: dict | None) -> list[dict]:
-    if not autoencoder:
+    """A latent row's autoencoder (its stage writes ``held_out``; rows without one write only why not)."""
+    if not autoencoder or "held_out" not in autoencoder:
         return []
     return [check("autoencoder held-out token accuracy", (autoencoder.get("held_out") or {}).get("token_accuracy"),
                   AUTOENCODER_ACCURACY)]
 
 
 def decoder_checks(decoder: dict | None) -> list[dict]:
-    if not decoder:
+    """An encoder row's decoder (its stage writes ``held_out``; rows without one write only why not)."""
+    if not decoder or "held_out" not in decoder:
         return []
     at_zero = next((r for r in decoder.get("held_out", []) if r.get("t") == 0.0), {})
     return [check("decoder token accuracy at t = 0", at_zero.get("token_accuracy"), DECODER_ACCURACY)]
@@ -66,12 +68,16 @@ def _interval(metrics: dict, key: str) -> tuple[float, float] | None:
     return float(lo), float(hi)
 
 
-def separated(row: dict, floor: dict, key: str) -> bool | None:
-    """Whether the row's 95% interval of ``key`` lies clear of the noise floor's; None when either lacks it."""
+BETTER = {"gen_ppl": "lower", "mauve": "higher"}
+
+
+def clear_of_floor(row: dict, floor: dict, key: str) -> bool | None:
+    """Whether the row's 95% interval of ``key`` lies wholly on the better side of the noise floor's (below it for
+    gen_ppl, above it for MAUVE); None when either lacks the figure."""
     a, b = _interval(row, key), _interval(floor, key)
     if a is None or b is None:
         return None
-    return a[1] < b[0] or b[1] < a[0]
+    return a[1] < b[0] if BETTER[key] == "lower" else a[0] > b[1]
 
 
 def signal_checks(row: dict, floor: dict | None) -> list[dict]:
@@ -82,9 +88,8 @@ def signal_checks(row: dict, floor: dict | None) -> list[dict]:
         return out + [{"check": "samples against the noise floor", "value": None, "threshold": None, "unit": "",
                        "passed": False, "why": "the noise floor was not scored"}]
     for key in ("gen_ppl", "mauve"):
-        apart = separated(row, floor, key)
         out.append({"check": f"{key} interval clear of the noise floor's", "value": row.get(key),
-                    "threshold": floor.get(key), "unit": "", "passed": bool(apart)})
+                    "threshold": floor.get(key), "unit": "", "passed": bool(clear_of_floor(row, floor, key))})
     return out
 
 
@@ -93,13 +98,14 @@ def learned_check(row: dict, floor: dict | None, autoencoder: dict | None = None
     """{"learned": bool, "no_signal": bool, "checks": [...], "deciding": str} for one row.
 
     ``row``: its eval metrics with its likelihood metrics merged (as the report reads them); ``floor``: the
-    noise-floor row's eval metrics. ``deciding`` names the first failed check with its number, or the
-    tightest passed one (the smallest value-to-threshold ratio) when every check passed."""
+    noise-floor row's eval metrics. ``no_signal``: the samples are not told apart from the floor's. ``deciding``
+    names the failed check with its number (a floor check first when there is no signal), or the tightest passed
+    one (the smallest value-to-threshold ratio) when every check passed."""
     checks = (likelihood_checks(row) + autoencoder_checks(autoencoder) + decoder_checks(decoder)
               + signal_checks(row, floor))
-    failed = [c for c in checks if not c["passed"]]
-    no_signal = any(not c["passed"] for c in checks if "noise floor" in c["check"])
-    return {"learned": not failed, "no_signal": no_signal, "checks": checks,
+    floor_failed = [c for c in checks if not c["passed"] and "noise floor" in c["check"]]
+    failed = floor_failed + [c for c in checks if not c["passed"] and c not in floor_failed]
+    return {"learned": not failed, "no_signal": bool(floor_failed), "checks": checks,
             "deciding": describe(failed[0] if failed else tightest(checks))}
 
 
@@ -118,8 +124,9 @@ def describe(c: dict) -> str:
         return c["check"] + ("" if c["passed"] else ": no")
     if "floor" in c["check"]:
         value = "–" if c["value"] is None else f"{c['value']:.3g}"
-        return f"{c['check'].split(' interval')[0]} {value} vs floor {c['threshold']:.3g}" + (
-            "" if c["passed"] else " (overlaps)")
+        floor = "–" if c["threshold"] is None else f"{c['threshold']:.3g}"
+        key = c["check"].split(" interval")[0]
+        return f"{key} {value} vs floor {floor}" + ("" if c["passed"] else f" (not {BETTER[key]}, intervals apart)")
     value = "–" if c["value"] is None else f"{c['value']:.3g}"
     return f"{c['check']} {value} {'≥' if c['passed'] else '<'} {c['threshold']:g}" + (
         f" {c['unit']}" if c["unit"] else "")

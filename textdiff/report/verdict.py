@@ -48,7 +48,7 @@ def not_learned(metrics: dict) -> str | None:
     check = metrics.get("learned_check")
     if check is None or check["learned"]:
         return None
-    return ("no signal: " if check["no_signal"] else "") + check["deciding"]
+    return ("no signal, " if check["no_signal"] else "") + check["deciding"]
 
 
 def rank_tiers(rows: dict[str, dict], metric: str = "mauve") -> list[list[str]]:
