@@ -195,7 +195,10 @@ def test_budget_sets_steps_and_warmup():
     short = F.budgeted(cfg, 1e11, 1e9)
     assert (short.steps, short.warmup_steps) == (50, 5)
     assert F.budgeted(TrainParams(), 1e12, 3e11).steps == 3  # null share = 1; floor
-    assert F.budgeted(TrainParams(), 1e3, 1e9).steps == 1
+    from textdiff.errors import InputError
+
+    with pytest.raises(InputError, match=r"budget.train_flops \(1e\+03\) .* buys no training step: one step costs 1e\+09"):
+        F.budgeted(TrainParams(), 1e3, 1e9)
 
 
 def test_training_under_a_budget_lands_on_it_and_its_steps_join_the_fingerprint(tmp_path):

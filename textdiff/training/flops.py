@@ -153,14 +153,21 @@ def effective_share(cfg) -> float:
 
 def budgeted(cfg, budget_flops: float | None, flops_per_step: float):
     """A component's train params under its row's budget: steps = floor(share × budget / FLOPs per step)
-    (at least 1) and warmup = min(warmup_steps, steps // 10); warmup steps stabilise Adam's first updates
+    and warmup = min(warmup_steps, steps // 10); warmup steps stabilise Adam's first updates
     and need not grow with the run, but a short budgeted run still spends nine tenths past its peak.
-    Without a budget the params are returned unchanged."""
+    Without a budget the params are returned unchanged. A budget that buys no step is an InputError that
+    names the key, raised before the first step."""
     if budget_flops is None:
         return cfg
     if not flops_per_step > 0:
         raise ValueError(f"a component's FLOPs per step must be positive (got {flops_per_step})")
-    steps = max(1, math.floor(effective_share(cfg) * budget_flops / flops_per_step))
+    steps = math.floor(effective_share(cfg) * budget_flops / flops_per_step)
+    if steps < 1:
+        from textdiff.errors import InputError
+
+        raise InputError(f"budget.train_flops ({budget_flops:.3g}) × this component's budget_share "
+                         f"({effective_share(cfg):g}) buys no training step: one step costs {flops_per_step:.3g} "
+                         f"FLOPs; raise budget.train_flops (or the share), or set it to null to train train.steps")
     return cfg.model_copy(update={"steps": steps, "warmup_steps": min(cfg.warmup_steps, steps // 10)})
 
 

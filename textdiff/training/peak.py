@@ -29,8 +29,11 @@ def median_seconds(fn, device: torch.device, repeats: int, warmup: int = 2) -> f
 
 def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None,
                 repeats: int = 7, warmup: int = 3) -> float:
-    """Dense n×n matmul FLOP/s on ``device`` in ``dtype``: 2n³ over the median time of ``repeats`` products."""
-    n = n or (8192 if device.type == "cuda" else 2048)
+    """Dense n×n matmul FLOP/s on ``device`` in ``dtype``: 2n³ over the median time of ``repeats`` products.
+
+    On a CPU the size is capped so that one product takes at most about 0.5 s at the rate a 256³ product shows: bf16 on
+    an AVX2-only CPU runs at 0.3 GFLOP/s, where ten 2048³ products would take ten minutes."""
+    n = n or (8192 if device.type == "cuda" else cpu_peak_size(dtype))
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     return 2 * n ** 3 / median_seconds(lambda: a @ b, device, repeats, warmup)
 
@@ -79,6 +82,17 @@ def resolve_precision(device: torch.device, precision: str) -> tuple[str, str]:
     if "cpu" not in _CHOSEN:
         _CHOSEN["cpu"] = choose_cpu_precision()
     return _CHOSEN["cpu"]
+
+
+def cpu_peak_size(dtype: torch.dtype, largest: int = 2048, seconds: float = 0.5) -> int:
+    """The largest power-of-two n ≤ ``largest`` whose n³ product takes about ``seconds`` at this CPU's rate in
+    ``dtype`` (measured on one 256³ product)."""
+    a, b = (torch.randn(256, 256, dtype=dtype) for _ in range(2))
+    rate = 2 * 256 ** 3 / median_seconds(lambda: a @ b, torch.device("cpu"), 1, 1)
+    n = 256
+    while n < largest and 2 * (2 * n) ** 3 / rate <= seconds:
+        n *= 2
+    return n
 
 
 def mfu_record(result, device: torch.device, precision: str) -> dict:
