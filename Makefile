@@ -38,7 +38,7 @@ endif
 # Two workers (one core each), a test file per worker: the end-to-end files spend most of their time in
 # single-threaded subprocesses (DVC, Python start-up), so two run side by side in about the time of one.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # Runs every group of ablations.yaml as DVC experiments (commit code first).
 ablate: $(STAMP)
