@@ -12,7 +12,7 @@ import torch
 
 from textdiff.eval.context_blind import fit_positional_unigram, noise_floor_canvases
 from textdiff.eval.context_probe import length_partners, partner_swap, prefix_swap
-from textdiff.eval.learned import first_passed, learned_check
+from textdiff.eval.learned import describe, first_passed, learned_check
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -160,11 +160,18 @@ def test_a_row_that_clears_every_bar_has_learned_and_names_its_tightest_check():
     ({"probe": ("masked_nll_by_share", "absorbing", 0.4)}, "masked NLL drop, 5% vs 100% masked 0.4 < 1.5"),
     ({"margin": 0.2, "probe": ("partner_swap", "uniform", 0.6)}, "0.2 < 0.25"),
     ({"margin": 0.9, "probe": ("prefix_swap", "causal", 0.6)}, "0.9 < 1"),
+    ({"margin": 0.45, "probe": ("prefix_swap", "causal", 0.6)}, "0.45 < 1"),
     ({"degenerate": True}, "samples not degenerate: no"),
 ])
 def test_each_failed_bar_is_named_with_its_number(kwargs, words):
     check = learned_check(row(**kwargs), FLOOR)
     assert not check["learned"] and words in check["deciding"], check["deciding"]
+
+
+def test_the_ar_prefix_swap_is_reported_but_does_not_decide():
+    check = learned_check(row(margin=1.27, probe=("prefix_swap", "causal", 0.2)), FLOOR)
+    assert check["learned"], check
+    assert any("0.2 nats (reported, not a gate)" in describe(c) for c in check["checks"])
 
 
 def test_samples_whose_interval_reaches_the_floor_have_no_signal():

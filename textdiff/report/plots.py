@@ -96,7 +96,8 @@ def plot_learning_curves(curves: dict[str, list[dict]], path: Path) -> bool:
         line, = left.plot(xs, [pt["context_blind_margin"] for pt in pts], marker="o", label=name)
         left.axhline(MARGIN[pts[-1]["graph"]], color=line.get_color(), ls="--", lw=0.8)
         right.plot(xs, [pt["probe_value"] for pt in pts], marker="o", color=line.get_color(), label=name)
-        right.axhline(PROBE_MIN[pts[-1]["probe"]], color=line.get_color(), ls="--", lw=0.8)
+        if pts[-1]["probe"] in PROBE_MIN:
+            right.axhline(PROBE_MIN[pts[-1]["probe"]], color=line.get_color(), ls="--", lw=0.8)
         drawn = True
     left.set_ylabel("nats/token below the positional unigram")
     right.set_ylabel("context probe (nats)")
