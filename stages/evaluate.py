@@ -5,7 +5,7 @@ held-out references (mauve), plus the sampling speed. With --reference: the same
 (the valid split against the test split), the row every model is read against. With --noise-floor: the same
 metrics on text drawn from the positional unigram (textdiff.eval.context_blind: each position's token drawn
 from the training split's frequencies there, nothing else), as many texts as a row samples: a row whose
-gen_ppl or MAUVE interval overlaps this row's has no signal (textdiff.eval.learned).
+gen_ppl or MAUVE interval overlaps this row's has no signal (textdiff.report.learned).
 """
 
 from __future__ import annotations

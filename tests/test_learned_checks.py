@@ -12,7 +12,7 @@ import torch
 
 from textdiff.eval.context_blind import fit_positional_unigram, noise_floor_canvases
 from textdiff.eval.context_probe import length_partners, partner_swap, prefix_swap
-from textdiff.eval.learned import describe, first_passed, learned_check
+from textdiff.report.learned import describe, first_passed, learned_check
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -177,7 +177,7 @@ def test_the_ar_prefix_swap_is_reported_but_does_not_decide():
 def test_samples_whose_interval_reaches_the_floor_have_no_signal():
     check = learned_check(row(mauve=(0.03, 0.01, 0.06)), FLOOR)
     assert not check["learned"] and check["no_signal"]
-    assert "mauve 0.03 vs floor 0.01 (not higher, intervals apart)" in check["deciding"]
+    assert "mauve 0.03 vs floor 0.01 (interval not wholly above the floor's)" in check["deciding"]
     assert not learned_check(row(), None)["learned"]  # no floor scored: nothing shows a signal
     worse = learned_check(row(gen_ppl=(9000, 8000, 10000), mauve=(0.002, 0.001, 0.003)), FLOOR)
     assert worse["no_signal"] and not worse["learned"]  # apart from the floor, but on its worse side

@@ -205,5 +205,5 @@ def likelihood(model: EmbeddingDiffusion, tokenizer, texts: list[str], *, device
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for embedding diffusion"}
 
 
-LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.eval.learned) reads its samples against the noise floor
+LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.report.learned) reads its samples against the noise floor
 context_probe = None

@@ -111,5 +111,5 @@ def likelihood(model: EncoderDiffusion, tokenizer, texts: list[str], *, device: 
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for encoder-space diffusion"}
 
 
-LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.eval.learned) reads its decoder's accuracy at t = 0 and its samples against the noise floor
+LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.report.learned) reads its decoder's accuracy at t = 0 and its samples against the noise floor
 context_probe = None

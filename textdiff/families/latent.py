@@ -108,5 +108,5 @@ def likelihood(model: LatentDiffusion, tokenizer, texts: list[str], *, device: t
     return {"heldout_ppl": None, "heldout_ppl_bound": "not computed for latent diffusion"}
 
 
-LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.eval.learned) reads its autoencoder's held-out accuracy and its samples against the noise floor
+LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.report.learned) reads its autoencoder's held-out accuracy and its samples against the noise floor
 context_probe = None

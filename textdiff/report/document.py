@@ -7,7 +7,7 @@ from __future__ import annotations
 from textdiff.report.inputs import RunMetrics
 from textdiff.report.notes import (canvas_warnings, comparisons, continuous_comparison, corpus_header,
                                    decoder_budget_note, judge_header, mauve_note, settings_note)
-from textdiff.eval.learned import learned_check
+from textdiff.report.learned import learned_check
 from textdiff.report.tables import (ablation_tables, autoencoder_tables, comparison_table, compute_table,
                                     degenerate_note, learned_table, learning_curve_table, likelihood_order,
                                     likelihood_table,
@@ -55,7 +55,7 @@ def sweep_intro(run: RunMetrics) -> str:
 
 
 LEARNED_NOTE = (
-    "A row has learned when it beats what ignores context (textdiff/eval/learned.py): a row with a token "
+    "A row has learned when it beats what ignores context (textdiff/report/learned.py): a row with a token "
     "likelihood is below the positional unigram (per-position token frequencies of the training split, smoothed "
     "on the validation split, on the row's own footing: the canvas with its padding for a diffusion bound, the "
     "text's tokens for AR) by 1.0 nat/token (AR), 0.5 (absorbing graphs) or 0.25 (uniform graphs), and its "
@@ -70,7 +70,7 @@ LEARNED_NOTE = (
 
 
 def with_learned_checks(run: RunMetrics, models) -> list[dict]:
-    """The run's rows, each model row with its ``learned_check`` (textdiff.eval.learned) added."""
+    """The run's rows, each model row with its ``learned_check`` (textdiff.report.learned) added."""
     floor = run.noise_floor
     return [{**r, "learned_check": learned_check(r, floor, run.autoencoders.get(r["model"]),
                                                  run.decoders.get(r["model"]))} if r["model"] in models else r

@@ -85,7 +85,7 @@ def plot_learning_curves(curves: dict[str, list[dict]], path: Path) -> bool:
     """Each row's held-out margin below the positional unigram (nats/token) and its context probe against training
     FLOPs (the points its training measured, textdiff.eval.learning_evidence), each with its row's threshold
     dashed; False when no row has a curve."""
-    from textdiff.eval.learned import MARGIN, PROBE_MIN
+    from textdiff.report.learned import MARGIN, PROBE_MIN
 
     fig, (left, right) = pyplot().subplots(1, 2, figsize=(10, 4))
     drawn = False

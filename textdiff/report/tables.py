@@ -49,7 +49,7 @@ def row_label(row: dict) -> str:
 
 
 def learned_cell(row: dict) -> str:
-    """'yes: …' or 'no: …' with the number that decided it (textdiff.eval.learned); '–' for the reference rows."""
+    """'yes: …' or 'no: …' with the number that decided it (textdiff.report.learned); '–' for the reference rows."""
     check = row.get("learned_check")
     if check is None:
         return "–"
@@ -69,8 +69,8 @@ def comparison_table(rows: list[dict]) -> str:
 
 def learning_curve_table(curves: dict[str, list[dict]]) -> str:
     """Each row's learning-curve points (training FLOPs: margin below the positional unigram / probe) and the
-    compute from which on it passes both likelihood checks (textdiff.eval.learned.first_passed)."""
-    from textdiff.eval.learned import first_passed
+    compute from which on it passes both likelihood checks (textdiff.report.learned.first_passed)."""
+    from textdiff.report.learned import first_passed
 
     if not curves:
         return "No row recorded a learning curve (rows without a token likelihood have none: see the training loss)."
@@ -85,8 +85,8 @@ def learning_curve_table(curves: dict[str, list[dict]]) -> str:
 
 
 def learned_table(rows: list[dict]) -> str:
-    """Every check of every model row: ✓ or ✗ with its number and threshold (textdiff.eval.learned)."""
-    from textdiff.eval.learned import describe
+    """Every check of every model row: ✓ or ✗ with its number and threshold (textdiff.report.learned)."""
+    from textdiff.report.learned import describe
 
     head = "| row | learned | checks |\n|---|---|---|"
     body = []

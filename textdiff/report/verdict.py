@@ -44,7 +44,7 @@ def load_claims(path: Path = CLAIMS_FILE) -> list[dict]:
 
 
 def not_learned(metrics: dict) -> str | None:
-    """Why a row cannot be evidence for a claim (its learned check failed, textdiff.eval.learned), or None."""
+    """Why a row cannot be evidence for a claim (its learned check failed, textdiff.report.learned), or None."""
     check = metrics.get("learned_check")
     if check is None or check["learned"]:
         return None

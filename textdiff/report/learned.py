@@ -135,7 +135,8 @@ def describe(c: dict) -> str:
         value = "–" if c["value"] is None else f"{c['value']:.3g}"
         floor = "–" if c["threshold"] is None else f"{c['threshold']:.3g}"
         key = c["check"].split(" interval")[0]
-        return f"{key} {value} vs floor {floor}" + ("" if c["passed"] else f" (not {BETTER[key]}, intervals apart)")
+        side = "below" if BETTER[key] == "lower" else "above"
+        return f"{key} {value} vs floor {floor}" + ("" if c["passed"] else f" (interval not wholly {side} the floor's)")
     value = "–" if c["value"] is None else f"{c['value']:.4g}"
     return f"{c['check']} {value} {'≥' if c['passed'] else '<'} {c['threshold']:g}" + (
         f" {c['unit']}" if c["unit"] else "")
