@@ -192,7 +192,11 @@ def test_sampling_runs_on_the_gpu_pool_and_comes_back_through_the_remote(repo, f
     finally:
         if worker is not None:
             worker.terminate()
-            worker.wait(timeout=30)
+            try:  # a worker's graceful shutdown on a loaded 2-core machine once took longer than 30 s (CI, AMD)
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(timeout=30)
         params.write_text(original)
         run(["dvc", "repro", "--single-item", "validate"], repo)
     assert outcome["sample@ar"] == "restored", outcome  # computed on the worker, restored here
