@@ -46,11 +46,7 @@ def masked_nll_by_share(predict: Callable[[torch.Tensor, float], torch.Tensor], 
         total, count = 0.0, 0
         for start in range(0, x0.shape[0], batch_size):
             x, r = x0[start:start + batch_size], real[start:start + batch_size]
-            u = torch.rand(x.shape, generator=generator, device=x.device)
-            hit = (u < share) & r
-            # the lowest-u real position is always masked, so no sequence is left out at small shares
-            first = torch.where(r, u, torch.full_like(u, 2.0)).argmin(1)
-            hit[torch.arange(x.shape[0]), first] |= r.any(1)
+            hit = corrupted_positions(r, share, generator)
             x_t = torch.where(hit, torch.full_like(x, mask_id), x)
             logp = predict(x_t, share)
             nll = -logp.gather(-1, x[hit][:, None]).squeeze(-1)
@@ -58,6 +54,16 @@ def masked_nll_by_share(predict: Callable[[torch.Tensor, float], torch.Tensor], 
             count += int(hit.sum())
         out[share] = total / max(count, 1)
     return out
+
+
+def corrupted_positions(real: torch.Tensor, share: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Each ``real`` position with probability ``share``; the lowest-draw real position of each row always, so no
+    sequence is left out at small shares."""
+    u = torch.rand(real.shape, generator=generator, device=real.device)
+    hit = (u < share) & real
+    first = torch.where(real, u, torch.full_like(u, 2.0)).argmin(1)
+    hit[torch.arange(real.shape[0]), first] |= real.any(1)
+    return hit
 
 
 def unigram_nll(train_ids: list[list[int]], test_ids: torch.Tensor, pad_id: int, vocab_size: int,
@@ -105,6 +111,22 @@ def length_partners(x0: torch.Tensor, pad_id: int) -> torch.Tensor:
     return torch.tensor(partner, dtype=torch.long, device=x0.device)
 
 
+def partner_batches(x0: torch.Tensor, pad_id: int, batch_size: int):
+    """(indices, their partners) of the canvases that have one, ``batch_size`` canvases of ``x0`` at a time."""
+    partner = length_partners(x0, pad_id)
+    usable = partner != torch.arange(len(partner), device=x0.device)
+    for start in range(0, x0.shape[0], batch_size):
+        idx = torch.arange(start, min(start + batch_size, x0.shape[0]), device=x0.device)[usable[start:start + batch_size]]
+        if len(idx):
+            yield idx, partner[idx]
+
+
+def swap_result(own_total: float, swap_total: float, count: int, sentences: int, share: float) -> dict:
+    own_nll, swap_nll = own_total / max(count, 1), swap_total / max(count, 1)
+    return {"own": own_nll, "swapped": swap_nll, "rise": swap_nll - own_nll, "tokens": count,
+            "sentences": sentences, "share": share}
+
+
 @torch.no_grad()
 def partner_swap(predict: Callable[[torch.Tensor, float], torch.Tensor], x0: torch.Tensor, pad_id: int,
                  noise: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor], share: float = 0.5,
@@ -118,22 +140,14 @@ def partner_swap(predict: Callable[[torch.Tensor, float], torch.Tensor], x0: tor
     ``protect``ed, at least one) is corrupted; the rest is the context. A model that ignores its context scores
     both the same; one that reads it gets worse when the context belongs to another sentence:
     {"own": nats, "swapped": nats, "rise": swapped − own, "tokens": scored positions, "sentences": n}."""
-    partner = length_partners(x0, pad_id)
-    usable = partner != torch.arange(len(partner), device=x0.device)
     real = x0 != pad_id
     if protect is not None:
         real = real & ~protect.to(x0.device)[None]
     own_total = swap_total = 0.0
-    count = 0
-    for start in range(0, x0.shape[0], batch_size):
-        idx = torch.arange(start, min(start + batch_size, x0.shape[0]), device=x0.device)[usable[start:start + batch_size]]
-        if len(idx) == 0:
-            continue
-        x, r, mate = x0[idx], real[idx], x0[partner[idx]]
-        u = torch.rand(x.shape, generator=generator, device=x.device)
-        hit = (u < share) & r
-        first = torch.where(r, u, torch.full_like(u, 2.0)).argmin(1)
-        hit[torch.arange(x.shape[0]), first] |= r.any(1)
+    count = sentences = 0
+    for idx, mates in partner_batches(x0, pad_id, batch_size):
+        x, r, mate = x0[idx], real[idx], x0[mates]
+        hit = corrupted_positions(r, share, generator)
         corrupted = noise(x, generator)
         own = torch.where(hit, corrupted, x)
         swapped = torch.where(hit, corrupted, torch.where(r, mate, x))
@@ -141,9 +155,8 @@ def partner_swap(predict: Callable[[torch.Tensor, float], torch.Tensor], x0: tor
         own_total += float(-predict(own, share)[hit].gather(-1, target).double().sum())
         swap_total += float(-predict(swapped, share)[hit].gather(-1, target).double().sum())
         count += int(hit.sum())
-    own_nll, swap_nll = own_total / max(count, 1), swap_total / max(count, 1)
-    return {"own": own_nll, "swapped": swap_nll, "rise": swap_nll - own_nll, "tokens": count,
-            "sentences": int(usable.sum()), "share": share}
+        sentences += len(idx)
+    return swap_result(own_total, swap_total, count, sentences, share)
 
 
 def graph_noise(model) -> Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]:
@@ -160,28 +173,22 @@ def prefix_swap(next_log_probs: Callable[[torch.Tensor], torch.Tensor], x0: torc
     after the first ⌈(1 − share)·n⌉ real tokens, <eos> included), after its own first part and after the first part
     of another sentence of the same length. ``next_log_probs(x) -> (B, L, V)``: log p(x_{i+1} | x_≤i) at each i.
     Same keys as ``partner_swap``."""
-    partner = length_partners(x0, pad_id)
-    usable = partner != torch.arange(len(partner), device=x0.device)
     lengths = (x0 != pad_id).sum(1)
     positions = torch.arange(x0.shape[1], device=x0.device)[None]
     own_total = swap_total = 0.0
-    count = 0
-    for start in range(0, x0.shape[0], batch_size):
-        idx = torch.arange(start, min(start + batch_size, x0.shape[0]), device=x0.device)[usable[start:start + batch_size]]
-        if len(idx) == 0:
-            continue
+    count = sentences = 0
+    for idx, mates in partner_batches(x0, pad_id, batch_size):
         x, n = x0[idx], lengths[idx]
         context_end = torch.ceil((1 - share) * (n - 1).double()).long().clamp(1)  # <bos> and at least nothing more
         scored = (positions >= context_end[:, None]) & (positions < n[:, None])  # targets x_i, i ≥ context_end
-        swapped = torch.where(positions < context_end[:, None], x0[partner[idx]], x)
+        swapped = torch.where(positions < context_end[:, None], x0[mates], x)
         swapped[:, 0] = x[:, 0]
         target = x[:, 1:][scored[:, 1:]][:, None]
         own_total += float(-next_log_probs(x)[:, :-1][scored[:, 1:]].gather(-1, target).double().sum())
         swap_total += float(-next_log_probs(swapped)[:, :-1][scored[:, 1:]].gather(-1, target).double().sum())
         count += int(scored[:, 1:].sum())
-    own_nll, swap_nll = own_total / max(count, 1), swap_total / max(count, 1)
-    return {"own": own_nll, "swapped": swap_nll, "rise": swap_nll - own_nll, "tokens": count,
-            "sentences": int(usable.sum()), "share": share}
+        sentences += len(idx)
+    return swap_result(own_total, swap_total, count, sentences, share)
 
 
 # --------------------------------------------------------------------------- the probe a family offers
