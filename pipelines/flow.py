@@ -50,6 +50,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
+from pipelines import prefect_api
 from pipelines.schedule import StageFailed, dvc, output_lines, plan, run_as_ready, run_stage as run_dvc_stage, \
     thread_share  # noqa: F401 (run_as_ready, thread_share: also read from here by tests and callers)
 from textdiff.config import load_params
@@ -196,7 +197,9 @@ def main() -> None:
     parser.add_argument("--remote", help="DVC remote to pull from before and push to after each stage")
     parser.add_argument("--repo", default=".")
     args = parser.parse_args()
-    outcome = pipeline(repo_dir=args.repo, stages=args.stages, remote=args.remote)
+    settings = load_params(Path(args.repo) / "params.yaml").orchestration
+    with prefect_api(settings.server_startup_timeout_s):
+        outcome = pipeline(repo_dir=args.repo, stages=args.stages, remote=args.remote)
     ran = [s for s, o in outcome.items() if o == "ran"]
     print(f"[flow] {len(ran)} stage(s) ran, {len(outcome) - len(ran)} up to date")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from pipelines import prefect_api
 from pipelines.ablate import ABLATIONS, collect, dvc, load_groups, missing_runs, queue_experiment, run_queue
 from pipelines.flow import section
 from textdiff.config import load_params
@@ -88,7 +89,8 @@ def main() -> None:
         if not overrides or "=" not in overrides:
             parser.error(f"--run {spec!r}: expected NAME=key=value[,key=value]")
         runs[name] = overrides.split(",")
-    sweep(file=args.file, only=args.only, model=args.model, runs=runs or None, jobs=args.jobs)
+    with prefect_api(load_params().orchestration.server_startup_timeout_s):
+        sweep(file=args.file, only=args.only, model=args.model, runs=runs or None, jobs=args.jobs)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from stages.code import training_code
-from stages.common import CHECKPOINTS, METRICS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params, say, stage_main
+from stages.common import METRICS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params, row_checkpoints, say, stage_main
 from stages.features import encodings
 from textdiff.config import LatentSpaceParams
 from textdiff.io import read_jsonl, write_json
@@ -56,7 +56,7 @@ def train_latent_autoencoder(name: str, space: LatentSpaceParams, seed: int, dev
     key = fingerprint({"seed": seed, "space": dump(space), "budget": budget_flops}, PREPARED / "train.jsonl",
                       TOKENIZER / "tokenizer.json", *training_code("autoencoder"))
     model, result = fit_autoencoder(space, data, Vocab.from_tokenizer(tokenizer), seed=seed, device=device,
-                                    checkpoint_dir=CHECKPOINTS / f"{name}_autoencoder", fingerprint=key,
+                                    checkpoint_dir=row_checkpoints(name, "autoencoder"), fingerprint=key,
                                     budget_flops=budget_flops)
     save_autoencoder(out, model)
 

@@ -20,7 +20,7 @@ PREPARED = Path("data/prepared")
 TOKENIZER = Path("data/tokenizer")
 MODELS = Path("models")
 SPACES = Path("spaces")  # spaces/<row>/data (the space stage) and spaces/<row>/decoder (a decoder stage)
-CHECKPOINTS = Path("checkpoints")
+CHECKPOINTS = Path("checkpoints")  # checkpoints/<row>/<part>: a row's parts in its own folder, never beside another row's
 SAMPLES = Path("samples")
 METRICS = Path("metrics")
 REPORTS = Path("reports")
@@ -28,6 +28,13 @@ REPORTS = Path("reports")
 
 def params() -> Params:
     return load_params(PARAMS_FILE)
+
+
+def row_checkpoints(row: str, part: str) -> Path:
+    """Where one part (model, autoencoder, decoder) of a row keeps its training checkpoints. Row names cannot
+    hold a slash, so no row's folder can be another row's part; the judge's folder is named after a reserved
+    row name (textdiff/config.py)."""
+    return CHECKPOINTS / row / part
 
 
 def record_params(path: Path, resolved: dict) -> None:

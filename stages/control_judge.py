@@ -1,7 +1,7 @@
 """control_judge: the independent judge of control, logistic regression on frozen MiniLM sentence features of
 the training split (textdiff.tasks.attribute_judge), with its held-out accuracy on the test split.
 
-Outputs classifiers/judge/ and metrics/control/judge.json.
+Outputs classifiers/judge/ and metrics/control_judge.json.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def main() -> None:
     texts, labels = labelled(read_jsonl(PREPARED / "train.jsonl"))
     test_texts, test_labels = labelled(read_jsonl(PREPARED / "test.jsonl"))
     reason = no_labels_reason(labels, p.data.label_column, test_labels)
-    out = METRICS / "control" / "judge.json"
+    out = METRICS / "control_judge.json"
     JUDGE.mkdir(parents=True, exist_ok=True)
     if reason:
         write_json(JUDGE / "judge.json", {"labels": [], "reason": reason})

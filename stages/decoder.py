@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from stages.code import training_code
-from stages.common import CHECKPOINTS, METRICS, PREPARED, SPACES, dump, fingerprint, params, say, stage_main
+from stages.common import METRICS, PREPARED, SPACES, dump, fingerprint, params, row_checkpoints, say, stage_main
 from stages.features import encodings
 from textdiff.io import read_jsonl, write_json
 from textdiff.spaces import registry as spaces
@@ -49,7 +49,7 @@ def train_decoder(name: str, section, p) -> None:
                       SPACES / name / "data", *training_code("decoder"))
     say("decoder", f"{name}: training on {len(cache)} cached sentences on {device}")
     decoder, result = fit_decoder(section.decoder, cache, process, section.model.seq_len, seed=p.seed, device=device,
-                                  checkpoint_dir=CHECKPOINTS / f"{name}_decoder", fingerprint=key,
+                                  checkpoint_dir=row_checkpoints(name, "decoder"), fingerprint=key,
                                   budget_flops=p.budget.train_flops)
     save_decoder(SPACES / name / "decoder", decoder)
 

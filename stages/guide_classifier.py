@@ -2,7 +2,7 @@
 labels (textdiff.tasks.attribute_classifier); its held-out accuracy on the test split is recorded.
 
 On a corpus without labels it writes why, and every control@ROW stage then says so.
-Outputs classifiers/guide/ and metrics/control/guide_classifier.json.
+Outputs classifiers/guide/ and metrics/guide_classifier.json.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main() -> None:
     texts, labels = labelled(read_jsonl(PREPARED / "train.jsonl"))
     test_texts, test_labels = labelled(read_jsonl(PREPARED / "test.jsonl"))
     reason = no_labels_reason(labels, p.data.label_column, test_labels)
-    out = METRICS / "control" / "guide_classifier.json"
+    out = METRICS / "guide_classifier.json"
     if reason:
         GUIDE.mkdir(parents=True, exist_ok=True)
         write_json(GUIDE / "classifier.json", {"labels": [], "reason": reason})

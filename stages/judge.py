@@ -53,7 +53,7 @@ def train_judge(p, device) -> dict:
     say("judge", f"training the judge LM ({p.judge.model.d_model}×{p.judge.model.n_layers}, "
                  f"{p.judge.train.steps} steps) on {len(train_texts)} sentences")
     model, result = ar.fit(section, tokenizer, train_texts,
-                           RunContext(seed=p.seed, device=device, checkpoint_dir=CHECKPOINTS / "_judge",
+                           RunContext(seed=p.seed, device=device, checkpoint_dir=CHECKPOINTS / "judge",
                                       fingerprint=key))
     save_model(JUDGE, model, "judge", dump(section), Vocab.from_tokenizer(tokenizer))
     record_params(JUDGE / "params.json", {"seed": p.seed, "judge": dump(p.judge)})

@@ -38,6 +38,7 @@ def main() -> None:
     raw, corpus = load_corpus(cfg)
     say("prepare", f"read {len(raw)} records from {corpus['name']} (sha256 {corpus['sha256'][:12]})")
     kept, dropped = clean_records(raw, cfg.min_length, cfg.max_length, cfg.length_unit, cfg.keep_labels)
+    dropped["oversized_line"] = sum(f.get("oversized_lines", 0) for f in corpus["files"])  # never read (sources.py)
     if cfg.max_examples is not None:
         kept = kept[: cfg.max_examples]
     if not kept:

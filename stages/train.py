@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from stages.code import training_code
-from stages.common import (CHECKPOINTS, METRICS, MODELS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params,
-                           record_params, run_group, say, stage_main, tracking_config)
+from stages.common import (METRICS, MODELS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params,
+                           record_params, row_checkpoints, run_group, say, stage_main, tracking_config)
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.data.vocab import Vocab
 from textdiff.device import resolve_device
@@ -51,7 +51,7 @@ def main(name: str) -> None:
     ranks = f" × {world.size} processes" if world.parallel else ""
     say("train", f"{name}: {len(train_texts)} sentences on {device}{ranks}")
     run = RunContext(seed=p.seed, device=device, space=spaces.for_row(section.space, SPACES / name),
-                     checkpoint_dir=CHECKPOINTS / name, fingerprint=key, log=tracker.log,
+                     checkpoint_dir=row_checkpoints(name, "model"), fingerprint=key, log=tracker.log,
                      budget_flops=p.budget.train_flops,
                      curve_probe=learning_curve_probe(family, tokenizer, train_texts, section.model.seq_len, p.seed,
                                                       device))

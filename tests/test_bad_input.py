@@ -112,3 +112,127 @@ def test_a_judge_path_that_is_not_a_model_is_named(tmp_path):
 def test_the_repository_params_have_no_repeated_keys():
     for path in [ROOT / "params.yaml", *sorted((ROOT / "profiles").glob("*.yaml"))]:
         load_params(path)
+
+
+def corpus_params(*names) -> DataParams:
+    return DataParams(source="files", files=list(names), label_column=None)
+
+
+def test_a_link_in_corpus_leading_outside_it_is_refused_with_how_to_copy(tmp_path):
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("a fine sentence here\n")
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "link.txt").symlink_to(outside)
+    with pytest.raises(CorpusError, match=r"data.files\[0\]: corpus/link.txt leads to .*elsewhere.txt, outside "
+                                          r"corpus/ .*cp --remove-destination"):
+        load_records(corpus_params("corpus/link.txt"), base_dir=tmp_path)
+
+
+def test_a_linked_corpus_folder_is_refused_too(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.txt").write_text("a fine sentence here\n")
+    (tmp_path / "corpus").symlink_to(tmp_path / "real")
+    with pytest.raises(CorpusError, match=r"data.files\[0\]: corpus/a.txt leads to .*real/a.txt, outside corpus/"):
+        load_records(corpus_params("corpus/a.txt"), base_dir=tmp_path)
+
+
+def test_a_link_that_stays_inside_corpus_is_read(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("a fine sentence here\n")
+    (tmp_path / "corpus" / "b.txt").symlink_to(tmp_path / "corpus" / "a.txt")
+    assert load_records(corpus_params("corpus/b.txt"), base_dir=tmp_path) == [{"text": "a fine sentence here",
+                                                                              "label": None}]
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
+def test_an_enormous_line_is_dropped_without_being_held(tmp_path, suffix):
+    """A 40 MB line is skipped a bounded piece at a time (before: the whole file was held, then split)."""
+    import json
+    import tracemalloc
+
+    from textdiff.data.sources import load_corpus
+    line = ("word " * 8_000_000).strip()
+    as_line = (lambda t: json.dumps({"text": t})) if suffix == ".jsonl" else (lambda t: t)
+    path = tmp_path / f"c{suffix}"
+    with open(path, "w") as f:
+        f.write(as_line("the first sentence") + "\n" + as_line(line) + "\n" + as_line("the last sentence") + "\n")
+    del line
+    tracemalloc.start()
+    try:
+        records, identity = load_corpus(files(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r["text"] for r in records] == ["the first sentence", "the last sentence"]
+    assert identity["files"][0]["oversized_lines"] == 1
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.0f} MiB while reading a file of {path.stat().st_size / 2**20:.0f} MiB"
+
+
+def test_an_enormous_line_in_a_table_is_named_before_pandas_holds_it(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("text\nfine words here\n" + "x" * 200_000 + "\nmore fine words\n")
+    with pytest.raises(CorpusError, match=r"c.csv:3: a line over 65536 bytes"):
+        load_records(files(path))
+
+
+def test_the_flow_gives_prefects_server_the_params_wait():
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    from pipelines import prefect_api
+    from textdiff.config import OrchestrationParams
+    default = OrchestrationParams().server_startup_timeout_s
+    assert default >= 120  # Prefect's own 20 s ran out on a loaded 2-core machine
+    with prefect_api(default):
+        assert PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value() == default
+
+
+def test_a_prefect_server_that_does_not_start_is_one_line_saying_what_to_do(tmp_path):
+    """A real ephemeral server that cannot open its database: one line naming the param and the way out, no
+    traceback (before: Prefect's RuntimeError and its traceback)."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "flow.py"
+    script.write_text("from pipelines import prefect_api\nfrom prefect import flow\n\n@flow\ndef nothing():\n"
+                      "    return 1\n\nwith prefect_api(5):\n    nothing()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONPATH=str(ROOT),
+               PREFECT_SERVER_DATABASE_CONNECTION_URL="sqlite+aiosqlite:////proc/no-such-dir/prefect.db")
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert "RuntimeError" not in out.stderr  # the server's own log may hold its database error; the flow's does not
+    message = [line for line in out.stderr.splitlines() if "did not answer" in line]
+    assert len(message) == 1 and message[0].startswith("Prefect's temporary API server did not answer within 5 s "
+                                                       "(orchestration.server_startup_timeout_s"), out.stderr[-2000:]
+    assert "PREFECT_API_URL=" in message[0]
+
+
+def test_a_truncated_tokenizer_file_is_named_with_how_to_restore_it(tmp_path):
+    from textdiff.data.tokenizer import load_tokenizer, train_tokenizer
+    from textdiff.errors import InputError
+    train_tokenizer(["a small corpus of words", "and a few more words here"] * 20, 300).save_pretrained(tmp_path)
+    data = (tmp_path / "tokenizer.json").read_bytes()
+    (tmp_path / "tokenizer.json").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=rf"the tokenizer in {tmp_path} cannot be loaded, .*damaged or truncated "
+                                         r"\(JSONDecodeError.*dvc repro -f tokenizer"):
+        load_tokenizer(tmp_path)
+
+
+def test_a_judge_whose_weights_hold_a_pickled_object_is_named_with_the_safetensors_way(tmp_path):
+    """A real Hugging Face folder (tiny GPT-2) whose pytorch_model.bin holds a Python function: never loaded
+    (weights_only), and said in one line instead of torch's UnpicklingError."""
+    import os
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from textdiff.data.tokenizer import train_tokenizer
+    from textdiff.eval.judge import HFJudge
+    tok = train_tokenizer(["a small corpus of words", "and a few more words here"] * 20, 300)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=32, n_embd=16, n_layer=1, n_head=2)).save_pretrained(
+        tmp_path)
+    tok.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save({"transformer.wte.weight": torch.zeros(1), "object": os.getcwd}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ParamsError, match=r"evaluate.judge: .*pytorch_model.bin holds pickled Python objects, which "
+                                          r"are never loaded .*safe_serialization=True"):
+        HFJudge(tmp_path, torch.device("cpu"))

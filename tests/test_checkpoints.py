@@ -93,6 +93,25 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_intact_one(tmp_path, dama
     assert_same(weights(resumed), weights(whole))
 
 
+def test_an_optimizer_file_holding_a_pickled_object_falls_back_like_a_damaged_one(tmp_path):
+    """Checksums rewritten to match: weights_only refuses the object, and the run resumes from the older
+    checkpoint (before: an uncaught UnpicklingError)."""
+    import os
+
+    from textdiff.training.checkpoint import CHECKSUMS, file_sha256
+    cfg = TrainParams(steps=12, lr=3e-3, warmup_steps=2, checkpoint_every=4, log_every=1)
+    whole, _ = run(cfg)
+    run(cfg, tmp_path, stop_after=9)
+    newest = tmp_path / "step_0000008"
+    torch.save({"optimizer": {}, "rng": torch.get_rng_state(), "object": os.getcwd}, newest / "optimizer.pt")
+    sums = json.loads((newest / CHECKSUMS).read_text())
+    (newest / CHECKSUMS).write_text(json.dumps({**sums, "optimizer.pt": file_sha256(newest / "optimizer.pt")}))
+    with pytest.warns(UserWarning, match=r"step_0000008/optimizer.pt holds more than tensors"):
+        resumed, result = run(cfg, tmp_path)
+    assert result.resumed_from == 4 and result.steps == 12
+    assert_same(weights(resumed), weights(whole))
+
+
 def test_latest_pointing_at_a_missing_folder_falls_back(tmp_path):
     cfg = TrainParams(steps=12, lr=3e-3, warmup_steps=2, checkpoint_every=4, log_every=1)
     run(cfg, tmp_path, stop_after=9)

@@ -28,7 +28,8 @@ def test_prepare_records_the_corpus_file_and_its_hash(repo):
     stats = json.loads((repo / "data" / "prepared" / "stats.json").read_text())
     digest = hashlib.sha256((repo / "corpus" / "reviews.jsonl").read_bytes()).hexdigest()
     assert stats["corpus"]["files"] == [{"path": "corpus/reviews.jsonl", "sha256": digest,
-                                         "bytes": (repo / "corpus" / "reviews.jsonl").stat().st_size}]
+                                         "bytes": (repo / "corpus" / "reviews.jsonl").stat().st_size,
+                                         "oversized_lines": 0}]
     assert stats["raw_records"] == 80 and len(stats["data_sha256"]) == 64
 
 

@@ -93,7 +93,7 @@ def test_infill_and_control_stages_fill_guide_and_report(repo, reproduced):
     assert not json.loads((repo / "metrics" / "infill" / "latent_planner.json").read_text())["supported"]
     control = json.loads((repo / "metrics" / "control" / "mdlm.json").read_text())
     assert set(control["labels"]) == {"fresh", "rotten"} and control["labels"]["fresh"]["success_ci"] is not None
-    assert 0.5 < json.loads((repo / "metrics" / "control" / "judge.json").read_text())["heldout_accuracy"] <= 1
+    assert 0.5 < json.loads((repo / "metrics" / "control_judge.json").read_text())["heldout_accuracy"] <= 1
     assert "score ratios" in json.loads((repo / "metrics" / "control" / "sedd_uniform.json").read_text())["reason"]
     report = (repo / "reports" / "report.md").read_text()
     assert "## Infilling" in report and "| mdlm |" in report.split("## Infilling")[1]
@@ -152,6 +152,19 @@ def test_second_repro_has_nothing_to_do(repo, reproduced):
     out = run(["dvc", "repro"], repo)
     assert "Running stage" not in out.stdout
     assert "up to date" in out.stdout
+
+
+def test_a_lost_or_edited_report_is_restored_from_dvcs_cache(repo, reproduced):
+    report = repo / "reports" / "report.md"
+    written = report.read_bytes()
+    report.write_text("edited by hand\n")
+    assert "report:" in run(["dvc", "status", "report"], repo).stdout
+    run(["dvc", "checkout", "--force", "reports/report.md"], repo)
+    assert report.read_bytes() == written
+    report.unlink()
+    run(["dvc", "checkout", "reports/report.md"], repo)
+    assert report.read_bytes() == written
+    assert "up to date" in run(["dvc", "status", "report"], repo).stdout
 
 
 def test_exp_run_on_a_sample_param_reruns_only_what_depends_on_it(repo, reproduced):

@@ -24,6 +24,30 @@ def test_read_jsonl_names_the_bad_line(tmp_path):
         read_jsonl(f)
 
 
+def test_an_offline_wandb_run_looks_up_no_host(tmp_path):
+    """Every name look-up of a training run's tracker, in a fresh process, recorded by an audit hook that runs
+    after wandb's own exit handlers (before: wandb's telemetry looked up its server at finish)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = tmp_path / "track.py"
+    script.write_text(
+        "import atexit, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "hosts = []\n"
+        "sys.addaudithook(lambda ev, args: hosts.append(args[0]) if ev in ('socket.getaddrinfo', "
+        "'socket.gethostbyname', 'socket.gethostbyname_ex', 'socket.gethostbyaddr') else None)\n"
+        "atexit.register(lambda: print('looked up:', hosts))\n"
+        "from textdiff.tracking import Tracker\n"
+        f"tracker = Tracker('unit', {{'lr': 0.1}}, mode='offline', folder={str(tmp_path)!r})\n"
+        "tracker.log({'train/loss': 1.5}, step=1)\n"
+        "tracker.finish()\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "looked up: []", out.stdout
+
+
 def test_wandb_offline_run_writes_locally(tmp_path):
     tracker = Tracker("unit", {"lr": 0.1}, mode="offline", folder=tmp_path)
     tracker.log({"train/loss": 1.5}, step=1)

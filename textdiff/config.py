@@ -587,6 +587,8 @@ class OrchestrationParams(Section):
                                                             "for a worker included, before the stage fails")
     remote: str | None = Field(None, description="DVC remote shared by workers (null: local cache only)")
     sweep_jobs: int = Field(1, ge=1, description="DVC experiments run at once in an ablation sweep")
+    server_startup_timeout_s: int = Field(300, ge=1, description="how long a flow waits for Prefect's temporary API "
+                                                                "server (no PREFECT_API_URL set) to answer")
     concurrency: int = Field(1, ge=1, description="stages a flow runs at once on one worker, each as soon as its "
                                                   "DVC upstreams finish; the cores are shared out between them, so "
                                                   "each stage's speed figures then share the machine")

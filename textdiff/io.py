@@ -4,6 +4,8 @@ Every output is written to a temporary file in the same folder, flushed to disk
 (fsync of the file, then of the folder after the rename) and renamed into place,
 so a killed stage or a power cut leaves the previous file or none, never half a
 file. Files get the mode the umask gives (as DVC's restore does), not mkstemp's 0600.
+A write the disk refuses (full, over quota or a file-size limit) is one InputError
+that names the file, with the temporary file removed and the previous file kept.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from textdiff.errors import InputError
 
 
 @contextmanager
@@ -30,9 +34,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fsync_file(tmp_path)
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
+    except Exception as err:
+        if not write_refused(err):
+            raise
+        raise write_failed(path, err, f"{path.name} as it was before is unchanged") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def write_refused(err: BaseException) -> bool:
+    """Whether an error is the disk refusing a write: an OSError, or the same seen through a library,
+    safetensors' Rust I/O error ("... (os error 28)") or torch.save's ("file write failed")."""
+    if isinstance(err, InputError):  # already said, by an inner write
+        return False
+    text = str(err)
+    return isinstance(err, OSError) or "(os error " in text or "write failed" in text or "unexpected pos" in text
+
+
+def write_failed(target: Path, err: BaseException, what_survives: str) -> InputError:
+    """One line for a write the disk refused: the file, the system's reason, what to do and what is kept."""
+    reason = str(err).splitlines()[0][:200] if str(err) else ""
+    return InputError(f"could not write {target} ({type(err).__name__}: {reason}); nothing of it was kept. If the "
+                      f"disk is full, free space on it and re-run the stage: {what_survives}")
 
 
 def current_umask() -> int:

@@ -4,6 +4,8 @@ module before the weights are loaded (nothing is unpickled)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -11,26 +13,41 @@ from safetensors.torch import load_file, save_file
 
 from textdiff.data.vocab import Vocab
 from textdiff.errors import InputError
-from textdiff.io import atomic_path, read_json, write_json
+from textdiff.io import fsync_dir, fsync_file, read_json, write_failed, write_json, write_refused
 from textdiff.training.checkpoint import file_sha256, state_dict_for_saving
 
 
 def save_model(folder: str | Path, model: torch.nn.Module, row: str, params: dict, vocab: Vocab,
                raw_weights: dict | None = None) -> None:
     """``model.safetensors`` holds what samples and scores (the EMA weights when the run kept them);
-    ``raw_weights`` (the last optimizer weights) go beside it as ``raw.safetensors``."""
+    ``raw_weights`` (the last optimizer weights) go beside it as ``raw.safetensors``. Every file is written
+    in a staging folder first: a write the disk refuses leaves the model already in ``folder`` as it was."""
     folder = Path(folder)
-    with atomic_path(folder / "model.safetensors") as tmp:
-        save_file(state_dict_for_saving(model), str(tmp))
-    raw = folder / "raw.safetensors"
-    if raw_weights is not None:
-        with atomic_path(raw) as tmp:
-            save_file({k: v.contiguous() for k, v in raw_weights.items()}, str(tmp))
-    elif raw.exists():
-        raw.unlink()
-    write_json(folder / "model.json", {"row": row, "family": params["family"], "params": params,
-                                       "vocab": vocab.to_dict(),
-                                       "weights_sha256": file_sha256(folder / "model.safetensors")})
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / ".saving"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        save_file(state_dict_for_saving(model), str(staging / "model.safetensors"))
+        if raw_weights is not None:
+            save_file({k: v.contiguous() for k, v in raw_weights.items()}, str(staging / "raw.safetensors"))
+        write_json(staging / "model.json", {"row": row, "family": params["family"], "params": params,
+                                            "vocab": vocab.to_dict(),
+                                            "weights_sha256": file_sha256(staging / "model.safetensors")})
+        for written in staging.iterdir():
+            fsync_file(written)
+    except Exception as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not write_refused(err):
+            raise
+        raise write_failed(folder / "model.safetensors", err, f"the model already in {folder} is unchanged") from None
+    for name in ("model.safetensors", "raw.safetensors", "model.json"):  # model.json last: it names the weights
+        if (staging / name).exists():
+            os.replace(staging / name, folder / name)
+        elif name == "raw.safetensors" and (folder / name).exists():
+            (folder / name).unlink()
+    fsync_dir(folder)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def renamed_params(section: dict) -> dict:

@@ -12,9 +12,11 @@ class Tracker:
     def __init__(self, name: str, config: dict, mode: str = "offline", project: str = "textdiff",
                  folder: str | Path = "logs", tags: list[str] | None = None, group: str | None = None,
                  job_type: str | None = None):
+        os.environ.setdefault("WANDB_SILENT", "true")
+        if mode != "online":  # before wandb reads its settings: its own telemetry otherwise looks up its server
+            os.environ.update(WANDB_MODE=mode, WANDB_ERROR_REPORTING="false")
         import wandb
 
-        os.environ.setdefault("WANDB_SILENT", "true")
         Path(folder).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, name=name, config=config, mode=mode, dir=str(folder),
                               tags=tags or [], group=group, job_type=job_type, reinit="finish_previous")

@@ -11,12 +11,15 @@ import csv
 import hashlib
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
-from textdiff.config import DataParams
+from textdiff.config import CORPUS_DIR, DataParams
 from textdiff.errors import InputError
 
 Record = dict
+MAX_LINE_BYTES = 1 << 16  # a .txt/.jsonl line longer than this is dropped unread: no kept text is near it (max_length
+                          # counts words), and one enormous line must not be held in memory to find that out
 
 
 class CorpusError(InputError):
@@ -51,16 +54,33 @@ def load_corpus(params: DataParams, base_dir: Path = Path(".")) -> tuple[list[Re
     if params.source == "huggingface":
         return _from_hub(params)
     records: list[Record] = []
-    paths = []
+    paths, oversized = [], {}
     for i, name in enumerate(params.files):
         path = Path(name) if Path(name).is_absolute() else base_dir / name
         if path.is_dir():
             raise CorpusError(f"data.files[{i}]: {path} is a directory, not a corpus file")
         if not path.exists():
             raise CorpusError(f"data.files[{i}]: file not found: {path}")
-        records.extend(_from_file(path, params.text_column, params.label_column))
+        if not Path(name).is_absolute():
+            _require_inside_corpus(i, name, path, base_dir)
+        read, oversized[name] = _from_file(path, params.text_column, params.label_column)
+        records.extend(read)
         paths.append((name, path))
-    return records, _identity(", ".join(params.files), paths)
+    identity = _identity(", ".join(params.files), paths)
+    for entry in identity["files"]:
+        entry["oversized_lines"] = oversized[entry["path"]]
+    return records, identity
+
+
+def _require_inside_corpus(i: int, name: str, path: Path, base_dir: Path) -> None:
+    """A file named inside corpus/ must be there after links are followed: DVC hashes corpus/ for prepare,
+    so a linked-in file could change without re-running it."""
+    folder = base_dir.resolve() / CORPUS_DIR
+    real = path.resolve()
+    if folder not in real.parents:
+        raise CorpusError(f"data.files[{i}]: {name} leads to {real}, outside {CORPUS_DIR}/ (a symbolic link); DVC "
+                          f"tracks only what is inside {CORPUS_DIR}/, so copy the file in instead of linking it: "
+                          f"cp --remove-destination {real} {name}")
 
 
 def file_sha256(path: Path) -> str:
@@ -96,20 +116,46 @@ def _from_hub(params: DataParams) -> tuple[list[Record], dict]:
     return [{"text": t, "label": _label(lb)} for t, lb in zip(texts, labels)], identity
 
 
-def _from_file(path: Path, text_column: str, label_column: str | None) -> list[Record]:
+def _from_file(path: Path, text_column: str, label_column: str | None) -> tuple[list[Record], int]:
+    """The file's records and how many of its lines were dropped as over MAX_LINE_BYTES (.txt, .jsonl)."""
     suffixes = "".join(path.suffixes[-2:]).lower()
-    if path.suffix.lower() == ".txt":
-        return [{"text": line, "label": None} for line in _read_utf8(path).splitlines()]
-    if path.suffix.lower() == ".jsonl":
-        return _from_jsonl(path, text_column, label_column)
+    if path.suffix.lower() in (".txt", ".jsonl"):
+        oversized: list[int] = []
+        lines = _lines(path, oversized)
+        if path.suffix.lower() == ".txt":
+            records = [{"text": line, "label": None} for _, line in lines]
+        else:
+            records = _from_jsonl(path, lines, text_column, label_column)
+        return records, len(oversized)
     if path.suffix.lower() == ".parquet" or ".csv" in suffixes or path.suffix.lower() == ".tsv":
-        return _from_table(path, text_column, label_column)
+        return _from_table(path, text_column, label_column), 0
     raise CorpusError(f"{path}: unsupported file type {path.suffix!r} (use .txt, .jsonl, .csv, .tsv or .parquet)")
 
 
-def _from_jsonl(path: Path, text_column: str, label_column: str | None) -> list[Record]:
+def _lines(path: Path, oversized: list[int]) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line, read a bounded piece at a time; a line over MAX_LINE_BYTES is
+    skipped without being held (its number appended to ``oversized``)."""
+    with open(path, "rb") as f:
+        line_no = 0
+        while chunk := f.readline(MAX_LINE_BYTES + 1):
+            line_no += 1
+            if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+                while chunk and not chunk.endswith(b"\n"):
+                    chunk = f.readline(1 << 20)
+                oversized.append(line_no)
+                continue
+            try:
+                text = chunk.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise CorpusError(f"{path}:{line_no}: not UTF-8 text (byte {chunk[err.start]:#04x} at column "
+                                  f"{err.start + 1})") from None
+            yield line_no, text.rstrip("\r\n")
+
+
+def _from_jsonl(path: Path, lines: Iterator[tuple[int, str]], text_column: str,
+                label_column: str | None) -> list[Record]:
     records = []
-    for line_no, line in enumerate(_read_utf8(path).splitlines(), 1):
+    for line_no, line in lines:
         if not line.strip():
             continue
         try:
@@ -136,7 +182,7 @@ def _from_table(path: Path, text_column: str, label_column: str | None) -> list[
     else:
         sep = "\t" if ".tsv" in "".join(path.suffixes).lower() else ","
         if path.suffix.lower() in (".csv", ".tsv"):
-            _read_utf8(path)  # names the line of a bad byte (pandas names only a byte offset in its buffer)
+            _check_table_lines(path)
         try:
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
         except UnicodeDecodeError as err:
@@ -152,13 +198,16 @@ def _from_table(path: Path, text_column: str, label_column: str | None) -> list[
     return [{"text": str(t), "label": _label(lb)} for t, lb in zip(frame[text_column], labels)]
 
 
-def _read_utf8(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise CorpusError(f"{path}:{line}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start})") from None
+def _check_table_lines(path: Path) -> None:
+    """Name the line of a bad byte (pandas names only an offset in its buffer) and refuse an enormous line
+    before pandas holds it: a table's physical line cannot be dropped alone (a quoted cell may span lines)."""
+    oversized: list[int] = []
+    for _ in _lines(path, oversized):
+        if oversized:
+            break
+    if oversized:
+        raise CorpusError(f"{path}:{oversized[0]}: a line over {MAX_LINE_BYTES} bytes, far longer than any text the "
+                          f"pipeline keeps; remove it (or convert the file to .jsonl, where such lines are dropped)")
 
 
 def _require_column(column: str, columns: list, where: str) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from textdiff.errors import InputError
+
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>",
                   "unk_token": "<unk>", "mask_token": "<mask>"}
 
@@ -39,7 +41,12 @@ def load_tokenizer(folder: str | Path):
     folder = Path(folder)
     if not (folder / "tokenizer.json").exists():
         raise FileNotFoundError(f"no tokenizer in {folder} (run the tokenizer stage: dvc repro tokenizer)")
-    return AutoTokenizer.from_pretrained(str(folder))
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except Exception as err:  # json's, tokenizers' and transformers' errors: a damaged file, whichever it is
+        raise InputError(f"the tokenizer in {folder} cannot be loaded, a file of it is damaged or truncated "
+                         f"({type(err).__name__}: {str(err)[:200]}); restore it with `dvc checkout {folder}` or "
+                         f"re-run the stage: dvc repro -f tokenizer") from None
 
 
 def round_trip_rate(tokenizer, texts: list[str]) -> float:

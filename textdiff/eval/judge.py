@@ -8,6 +8,7 @@ causal LM given by a local path (``HFJudge``). Both score a text as
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,11 @@ class HFJudge:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval().to(device)
+        except pickle.UnpicklingError:
+            weights = sorted(p.name for p in Path(path).glob("*.bin")) or ["its weights file"]
+            raise ParamsError(f"evaluate.judge: {Path(path) / weights[0]} holds pickled Python objects, which are "
+                              f"never loaded (they could run code); save the model as safetensors: "
+                              f"model.save_pretrained({str(path)!r}, safe_serialization=True)") from None
         except (OSError, ValueError, KeyError) as err:
             raise ParamsError(f"evaluate.judge: cannot load a causal LM from {path}: {err}") from None
         self.device, self.batch_size = device, batch_size

@@ -75,8 +75,8 @@ def load_run(root: str | Path, models: list[str], swept_rows: list[str]) -> RunM
         spaces=per_row("space"), decoders=per_row("decoder"), autoencoders=per_row("autoencoder"),
         sweeps=per_row("sweep", swept_rows), loss_curves=loss_curves(metrics, models),
         infill=infill, control=per_row("control"),
-        guide_classifier=optional_json(metrics / "control" / "guide_classifier.json") or {},
-        control_judge=optional_json(metrics / "control" / "judge.json") or {},
+        guide_classifier=optional_json(metrics / "guide_classifier.json") or {},
+        control_judge=optional_json(metrics / "control_judge.json") or {},
         ablation_groups=optional_json(root / "reports" / "ablations.json") or {},
     )
     run.learning_curves = {m: t["learning_curve"] for m, t in run.train.items() if t.get("learning_curve")}

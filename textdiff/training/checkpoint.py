@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from textdiff.io import fsync_dir, write_text
+from textdiff.io import fsync_dir, write_failed, write_refused, write_text
 
 CHECKSUMS = "checksums.json"
 
@@ -35,19 +36,29 @@ def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, optimizer: 
     name = f"step_{step:07d}"
     tmp = folder / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(state_dict_for_saving(model), str(tmp / "model.safetensors"))
-    if ema is not None:
-        save_file(ema.state_dict(), str(tmp / "ema.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({**state, "step": step, "fingerprint": fingerprint}))
-    sums = {f.name: file_sha256(f) for f in sorted(tmp.iterdir())}
-    (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1))
+    try:
+        tmp.mkdir()
+        save_file(state_dict_for_saving(model), str(tmp / "model.safetensors"))
+        if ema is not None:
+            save_file(ema.state_dict(), str(tmp / "ema.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({**state, "step": step, "fingerprint": fingerprint}))
+        sums = {f.name: file_sha256(f) for f in sorted(tmp.iterdir())}
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1))
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not write_refused(err):
+            raise
+        raise write_failed(folder / name, err, "training resumes from the last checkpoint that was written") from None
     final = folder / name
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     fsync_dir(folder)
-    write_text(folder / "latest", name)
+    try:
+        write_text(folder / "latest", name)
+    except OSError as err:
+        raise write_failed(folder / "latest", err, f"{final} itself is whole, and a resumed run finds it without "
+                                                   f"the pointer") from None
     # the oldest written go first (not the lowest step: a run with new params may sit beside later-step
     # checkpoints of the old one, which must not evict the new run's)
     for old in sorted(folder.glob("step_*"), key=lambda d: d.stat().st_mtime_ns)[:-keep]:
@@ -69,10 +80,16 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
         if state.get("fingerprint") != fingerprint:
             continue  # another run's checkpoint (other params, data or code)
         device = _device_of(model)
+        try:  # before anything is restored: a refused file falls back with the model untouched
+            extra = torch.load(ckpt / "optimizer.pt", weights_only=True, map_location=device)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+            warnings.warn(f"checkpoint file {ckpt / 'optimizer.pt'} holds more than tensors, which is not loaded "
+                          f"({type(err).__name__}: {str(err).splitlines()[0][:160]}); falling back to an older "
+                          f"checkpoint", stacklevel=2)
+            continue
         model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=device))
         if ema is not None and (ckpt / "ema.safetensors").exists():
             ema.load_state_dict(load_file(str(ckpt / "ema.safetensors"), device=device))
-        extra = torch.load(ckpt / "optimizer.pt", weights_only=True, map_location=device)
         optimizer.load_state_dict(extra["optimizer"])
         torch.set_rng_state(extra["rng"].cpu())
         return state
