@@ -277,7 +277,9 @@ def tiny_d3pm(graph: str) -> d3pm.D3PM:
 
 @pytest.mark.parametrize("graph", ["absorbing", "uniform"])
 def test_euler_agrees_with_tweedie_to_first_order(graph):
-    """Both discretise the same reverse process: their one-step distributions differ by O(Δt²)."""
+    """Both discretise the same reverse process: their one-step distributions differ by O(Δt²). On the absorbing
+    graph with the log-linear schedule both reveal y with (t − s)/t·e^{z_y} and leave [MASK] the rest (SEDD's
+    reference Tweedie step), so they are the same distribution, untrained scores included."""
     model = tiny_sedd(graph)
     x0 = torch.randint(5, 30, (4, 12), generator=torch.Generator().manual_seed(0))
     t = torch.tensor(0.5, dtype=torch.float64)
@@ -288,7 +290,10 @@ def test_euler_agrees_with_tweedie_to_first_order(graph):
             e = model.euler_probs(x_t, t, t - dt).double()
             w = model.tweedie_probs(x_t, t, t - dt).double()
             gaps.append((e / e.sum(-1, keepdim=True) - w / w.sum(-1, keepdim=True)).abs().max().item())
-    assert gaps[1] < gaps[0] / 3 and gaps[0] < 0.05, gaps
+    if graph == "absorbing":
+        assert max(gaps) < 1e-9, gaps
+    else:
+        assert gaps[1] < gaps[0] / 3 and gaps[0] < 0.05, gaps
 
 
 def test_jump_draws_from_the_given_distribution():

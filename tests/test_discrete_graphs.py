@@ -109,3 +109,30 @@ def test_time_grids():
     assert integer_times(3, 10).tolist() == [3, 2, 1, 0]  # distinct: fewer steps than asked when steps > T
     gauss = time_grid(GaussianProcess("sqrt", 100), 5)  # one point per denoiser call, the last at t = 0
     assert len(gauss) == 5 and gauss[0].item() == 0.99 and gauss[-1].item() == 0.0
+
+
+def test_absorbing_tweedie_with_unnormalised_scores_follows_seds_reference():
+    """Σ e^z = 2 on the log-linear schedule, t 0.7 → 0.65 (α_t = 0.3, α_s = 0.35): each reveal is
+    (α_s − α_t)/(1 − α_t)·e^{z_y} = e^{z_y}/14, so they sum to 1/7, and [MASK] stays with 1 − 1/7 = 0.857142…
+    as in SEDD's AnalyticPredictor (staggered score × transposed transition). Keeping the stay at
+    (1 − α_s)/(1 − α_t) = 13/14 and renormalising gave 0.8667 instead."""
+    graph, schedule = Absorbing(V, MASK), LogLinear()
+    log_p = normalised_logits((1, 2))
+    z = log_p + math.log(2.0)  # scores twice the normalised ones
+    x_t = torch.tensor([[MASK, 7]])
+    t, s = torch.tensor(0.7, dtype=torch.float64), torch.tensor(0.65, dtype=torch.float64)
+    probs = graph.tweedie_probs(z, x_t, schedule.alpha(t), schedule.alpha(s))
+    expected = (2.0 / 14.0) * log_p.exp()
+    expected[0, 0, MASK] = 1 - 1 / 7
+    expected[0, 1] = torch.nn.functional.one_hot(torch.tensor(7), V).double()
+    torch.testing.assert_close(probs, expected, rtol=1e-12, atol=1e-15)
+    assert probs[0, 0, MASK].item() == pytest.approx(0.857142857, abs=1e-9)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(1, 2, dtype=torch.float64))
+
+
+def test_absorbing_tweedie_stay_is_clipped_at_zero_when_the_reveals_exceed_one():
+    graph, schedule = Absorbing(V, MASK), LogLinear()
+    z = normalised_logits((1, 1)) + math.log(40.0)  # reveals sum to 40/14 > 1
+    probs = graph.tweedie_probs(z, torch.tensor([[MASK]]), schedule.alpha(torch.tensor(0.7, dtype=torch.float64)),
+                                schedule.alpha(torch.tensor(0.65, dtype=torch.float64)))
+    assert probs[0, 0, MASK].item() == 0.0 and (probs >= 0).all()

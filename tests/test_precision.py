@@ -38,3 +38,17 @@ def test_a_bf16_run_learns_about_as_well_as_fp32():
 def test_an_unknown_precision_names_the_key():
     with pytest.raises(ParamsError, match=r"rows\.ar\.train\.precision"):
         parse_params({"rows": {"ar": {"family": "ar", "train": {"precision": "fp16"}}}})
+
+
+def test_measuring_the_cpu_precision_leaves_the_training_random_stream_alone(monkeypatch):
+    """`auto` measures bf16 against fp32 once per process, just after the family seeded torch: the measurement draws
+    its operands from a generator of its own, so `auto` choosing fp32 trains exactly as `fp32` written out (before,
+    the first run of a process drew different batches and noise from the second)."""
+    from textdiff.training import peak
+
+    monkeypatch.setattr(peak, "_CHOSEN", {})
+    torch.manual_seed(0)
+    before = torch.get_rng_state().clone()
+    peak.resolve_precision(torch.device("cpu"), "auto")
+    peak.matmul_peak(torch.device("cpu"), n=64, repeats=1, warmup=0)
+    assert torch.equal(torch.get_rng_state(), before)

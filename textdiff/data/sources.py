@@ -122,8 +122,8 @@ def _from_file(path: Path, text_column: str, label_column: str | None) -> tuple[
     if path.suffix.lower() in (".txt", ".jsonl"):
         oversized: list[int] = []
         lines = _lines(path, oversized)
-        if path.suffix.lower() == ".txt":
-            records = [{"text": line, "label": None} for _, line in lines]
+        if path.suffix.lower() == ".txt":  # a line's own breaks (\r, \u2028, …) part texts too, as str.splitlines
+            records = [{"text": text, "label": None} for _, line in lines for text in (line.splitlines() or [""])]
         else:
             records = _from_jsonl(path, lines, text_column, label_column)
         return records, len(oversized)

@@ -185,15 +185,19 @@ class Absorbing:
         return _stay_with_the_rest(jump * (x_t == self.mask_id)[..., None], x_t)
 
     def tweedie_probs(self, z: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> torch.Tensor:
-        """At [MASK]: y with (α_s − α_t)/α_t·s_y = (α_s − α_t)/(1 − α_t)·e^{z_y}, stay with (1 − α_s)/(1 − α_t).
+        """At [MASK]: y with (α_s − α_t)/α_t·s_y = (α_s − α_t)/(1 − α_t)·e^{z_y}, stay with 1 − Σ_y of those.
 
-        With e^z = p_θ (normalised) this is exactly the masked ancestral step. Revealed tokens stay.
+        The stay weight follows SEDD's reference (its AnalyticPredictor: staggered score times the transposed
+        transition), which sums to one whatever the scores: with exact scores (Σ e^z = 1) the stay is
+        (1 − α_s)/(1 − α_t) and this is MDLM's masked ancestral step; with unnormalised ones the reveals keep
+        their size and the stay takes the rest. A stay below zero (Σ reveals > 1) is clipped to 0, which is
+        what the reference's Gumbel-argmax draw does with a negative weight. Revealed tokens stay.
         """
         masked = (x_t == self.mask_id)[..., None]
         reveal = ((alpha_s - alpha_t) / (1 - alpha_t)) * z.exp()
-        stay = (1 - alpha_s) / (1 - alpha_t)
-        probs = torch.where(masked, reveal, torch.zeros_like(reveal))
-        own = torch.where(masked[..., 0], torch.as_tensor(stay, dtype=probs.dtype), torch.ones_like(probs[..., 0]))
+        probs = torch.where(masked, reveal.scatter(-1, x_t[..., None], 0.0), torch.zeros_like(reveal))
+        stay = (1 - probs.sum(-1)).clamp_min(0)
+        own = torch.where(masked[..., 0], stay, torch.ones_like(stay))
         return probs.scatter(-1, x_t[..., None], own[..., None])
 
 

@@ -27,6 +27,13 @@ def median_seconds(fn, device: torch.device, repeats: int, warmup: int = 2) -> f
     return statistics.median(times)
 
 
+def operand_generator(device: torch.device) -> torch.Generator:
+    """Random operands for the measurements from a generator of their own: a measurement made once per process
+    (``train.precision: auto``) must not move the training run's random stream, or `auto` choosing fp32 would
+    train differently from `fp32` written out."""
+    return torch.Generator(device=device).manual_seed(0)
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None,
                 repeats: int = 7, warmup: int = 3) -> float:
     """Dense n×n matmul FLOP/s on ``device`` in ``dtype``: 2n³ over the median time of ``repeats`` products.
@@ -34,7 +41,8 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int
     On a CPU the size is capped so that one product takes at most about 0.5 s at the rate a 256³ product shows: bf16 on
     an AVX2-only CPU runs at 0.3 GFLOP/s, where ten 2048³ products would take ten minutes."""
     n = n or (8192 if device.type == "cuda" else cpu_peak_size(dtype))
-    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    g = operand_generator(device)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype, generator=g) for _ in range(2))
     return 2 * n ** 3 / median_seconds(lambda: a @ b, device, repeats, warmup)
 
 
@@ -49,7 +57,8 @@ def choose_cpu_precision(shape: tuple[int, int, int] = PROBE_SHAPE) -> tuple[str
     0.3 GFLOP/s) it already takes ~0.1 s and decides; otherwise the median of 3 products of a training-like
     shape in each precision. bf16 only when it is ``BF16_MARGIN`` × faster."""
     cpu = torch.device("cpu")
-    small = [torch.randn(256, 256) for _ in range(2)]
+    g = operand_generator(cpu)
+    small = [torch.randn(256, 256, generator=g) for _ in range(2)]
     fp32_small = 2 * 256 ** 3 / median_seconds(lambda: small[0] @ small[1], cpu, 3, 1)
     bf = [x.bfloat16() for x in small]
     bf16_small = 2 * 256 ** 3 / median_seconds(lambda: bf[0] @ bf[1], cpu, 1, 0)
@@ -57,7 +66,7 @@ def choose_cpu_precision(shape: tuple[int, int, int] = PROBE_SHAPE) -> tuple[str
         return "fp32", (f"auto: bf16 matmul {bf16_small / 1e9:.2g} GFLOP/s against fp32 {fp32_small / 1e9:.3g} "
                         "on this CPU (256³ products): fp32")
     m, k, n = shape
-    a, b = torch.randn(m, k), torch.randn(k, n)
+    a, b = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
     rates = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         x, y = a.to(dtype), b.to(dtype)
@@ -87,7 +96,8 @@ def resolve_precision(device: torch.device, precision: str) -> tuple[str, str]:
 def cpu_peak_size(dtype: torch.dtype, largest: int = 2048, seconds: float = 0.5) -> int:
     """The largest power-of-two n ≤ ``largest`` whose n³ product takes about ``seconds`` at this CPU's rate in
     ``dtype`` (measured on one 256³ product)."""
-    a, b = (torch.randn(256, 256, dtype=dtype) for _ in range(2))
+    g = operand_generator(torch.device("cpu"))
+    a, b = (torch.randn(256, 256, dtype=dtype, generator=g) for _ in range(2))
     rate = 2 * 256 ** 3 / median_seconds(lambda: a @ b, torch.device("cpu"), 1, 1)
     n = 256
     while n < largest and 2 * (2 * n) ** 3 / rate <= seconds:
