@@ -1,0 +1,39 @@
+"""README's figures of the measured default run come from its committed record, not from memory."""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "benchmarks" / "results" / "default_run"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from repro_table import table, training_share  # noqa: E402
+
+
+def section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def first_table(markdown: str) -> str:
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def test_the_timing_table_is_the_committed_runs():
+    times = json.loads((RUN / "repro_times.json").read_text())
+    assert first_table(section("How long it takes")) == table(times)
+
+
+def test_the_quoted_wall_time_and_training_share_are_the_committed_runs():
+    run = json.loads((RUN / "run.json").read_text())
+    times = json.loads((RUN / "repro_times.json").read_text())
+    text = section("How long it takes")
+    assert f"**{run['wall_s_with_install']:,} s ({run['wall_s_with_install'] / 60:.1f} min)**" in text
+    assert f"{run['fp32_matmul_peak_gflops_2_threads']:.0f} GFLOP/s on 2 threads" in text
+    assert f"({training_share(times):.0%};" in text.replace(" %", "%")
