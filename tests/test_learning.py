@@ -183,7 +183,7 @@ def gates(evidence: dict) -> list[dict]:
 SEDD_UNIFORM_UNRELIABLE = (
     "sedd_uniform does not learn its context reliably here: 3,000 steps at lr 3e-3 read it in one run of four "
     "(margin 0.65, partner swap 2.58) and stayed at the positional unigram in three (margins −0.37, 0.10, −0.003; "
-    "swaps ≤ 0.005), as the default run shows for it (margin −0.26, swap 0.005). Its score entropy matches SEDD's "
+    "swaps ≤ 0.005), as the default run shows for it (margin −0.33, swap 0.010). Its score entropy matches SEDD's "
     "reference term by term; it is a pure ELBO, and D3PM uniform without its auxiliary cross-entropy stays blind "
     "here too (λ = 0: margin 0.08, swap 0.003). Its twin is still checked below")
 
