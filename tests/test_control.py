@@ -195,6 +195,6 @@ def test_a_corpus_without_labels_says_so_in_every_control_stage(tmp_path):
         out = subprocess.run([sys.executable, "-m", f"stages.{stage.split()[0]}", *stage.split()[1:]], cwd=tmp_path,
                              env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-    for name in ("guide_classifier", "judge", "mdlm"):
-        record = json.loads((tmp_path / "metrics" / "control" / f"{name}.json").read_text())
+    for path in ("guide_classifier.json", "control_judge.json", "control/mdlm.json"):
+        record = json.loads((tmp_path / "metrics" / path).read_text())
         assert not record["supported"] and "control needs a label column" in record["reason"], record

@@ -7,6 +7,7 @@ the small repository's: every run here also checks that a child runs the reposit
 (pipelines.warm.use_repo_code)."""
 
 import json
+import sys
 import shutil
 from pathlib import Path
 
@@ -145,18 +146,29 @@ def test_children_started_from_several_threads_report_their_own_exit_codes():
     import threading
 
     context, turn = multiprocessing.get_context("forkserver"), threading.Lock()
-    wrong = []
+    wrong, errors, done = [], [], []
 
     def start_many(offset: int) -> None:
-        for i in range(REPEATS):
-            code = (i + offset) % 3
-            got = run_child(context, turn, sys.exit, (code,))
-            if got != code:
-                wrong.append((code, got))
+        try:
+            for i in range(REPEATS):
+                code = (i + offset) % 3
+                got = run_child(context, turn, exit_with, (code,))
+                if got != code:
+                    wrong.append((code, got))
+                done.append(code)
+        except Exception as err:  # a thread's exception must fail the test, not vanish with the thread
+            errors.append(repr(err))
 
     threads = [threading.Thread(target=start_many, args=(k,)) for k in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert not wrong, wrong[:5]
+    assert not errors, errors[:3]
+    assert len(done) == 3 * REPEATS and not wrong, wrong[:5]
+
+
+def exit_with(code: int) -> None:
+    """A child's body, importable by name (sys.exit itself may be another library's wrapper: wandb replaces it,
+    and the forkserver cannot pickle the replacement)."""
+    sys.exit(code)
