@@ -117,3 +117,17 @@ def test_bin_py_finds_the_venv_above_a_dvc_temp_workspace(tmp_path):
     out = subprocess.run([str(root / "bin" / "py"), "-c", "import sys; print(sys.executable)"], cwd=workspace,
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "/usr/bin/python3"
+
+
+def test_only_a_refused_write_is_reported_as_one(tmp_path):
+    """A missing file inside a write block keeps its own error; a full disk (ENOSPC) becomes one line."""
+    import errno
+
+    from textdiff.errors import InputError
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(tmp_path / "out.json"):
+            (tmp_path / "no-such-input.txt").read_text()
+    with pytest.raises(InputError, match=r"could not write .*out.json \(OSError: \[Errno 28\].*free space"):
+        with atomic_path(tmp_path / "out.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

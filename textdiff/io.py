@@ -10,8 +10,10 @@ that names the file, with the temporary file removed and the previous file kept.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,13 +45,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+REFUSED_WRITES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}  # full, quota, size, read-only
+
+
 def write_refused(err: BaseException) -> bool:
-    """Whether an error is the disk refusing a write: an OSError, or the same seen through a library,
-    safetensors' Rust I/O error ("... (os error 28)") or torch.save's ("file write failed")."""
-    if isinstance(err, InputError):  # already said, by an inner write
-        return False
+    """Whether an error is the disk refusing a write (``REFUSED_WRITES``): an OSError with one of those codes, or
+    the same seen through a library: safetensors' Rust I/O error ("... (os error 28)"), torch.save's ("file write
+    failed", or "unexpected pos" when a file-size limit cut the write short). Any other error keeps its traceback."""
+    if isinstance(err, OSError):
+        return err.errno in REFUSED_WRITES
     text = str(err)
-    return isinstance(err, OSError) or "(os error " in text or "write failed" in text or "unexpected pos" in text
+    code = re.search(r"\(os error (\d+)\)", text)
+    if code:
+        return int(code[1]) in REFUSED_WRITES
+    return isinstance(err, RuntimeError) and ("file write failed" in text or "unexpected pos" in text)
 
 
 def write_failed(target: Path, err: BaseException, what_survives: str) -> InputError:
