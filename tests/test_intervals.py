@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from textdiff.eval.elbo import elbo_perplexity, mc_standard_error, ppl_interval
+from textdiff.eval.elbo import elbo_perplexity, mc_standard_error
+from textdiff.eval.heldout_interval import heldout_interval, ppl_interval, sentence_bootstrap_se
 from textdiff.eval.intervals import (DiversityTable, gen_ppl_resamples, mauve_interval, memorisation_table,
                                      percentile_interval, recentred_interval, resample_counts, sample_intervals,
                                      train_ngram_set)
@@ -253,10 +254,11 @@ def test_elbo_perplexity_reports_the_hand_standard_error():
     out = elbo_perplexity(model, _Tok(), texts, device=torch.device("cpu"), batch_size=1, draws=2)
     assert out["heldout_tokens"] == 10
     assert out["heldout_nats_per_token"] == pytest.approx((2 + 4) / 10)
-    assert out["heldout_nats_per_token_se"] == pytest.approx(math.sqrt(5) / 10)
+    assert out["heldout_nats_per_token_se_mc"] == pytest.approx(math.sqrt(5) / 10)
+    se = math.hypot(out["heldout_nats_per_token_se_data"], math.sqrt(5) / 10)  # the data's error and the draws'
+    assert out["heldout_nats_per_token_se"] == pytest.approx(se)
     z = 1.959963984540054
-    assert out["heldout_ppl_ci"] == pytest.approx([math.exp(0.6 - z * math.sqrt(5) / 10),
-                                                   math.exp(0.6 + z * math.sqrt(5) / 10)])
+    assert out["heldout_ppl_ci"] == pytest.approx([math.exp(0.6 - z * se), math.exp(0.6 + z * se)])
 
 
 def test_elbo_standard_error_matches_the_known_variance_and_the_spread_over_seeds():
@@ -269,7 +271,7 @@ def test_elbo_standard_error_matches_the_known_variance_and_the_spread_over_seed
             for s in range(200)]
     n, N = len(texts), runs[0]["heldout_tokens"]
     hand = sigma * math.sqrt(n / draws) / N
-    ses = np.array([r["heldout_nats_per_token_se"] for r in runs])
+    ses = np.array([r["heldout_nats_per_token_se_mc"] for r in runs])
     assert ses.mean() == pytest.approx(hand, rel=0.02)
     assert np.std([r["heldout_nats_per_token"] for r in runs], ddof=1) == pytest.approx(hand, rel=0.15)
 
@@ -302,8 +304,8 @@ def test_heldout_ppl_is_unchanged_and_per_draw_values_average_to_the_bound(famil
     texts = ["hello world", "abc", "the quick brown", "zz", "a much longer text here", "xyz q"]
     model = make()
     out = elbo_perplexity(model, _Tok(), texts, device=torch.device("cpu"), batch_size=4, draws=5, seed=3)
-    assert out["heldout_ppl"] == _old_elbo_ppl(make(), texts, 5, 3, 4)  # bit for bit
-    assert out["heldout_nats_per_token_se"] > 0
+    assert out["heldout_ppl"] == pytest.approx(_old_elbo_ppl(make(), texts, 5, 3, 4), rel=1e-12)  # summing order
+    assert out["heldout_nats_per_token_se"] > out["heldout_nats_per_token_se_mc"] > 0
     lo, hi = out["heldout_ppl_ci"]
     assert lo < out["heldout_ppl"] < hi
     x0 = torch.tensor([[1, 10, 11, 12, 13, 2, 0, 0, 0, 0, 0, 0]] * 3)
@@ -313,7 +315,7 @@ def test_heldout_ppl_is_unchanged_and_per_draw_values_average_to_the_bound(famil
     torch.testing.assert_close(per_draw.mean(1), bound.double(), rtol=1e-6, atol=1e-6)
 
 
-def test_ar_likelihood_is_exact_with_zero_standard_error(small_tokenizer, review_texts):
+def test_ar_likelihood_is_exact_and_its_interval_is_the_bootstrap_over_sentences(small_tokenizer, review_texts):
     from textdiff.config import BackboneParams
     from textdiff.data.vocab import Vocab
     from textdiff.families import ar
@@ -321,8 +323,43 @@ def test_ar_likelihood_is_exact_with_zero_standard_error(small_tokenizer, review
     torch.manual_seed(0)
     model = ar.build_backbone(BackboneParams(d_model=32, n_layers=1, n_heads=2, seq_len=64),
                               Vocab.from_tokenizer(small_tokenizer))
-    out = ar.likelihood(model, small_tokenizer, review_texts[:4], device=torch.device("cpu"))
-    assert out["heldout_nats_per_token_se"] == 0.0 and out["heldout_ppl_ci"] == [out["heldout_ppl"]] * 2
+    out = ar.likelihood(model, small_tokenizer, review_texts[:40], device=torch.device("cpu"))
+    assert out["heldout_nats_per_token_se_mc"] is None  # exact: no Monte-Carlo error
+    assert out["heldout_nats_per_token_se"] == out["heldout_nats_per_token_se_data"] > 0
+    lo, hi = out["heldout_ppl_ci"]
+    assert lo < out["heldout_ppl"] < hi and "40 held-out sentences" in out["heldout_ppl_ci_kind"]
+
+
+def test_sentence_bootstrap_se_is_the_delta_method_error_of_a_ratio_of_sums():
+    """For R = Σ nll_i / Σ n_i the linearised error is sqrt(Σ (nll_i − R·n_i)²)/Σ n_i (n large); the bootstrap's
+    se agrees, and over 300 independent held-out sets its mean matches the spread of R."""
+    rng = np.random.default_rng(0)
+
+    def held_out(n):
+        tokens = rng.integers(5, 40, n)
+        return tokens * 4.0 + rng.normal(0, 1.0, n) * np.sqrt(tokens) * 3 + rng.normal(0, 6, n), tokens
+
+    nll, tokens = held_out(2000)
+    R = nll.sum() / tokens.sum()
+    delta = math.sqrt(((nll - R * tokens) ** 2).sum()) / tokens.sum()
+    se, ci = sentence_bootstrap_se(nll, tokens, resamples=2000, seed=1)
+    assert se == pytest.approx(delta, rel=0.06) and ci[0] < R < ci[1]
+    sets = [held_out(200) for _ in range(300)]
+    ratios = [a.sum() / b.sum() for a, b in sets]
+    ses = [sentence_bootstrap_se(a, b, resamples=300, seed=i)[0] for i, (a, b) in enumerate(sets)]
+    assert np.mean(ses) == pytest.approx(np.std(ratios, ddof=1), rel=0.12)
+    assert sentence_bootstrap_se(nll[:1], tokens[:1]) == (None, None)
+    with pytest.raises(ValueError, match="3 per-sentence NLLs but 2 token counts"):
+        sentence_bootstrap_se(nll[:3], tokens[:2])
+
+
+def test_heldout_interval_combines_the_data_and_monte_carlo_errors():
+    nll, tokens = np.array([10.0, 14.0, 9.0, 30.0]), np.array([5, 6, 4, 12])
+    se_data, _ = sentence_bootstrap_se(nll, tokens)
+    out = heldout_interval(nll, tokens, 0.03)
+    assert out["heldout_nats_per_token_se"] == pytest.approx(math.hypot(se_data, 0.03))
+    assert out["heldout_ppl_ci"] == pytest.approx(ppl_interval(63 / 27, math.hypot(se_data, 0.03)))
+    assert heldout_interval(nll, tokens, None)["heldout_nats_per_token_se"] == pytest.approx(se_data)
 
 
 # --------------------------------------------------------------------------- the evaluate stage's keys

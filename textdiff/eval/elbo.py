@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from typing import Callable
 
+import numpy as np
 import torch
 
 from textdiff.data.batching import encode_sequences, pad_batch
+from textdiff.eval.heldout_interval import heldout_interval
 
 TokenTerms = Callable[[torch.Tensor, torch.Tensor, torch.Generator | None], torch.Tensor]
 
@@ -60,14 +61,6 @@ def mc_standard_error(per_draw: torch.Tensor, tokens: int) -> float | None:
     return math.sqrt(per_draw.var(dim=1, unbiased=True).sum().item() / draws) / tokens
 
 
-def ppl_interval(nats_per_token: float, se: float | None, level: float = 0.95) -> list[float] | None:
-    """[exp(nats − z·se), exp(nats + z·se)], z the normal quantile of ``level`` (1.96 for 0.95)."""
-    if se is None:
-        return None
-    z = NormalDist().inv_cdf((1 + level) / 2)
-    return [math.exp(nats_per_token - z * se), math.exp(nats_per_token + z * se)]
-
-
 def elbo_perplexity(model, tokenizer, texts: list[str], *, device: torch.device, batch_size: int = 64,
                     draws: int = 16, seed: int = 0) -> dict:
     """exp(Σ bound on −log p(canvas) / Σ (text tokens + <eos>)), from ``model.nll_bound(batch, draws, gen)``.
@@ -78,24 +71,24 @@ def elbo_perplexity(model, tokenizer, texts: list[str], *, device: torch.device,
     perplexity. Sequences longer than the canvas are truncated, as in training
     and as the AR likelihood truncates them.
 
-    ``heldout_nats_per_token_se`` is the Monte-Carlo standard error over the t draws
-    (``mc_standard_error``) and ``heldout_ppl_ci`` the 95 % normal interval it gives
-    on the perplexity (both None with a single draw).
+    The interval (``textdiff.eval.heldout_interval``) combines a bootstrap over the
+    held-out sentences with the Monte-Carlo standard error over the t draws
+    (``mc_standard_error``, None with a single draw).
     """
     vocab = model.vocab
     L = model.config.seq_len
     seqs = encode_sequences(tokenizer, texts, L)
     gen = torch.Generator(device=device).manual_seed(seed)
-    nll, count = 0.0, 0
-    per_draw = []
+    bounds, per_draw, tokens = [], [], []
     model.to(device).eval()
     for i in range(0, len(seqs), batch_size):
         batch = pad_batch(seqs[i:i + batch_size], vocab.pad_id, length=L).to(device)
         bound, draws_values = model.nll_bound(batch, draws, gen, per_draw=True)
-        nll += bound.sum().item()
+        bounds.append(bound.double().cpu())
         per_draw.append(draws_values.cpu())
-        count += sum(len(s) - 1 for s in seqs[i:i + batch_size])  # tokens after <bos>, as the AR counts
-    se = mc_standard_error(torch.cat(per_draw), count)
-    return {"heldout_ppl": math.exp(nll / count), "heldout_ppl_bound": f"ELBO upper bound, {draws} t draws",
-            "heldout_nats_per_token": nll / count, "heldout_tokens": count,
-            "heldout_nats_per_token_se": se, "heldout_ppl_ci": ppl_interval(nll / count, se)}
+        tokens += [len(s) - 1 for s in seqs[i:i + batch_size]]  # tokens after <bos>, as the AR counts
+    per_sentence, count = torch.cat(bounds).numpy(), sum(tokens)
+    nats = float(per_sentence.sum()) / count
+    return {"heldout_ppl": math.exp(nats), "heldout_ppl_bound": f"ELBO upper bound, {draws} t draws",
+            "heldout_nats_per_token": nats, "heldout_tokens": count,
+            **heldout_interval(per_sentence, np.array(tokens), mc_standard_error(torch.cat(per_draw), count), seed=seed)}

@@ -7,6 +7,8 @@ influences earlier positions of a causal model, so no attention mask is needed.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -92,14 +94,16 @@ def sample_texts(model: Transformer, tokenizer, params, run) -> tuple[list[str],
 
 
 def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch.device,
-               batch_size: int = 64, **_) -> dict:
-    """Exact held-out perplexity: exp(Σ NLL / Σ tokens) over ``<bos> text <eos>``, <eos> counted."""
+               batch_size: int = 64, seed: int = 0, **_) -> dict:
+    """Exact held-out perplexity: exp(Σ NLL / Σ tokens) over ``<bos> text <eos>``, <eos> counted. Exact given the
+    held-out sentences: its interval is the bootstrap over them (no Monte-Carlo error)."""
+    from textdiff.eval.heldout_interval import heldout_interval
     from textdiff.eval.judge import ProjectJudge
 
     nll, counts, _ = ProjectJudge(model, tokenizer, Vocab.from_tokenizer(tokenizer), device, batch_size).score(texts)
-    ppl = float(torch.tensor(nll.sum() / counts.sum()).exp())
-    return {"heldout_ppl": ppl, "heldout_ppl_bound": "exact", "heldout_tokens": int(counts.sum()),
-            "heldout_nats_per_token_se": 0.0, "heldout_ppl_ci": [ppl, ppl]}  # exact: no Monte-Carlo error
+    nats = float(nll.sum() / counts.sum())
+    return {"heldout_ppl": math.exp(nats), "heldout_ppl_bound": "exact", "heldout_nats_per_token": nats,
+            "heldout_tokens": int(counts.sum()), **heldout_interval(nll, counts, None, seed=seed)}
 
 
 LIKELIHOOD_FOOTING = "tokens"  # the exact likelihood pays for the text's tokens, no padding (textdiff.eval.context_blind)

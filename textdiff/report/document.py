@@ -16,9 +16,11 @@ from textdiff.report.tasks import control_section, infill_section
 from textdiff.report.verdict import verdict_section
 
 LIKELIHOOD_NOTE = (
-    "The AR perplexity is exact; each diffusion bound is exp(ELBO nats / the AR's token count), Monte-Carlo over "
-    "t (the interval is ± 1.96 Monte-Carlo standard errors of the nats per token), and it also pays for the "
-    "canvas's padding, so it can only overstate. The judge's own held-out perplexity is in the header."
+    "The AR perplexity is exact given the held-out sentences; each diffusion bound is exp(ELBO nats / the AR's "
+    "token count), Monte-Carlo over t, and it also pays for the canvas's padding, so it can only overstate. Every "
+    "interval (± 1.96 standard errors of the nats per token) includes the data: a bootstrap over the held-out "
+    "sentences, combined with the Monte-Carlo error over t for a bound. The judge's own held-out perplexity is in "
+    "the header."
 )
 
 METRIC_DEFINITIONS = (

@@ -52,7 +52,8 @@ def mauve_note(rows: list[dict]) -> str:
             f"{first.get('mauve_bootstrap_resamples', '–')} for MAUVE): percentile intervals for gen_ppl, entropy and "
             "mem; for div and MAUVE, whose resamples are biased low by duplicated samples, the bootstrap spread "
             "re-centred on the point (MAUVE's is conservative: about 3× its seed-to-seed spread, so a real gap may "
-            "not separate). Held-out bounds: ± 1.96 Monte-Carlo standard errors.")
+            "not separate). Held-out likelihoods: ± 1.96 standard errors from a bootstrap over the held-out sentences, "
+            "combined with the Monte-Carlo error over t for a bound.")
 
 
 def canvas_warnings(p, canvas_counts: dict | None, spaces: dict[str, dict]) -> list[str]:
