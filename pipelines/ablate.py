@@ -39,8 +39,12 @@ def load_groups(path: Path) -> dict:
     groups = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for name, group in groups.items():
         for key in ("model", "runs"):
-            if key not in group:
-                raise ValueError(f"{path}: group {name!r} needs {key!r}")
+            if key == "model" and "models" in group:
+                if not (isinstance(group["models"], list) and group["models"]
+                        and all(isinstance(m, str) for m in group["models"])):
+                    raise ValueError(f"{path}: {name}.models must be a list of row names")
+            elif key not in group:
+                raise ValueError(f"{path}: group {name!r} needs {key!r} (or a list 'models')")
         for run, overrides in group["runs"].items():
             if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
                 raise ValueError(f"{path}: {name}.runs.{run} must be a list of 'key=value' overrides")
@@ -108,7 +112,7 @@ def collect(groups: dict, cwd: Path | str = ".") -> dict:
     data_sha256 = read_json(stats).get("data_sha256") if stats.exists() else None
     raw_params = yaml.safe_load((Path(cwd) / "params.yaml").read_text(encoding="utf-8")) or {}
     out = {}
-    for gname, group in groups.items():
+    for gname, group in per_model(groups).items():
         metrics = experiment_metrics(group["model"], cwd)
         baseline = Path(cwd) / f"metrics/eval/{group['model']}.json"
         rows = []
@@ -123,7 +127,21 @@ def collect(groups: dict, cwd: Path | str = ".") -> dict:
         for run, overrides in group["runs"].items():
             rows.append({"name": run, "overrides": overrides, **_pick(metrics.get(run, {}))})
         out[gname] = {"description": group.get("description", ""), "model": group["model"], "rows": rows,
-                      "data_sha256": data_sha256, "base_params": base_params_digest(raw_params, group["model"])}
+                      "data_sha256": data_sha256, "base_params": base_params_digest(raw_params, group["model"]),
+                      **({"seeds": True} if group.get("seeds") else {})}
+    return out
+
+
+def per_model(groups: dict) -> dict:
+    """A group that names several ``models`` (its runs retrain them all, e.g. the training seeds) is collected
+    as one group per row, ``GROUP/ROW``: the same experiments, each row's metrics."""
+    out = {}
+    for gname, group in groups.items():
+        if "models" not in group:
+            out[gname] = group
+            continue
+        for model in group["models"]:
+            out[f"{gname}/{model}"] = {**{k: v for k, v in group.items() if k != "models"}, "model": model}
     return out
 
 

@@ -52,3 +52,21 @@ def test_overrides_become_set_or_add():
 
     assert set_or_add("rows.mdlm.train.lr=0.002") == "++rows.mdlm.train.lr=0.002"
     assert set_or_add("+rows.x=1") == "+rows.x=1"
+
+
+def test_a_group_of_several_rows_is_collected_per_row(tmp_path):
+    from pipelines.ablate import per_model
+
+    groups = load_groups(ROOT / "ablations.yaml")
+    seeds = groups["training_seeds"]
+    assert seeds["seeds"] is True and {"ar", "sedd_absorb", "sedd_uniform", "d3pm_absorb"} <= set(seeds["models"])
+    expanded = per_model({"training_seeds": seeds, "one": {"model": "mdlm", "runs": {"r": ["seed=1"]}}})
+    assert set(expanded) == {f"training_seeds/{m}" for m in seeds["models"]} | {"one"}
+    assert expanded["training_seeds/ar"]["model"] == "ar" and expanded["training_seeds/ar"]["runs"] == seeds["runs"]
+    bad = tmp_path / "ablations.yaml"
+    bad.write_text("g:\n  models: ar\n  runs: {r: [seed=1]}\n")
+    with pytest.raises(ValueError, match="g.models must be a list of row names"):
+        load_groups(bad)
+    bad.write_text("g:\n  runs: {r: [seed=1]}\n")
+    with pytest.raises(ValueError, match="group 'g' needs 'model'"):
+        load_groups(bad)

@@ -1,7 +1,12 @@
 """The verdict: ranking by separated intervals, claims checked from data, ablation provenance."""
 
 from textdiff.report.provenance import base_params_digest, comparable_groups
-from textdiff.report.verdict import Estimate, check, judge_claim, load_claims, rank_tiers, verdict_section
+import math
+
+import pytest
+
+from textdiff.report.verdict import (Estimate, check, judge_claim, load_claims, rank_tiers, ratio_interval,
+                                     seed_half_width, verdict_section, with_seed_variance)
 
 
 def row(mauve, lo, hi, **extra):
@@ -28,7 +33,7 @@ def test_check_outcomes_follow_the_intervals():
     assert check({"a": "a", "b": "zz", "metric": "mauve", "relation": "higher"}, rows, {}) == \
         ("inconclusive", "`zz` not measured")
     about = {"a": "a", "b": "c", "metric": "mauve", "relation": "about", "tolerance": 0.05}
-    assert check(about, rows, {})[0] == "reproduced"
+    assert check(about, rows, {})[0] == "inconclusive"  # points 2% apart, but the ratio's interval is wider than ± 5%
     assert check({**about, "b": "b"}, rows, {})[0] == "refuted"
     ratio = {"a": "a", "metric": "mauve", "relation": "at_least", "value": 0.95}
     assert check(ratio, rows, {})[0] == "refuted" and check({**ratio, "value": 0.5}, rows, {})[0] == "reproduced"
@@ -90,3 +95,73 @@ def test_ablations_from_other_data_or_params_are_left_out():
     kept, left_out = comparable_groups(groups, "d1", lambda r: base_params_digest(raw, r))
     assert list(kept) == ["same"]
     assert set(left_out) == {"other_data", "other_params", "old"} and "other data" in left_out["other_data"]
+
+
+def ppl(point, lo, hi, bound=False):
+    return {"heldout_ppl": point, "heldout_ppl_ci": [lo, hi], "heldout_ppl_bound": "ELBO upper bound" if bound else "exact"}
+
+
+def test_the_ratio_interval_by_hand():
+    """ln-scale se of each side = (ln hi − ln lo)/(2·1.96); the ratio's = their root sum of squares."""
+    a, b = Estimate(100.0, 90.0, 110.0), Estimate(50.0, 48.0, 52.0)
+    z = 1.959963984540054
+    se = math.hypot(math.log(110 / 90), math.log(52 / 48)) / (2 * z)
+    assert ratio_interval(a, b) == pytest.approx((2 * math.exp(-z * se), 2 * math.exp(z * se)))
+    assert ratio_interval(Estimate(0.1, 0.0, 0.2), b) is None
+
+
+def test_about_is_an_equivalence_test_that_wide_intervals_cannot_pass():
+    spec = {"a": "x", "b": "y", "metric": "heldout_ppl", "relation": "about", "tolerance": 0.15}
+    tight = {"x": ppl(100, 98, 102), "y": ppl(104, 102, 106)}
+    assert check(spec, tight, {})[0] == "reproduced"
+    wide = {"x": ppl(100, 60, 160), "y": ppl(104, 60, 170)}  # same points, wide intervals: not shown equal
+    outcome, numbers = check(spec, wide, {})
+    assert outcome == "inconclusive" and "against 1 ± 0.15" in numbers
+    far = {"x": ppl(100, 98, 102), "y": ppl(150, 147, 153)}
+    assert check(spec, far, {})[0] == "refuted"
+
+
+def test_a_bound_can_show_no_worse_than_but_never_equal():
+    spec = {"a": "ar", "b": "diff", "metric": "heldout_ppl", "relation": "about", "tolerance": 0.15}
+    below = {"ar": ppl(100, 98, 102), "diff": ppl(95, 93, 97, bound=True)}  # bound ≤ AR: diffusion no worse
+    outcome, numbers = check(spec, below, {})
+    assert outcome == "reproduced" and "no worse than" in numbers
+    above = {"ar": ppl(100, 98, 102), "diff": ppl(160, 157, 163, bound=True)}  # the truth may lie anywhere below
+    outcome, numbers = check(spec, above, {})
+    assert outcome == "inconclusive" and "cannot refute" in numbers
+    much_lower = {"ar": ppl(100, 98, 102), "diff": ppl(60, 59, 61, bound=True)}  # truth ≤ bound: not equal
+    assert check(spec, much_lower, {})[0] == "refuted"
+    both = {"ar": ppl(100, 98, 102, bound=True), "diff": ppl(100, 98, 102, bound=True)}
+    outcome, numbers = check(spec, both, {})
+    assert outcome == "inconclusive" and "two upper bounds" in numbers
+
+
+def test_an_order_against_a_bound_is_shown_only_with_the_bound_below():
+    lower = {"a": "exact", "b": "bounded", "metric": "heldout_ppl", "relation": "lower"}
+    rows = {"exact": ppl(100, 98, 102), "bounded": ppl(150, 147, 153, bound=True)}
+    outcome, numbers = check(lower, rows, {})
+    assert outcome == "inconclusive" and "upper bound lies above" in numbers  # bounded's truth could be < 100
+    curve = lambda nats: [{"flops": 1e12, "heldout_nats": nats}, {"flops": 2e12, "heldout_nats": nats - 0.1}]
+    rows = {"exact": {**ppl(150, 147, 153), "learning_curve": curve(5.2)},
+            "bounded": {**ppl(100, 98, 102, bound=True), "learning_curve": curve(4.8)}}
+    assert check(lower, rows, {})[0] == "refuted"  # bounded's truth ≤ 102 < 147: the order is shown
+    assert check({**lower, "a": "bounded", "b": "exact"}, rows, {})[0] == "reproduced"
+
+
+def test_seed_variance_widens_intervals_with_students_t():
+    assert seed_half_width([10.0, 12.0, 14.0]) == pytest.approx(4.302653 * 2.0, rel=1e-5)  # t_{.975,2}·sd
+    assert seed_half_width([10.0]) is None
+    groups = {"training_seeds/x": {"seeds": True, "model": "x",
+                                   "rows": [{"name": "baseline", "heldout_ppl": 100.0}, {"name": "seed-1", "heldout_ppl": 104.0},
+                                            {"name": "seed-2", "heldout_ppl": 96.0}]}}
+    rows = {"x": ppl(100, 99, 101), "y": ppl(90, 89, 91)}
+    wider = with_seed_variance(rows, groups)
+    half = 4.302653 * 4.0
+    assert wider["x"]["heldout_ppl_ci"] == pytest.approx([100 - half, 100 + half], rel=1e-5)
+    assert wider["x"]["heldout_ppl_seeds"] == 3 and wider["y"] == rows["y"]
+    spec = {"a": "y", "b": "x", "metric": "heldout_ppl", "relation": "lower"}
+    assert check(spec, rows, {})[0] == "reproduced"  # the single run's intervals separate
+    outcome, numbers = check(spec, wider, {})
+    assert outcome == "inconclusive" and "`x` 3 seeds" in numbers  # not once the seeds' spread is counted
+    own_wider = with_seed_variance({"x": ppl(100, 50, 200)}, groups)  # the wider of the two, never narrower
+    assert own_wider["x"]["heldout_ppl_ci"] == [50, 200]

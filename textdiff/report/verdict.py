@@ -4,13 +4,17 @@ claims checked against this run's numbers. Pure functions of metrics dicts; the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
+from statistics import NormalDist, stdev
 
 import yaml
+from scipy.stats import t as student_t
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 LOWER_IS_BETTER = {"gen_ppl", "heldout_ppl", "mem", "rounding_error"}
+Z95 = NormalDist().inv_cdf(0.975)
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,7 @@ class Estimate:
     point: float
     lo: float
     hi: float
+    bound: bool = False  # an upper bound (an ELBO perplexity), not the figure itself
 
     def below(self, other: "Estimate") -> bool:
         """The whole interval lies below the other's."""
@@ -33,7 +38,48 @@ def estimate(metrics: dict, key: str) -> Estimate | None:
     if value is None or value != value:  # missing or nan
         return None
     lo, hi = metrics.get(f"{key}_ci") or (value, value)
-    return Estimate(float(value), float(lo), float(hi))
+    kind = metrics.get(f"{key}_bound")
+    return Estimate(float(value), float(lo), float(hi), bound=bool(kind) and "bound" in str(kind))
+
+
+# --------------------------------------------------------------------------- seed variance
+
+
+def seed_spread(ablations: dict[str, dict], row: str, metric: str) -> list[float]:
+    """The row's metric in every run of its training-seed group (``seeds: true`` in ablations.yaml; the
+    baseline is the default seed), or [] when no such group was collected on this data and params."""
+    for group in ablations.values():
+        if group.get("seeds") and group.get("model") == row:
+            return [float(r[metric]) for r in group["rows"] if r.get(metric) is not None]
+    return []
+
+
+def seed_half_width(values: list[float], level: float = 0.95) -> float | None:
+    """Half-width of the interval one run's figure has over training seeds: t_{(1+level)/2, n−1}·sd of the n
+    seeds' figures (Student's t: with 3 seeds the sd is itself uncertain, t = 4.30). None below two seeds."""
+    if len(values) < 2:
+        return None
+    return float(student_t.ppf((1 + level) / 2, len(values) - 1)) * stdev(values)
+
+
+def with_seed_variance(rows: dict[str, dict], ablations: dict[str, dict],
+                       metrics: tuple[str, ...] = ("heldout_ppl", "mauve", "gen_ppl")) -> dict[str, dict]:
+    """Each row's metrics with the wider of its own interval and its seed interval (point ± ``seed_half_width``)
+    as ``KEY_ci``; ``KEY_seeds`` says how many seeds widened it. Rows without a seed group keep their intervals."""
+    out = {}
+    for name, m in rows.items():
+        m = dict(m)
+        for key in metrics:
+            values = seed_spread(ablations, name, key)
+            half = seed_half_width(values)
+            est = estimate(m, key)
+            if half is None or est is None:
+                continue
+            lo, hi = max(0.0, min(est.lo, est.point - half)), max(est.hi, est.point + half)
+            hi = min(hi, 1.0) if key == "mauve" else hi
+            m[f"{key}_ci"], m[f"{key}_seeds"] = [lo, hi], len(values)
+        out[name] = m
+    return out
 
 
 def load_claims(path: Path = CLAIMS_FILE) -> list[dict]:
@@ -97,16 +143,20 @@ def check(spec: dict, rows: dict[str, dict], ablations: dict[str, dict]) -> tupl
     if missing:
         return "inconclusive", missing
     numbers = f"`{spec['a']}` {_show(ea)} vs `{spec['b']}` {_show(eb)} ({metric}{where})"
+    seeded = [f"`{n}` {source[n][f'{metric}_seeds']}" for n in (spec["a"], spec["b"])
+              if source[n].get(f"{metric}_seeds")]
+    if seeded:
+        numbers += f" (intervals widened to the spread over training seeds: {', '.join(seeded)} seeds)"
     if relation == "about":
-        tol = spec.get("tolerance", 0.1)
-        close = abs(ea.point / eb.point - 1) <= tol if eb.point else ea.point == 0
-        if close and ea.overlaps(eb):
-            return "reproduced", numbers
-        if not ea.overlaps(eb) and not close:
-            return "refuted", numbers
-        return "inconclusive", numbers
+        return equivalence(ea, eb, spec.get("tolerance", 0.1), numbers)
     a_better = ea.below(eb) if relation == "lower" else eb.below(ea)
     b_better = eb.below(ea) if relation == "lower" else ea.below(eb)
+    if ea.bound != eb.bound and (a_better or b_better):
+        above = eb if ea.below(eb) else ea  # the row whose interval lies higher
+        if above.bound:  # its true figure may lie anywhere below its bound
+            return "inconclusive", numbers + "; the upper bound lies above the exact figure, which does not order them"
+    elif ea.bound and eb.bound:
+        numbers += " (two upper bounds, compared as bounds, as the papers do)"
     if b_better and metric == "heldout_ppl" and "group" not in spec:
         earlier = order_at_an_earlier_budget(source[spec["a"]], source[spec["b"]])
         if earlier is None:
@@ -115,6 +165,45 @@ def check(spec: dict, rows: dict[str, dict], ablations: dict[str, dict]) -> tupl
             return "inconclusive", numbers + "; the order differs at half the budget (learning curves)"
         numbers += "; the same order at half the budget"
     return ("reproduced" if a_better else "refuted" if b_better else "inconclusive"), numbers
+
+
+def ratio_interval(a: Estimate, b: Estimate) -> tuple[float, float] | None:
+    """95% interval of a/b: on the log scale, each side's standard error read off its own interval
+    ((ln hi − ln lo)/(2·1.96)) and the two combined as independent; None where an interval reaches 0."""
+    if min(a.lo, b.lo, a.point, b.point) <= 0:
+        return None
+    se = math.hypot(math.log(a.hi / a.lo), math.log(b.hi / b.lo)) / (2 * Z95)
+    centre = math.log(a.point / b.point)
+    return math.exp(centre - Z95 * se), math.exp(centre + Z95 * se)
+
+
+def equivalence(a: Estimate, b: Estimate, tolerance: float, numbers: str) -> tuple[str, str]:
+    """"a about equal to b" as an equivalence test: reproduced when the 95% interval of a/b lies inside
+    1 ± ``tolerance``, refuted when it lies wholly outside, inconclusive otherwise (a wide interval cannot
+    show equality). An upper bound can show only "no worse than": a bound whose ratio interval ends below
+    1 + tolerance shows the bounded row no worse than the other by more than the tolerance."""
+    ratio = ratio_interval(a, b)
+    if ratio is None:
+        return "inconclusive", numbers + "; an interval reaches 0, so their ratio has none"
+    lo, hi = ratio
+    shown = f"; ratio {a.point / b.point:.3g} [{lo:.3g}, {hi:.3g}] against 1 ± {tolerance:g}"
+    if a.bound and b.bound:
+        return "inconclusive", numbers + shown + "; two upper bounds cannot show two rows equal"
+    if a.bound or b.bound:
+        bounded_hi = hi if a.bound else 1 / lo  # the bounded row over the other
+        bounded_lo = lo if a.bound else 1 / hi
+        if bounded_hi < 1 - tolerance:  # the bounded row is better by more than the tolerance
+            return "refuted", numbers + shown
+        if bounded_hi <= 1 + tolerance:
+            return "reproduced", numbers + shown + ("; as a bound: no worse than within the tolerance (a bound "
+                                                    "cannot show equality)")
+        return "inconclusive", numbers + shown + ("; the bound is above, which an upper bound cannot refute"
+                                                  if bounded_lo > 1 + tolerance else "")
+    if 1 - tolerance <= lo and hi <= 1 + tolerance:
+        return "reproduced", numbers + shown
+    if hi < 1 - tolerance or lo > 1 + tolerance:
+        return "refuted", numbers + shown
+    return "inconclusive", numbers + shown
 
 
 def order_at_an_earlier_budget(a: dict, b: dict) -> str | None:
@@ -164,10 +253,12 @@ def _show(e: Estimate) -> str:
 
 def verdict_section(rows: dict[str, dict], ablations: dict[str, dict], claims: list[dict],
                     metric: str = "mauve") -> str:
+    rows = with_seed_variance(rows, ablations)
     tiers = rank_tiers(rows, metric)
     degenerate = [n for n, m in rows.items() if m.get("degenerate")]
-    lines = [f"**Ranking by {metric.upper() if metric == 'mauve' else metric}** (95% bootstrap intervals; a row is "
-             "ahead of another only when their intervals separate; rows in one tier are not told apart):", ""]
+    lines = [f"**Ranking by {metric.upper() if metric == 'mauve' else metric}** (95% bootstrap intervals, widened "
+             "to the spread over training seeds where the `training_seeds` ablation group was run; a row is ahead "
+             "of another only when their intervals separate; rows in one tier are not told apart):", ""]
     for i, tier in enumerate(tiers, 1):
         shown = ", ".join(f"`{n}` {_show(estimate(rows[n], metric))}" for n in tier)
         lines.append(f"{i}. {shown}")
@@ -180,6 +271,12 @@ def verdict_section(rows: dict[str, dict], ablations: dict[str, dict], claims: l
     if unlearned:
         lines += ["", "Not ranked, has not learned: " + "; ".join(f"`{n}` ({not_learned(rows[n])})"
                                                                  for n in unlearned) + "."]
+    seeded = sorted(g["model"] for g in ablations.values() if g.get("seeds"))
+    lines += ["", (f"Training-seed spread measured for {', '.join(f'`{m}`' for m in seeded)} (ablation group "
+                   "`training_seeds`): their intervals below are the wider of the run's own and the seeds'."
+                   if seeded else "Training-seed spread not measured: the intervals are this run's (data and "
+                   "Monte-Carlo) only; `python -m pipelines.ablate --only training_seeds` measures it "
+                   "(three seeds, a whole default run each).")]
     lines += ["", "| claim | source | verdict | this run | paper |", "|---|---|---|---|---|"]
     for claim in claims:
         j = judge_claim(claim, rows, ablations)
