@@ -34,21 +34,22 @@ def make_judge(p, device):
     return load_judge(p, device)
 
 
-def text_metrics(texts: list[str], p, device) -> dict:
+def text_metrics(texts: list[str], p, device, mauve_texts: int | None = None) -> dict:
     """The sample metrics, each with its 95% bootstrap interval (``*_ci``, textdiff.eval.intervals: the
     judge scores, n-gram tables and MiniLM features are computed once and re-weighted per resample),
-    and whether the output is degenerate (textdiff.eval.degenerate)."""
+    and whether the output is degenerate (textdiff.eval.degenerate). MAUVE reads the first ``mauve_texts``
+    texts (all by default), so that a row with more texts is scored at the rows' n."""
     train = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     refs = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")][: p.evaluate.num_references]
     ppl, per_text = perplexity_scores(make_judge(p, device), texts)
-    features = mauve_features(texts, refs, device=str(device))
+    features = mauve_features(texts[:mauve_texts], refs, device=str(device))
     metrics = {
         "num_samples": len(texts),
         **ppl,
         "div": diversity(texts),
         "mem": memorisation(texts, train),
         "mauve": mauve_from_features(*features, p.evaluate.mauve_scaling, seed=p.seed),
-        "mauve_n": min(len(texts), len(refs)),
+        "mauve_n": len(features[0]),
         "judge": p.evaluate.judge,
     }
     if p.evaluate.bootstrap or p.evaluate.mauve_bootstrap:
@@ -141,7 +142,9 @@ def main(name: str | None, noise_floor: bool = False) -> None:
         name = None
     elif name is None:
         texts = [r["text"] for r in read_jsonl(PREPARED / "valid.jsonl")][: p.evaluate.num_references]
-        metrics = {"model": "reference", **text_metrics(texts, p, device),
+        # MAUVE at the rows' n (its value and floor depend on n); the other figures on every reference text
+        metrics = {"model": "reference",
+                   **text_metrics(texts, p, device, mauve_texts=p.defaults.sample.num_samples),
                    "wordpiece_roundtrip": wordpiece_reference(texts, p, device)}
         out = METRICS / "eval" / "reference.json"
     else:

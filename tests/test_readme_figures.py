@@ -41,3 +41,13 @@ def test_the_quoted_wall_time_and_training_share_are_the_committed_runs():
     assert f"install included\n({run['install_s']} s)" in text
     assert f"{run['fp32_matmul_peak_gflops_2_threads']:.0f} GFLOP/s on 2 threads" in text
     assert f"({training_share(times):.0%};" in text.replace(" %", "%")
+
+
+def test_the_report_quotes_the_committed_mauve_interval_measurement():
+    from textdiff.report.notes import mauve_note
+
+    cases = json.loads((ROOT / "benchmarks/results/mauve_interval.json").read_text())["cases"]
+    ratios = sorted(c["ratio_bootstrap_to_sets"] for c in cases.values())
+    held = [f"{c['intervals_holding_the_mean']} of {c['sets']}" for c in cases.values()]
+    note = mauve_note([{"model": "ar", "mauve_n": 128}])
+    assert f"{ratios[0]:.1f}–{ratios[-1]:.1f}×" in note and all(h in note for h in held)
