@@ -11,13 +11,14 @@ gen_ppl or MAUVE interval overlaps this row's has no signal (textdiff.report.lea
 from __future__ import annotations
 
 import argparse
-
 from pathlib import Path
+
+import numpy as np
 
 from stages.common import (METRICS, PREPARED, SAMPLES, dump, params, run_group, say, stage_main,
                            tracking_config)
 from textdiff.device import resolve_device
-from textdiff.eval.degenerate import degenerate_report
+from textdiff.eval.degenerate import degenerate_report, noise_like_threshold
 from textdiff.eval.intervals import CI_LEVEL, sample_intervals, train_ngram_set
 from textdiff.eval.judge import perplexity_metrics, perplexity_scores
 from textdiff.eval.mauve_score import mauve_features, mauve_from_features
@@ -34,11 +35,14 @@ def make_judge(p, device):
     return load_judge(p, device)
 
 
-def text_metrics(texts: list[str], p, device, mauve_texts: int | None = None) -> dict:
+def text_metrics(texts: list[str], p, device, mauve_texts: int | None = None,
+                 noise_threshold: float | None = None) -> dict:
     """The sample metrics, each with its 95% bootstrap interval (``*_ci``, textdiff.eval.intervals: the
     judge scores, n-gram tables and MiniLM features are computed once and re-weighted per resample),
     and whether the output is degenerate (textdiff.eval.degenerate). MAUVE reads the first ``mauve_texts``
-    texts (all by default), so that a row with more texts is scored at the rows' n."""
+    texts (all by default), so that a row with more texts is scored at the rows' n. ``noise_threshold``: the
+    judge nats/token from which a sample is noise-like (the noise floor's, ``noise_like_nats``); "floor" sets
+    it from these texts themselves (the noise floor's own evaluation)."""
     train = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     refs = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")][: p.evaluate.num_references]
     ppl, per_text = perplexity_scores(make_judge(p, device), texts)
@@ -60,11 +64,22 @@ def text_metrics(texts: list[str], p, device, mauve_texts: int | None = None) ->
                                     mauve_point=metrics["mauve"], resamples=p.evaluate.bootstrap,
                                     mauve_resamples=p.evaluate.mauve_bootstrap, seed=p.seed,
                                     mauve_scaling=p.evaluate.mauve_scaling, level=CI_LEVEL))
-    degenerate = degenerate_report(texts, div=metrics["div"], mem=metrics["mem"])
+    nats = per_text["nll"] / np.maximum(per_text["counts"], 1)
+    if noise_threshold == "floor":
+        noise_threshold = metrics["noise_like_nats"] = noise_like_threshold(nats[per_text["counts"] > 0])
+    degenerate = degenerate_report(texts, div=metrics["div"], mem=metrics["mem"], nats_per_token=nats,
+                                   noise_threshold=noise_threshold)
     metrics.update({"degenerate": degenerate["degenerate"], "degenerate_reasons": degenerate["reasons"],
                     "empty_share": degenerate["empty_share"],
-                    "repeated_token_share": degenerate["repeated_token_share"]})
+                    "repeated_token_share": degenerate["repeated_token_share"],
+                    "noise_like_share": degenerate["noise_like_share"]})
     return metrics
+
+
+def floor_threshold() -> float | None:
+    """The noise floor's ``noise_like_nats`` (stage evaluate_noise_floor), or None before it has run."""
+    path = METRICS / "eval" / f"{NOISE_FLOOR}.json"
+    return read_json(path).get("noise_like_nats") if path.exists() else None
 
 
 def wordpiece_reference(texts: list[str], p, device) -> dict:
@@ -137,21 +152,22 @@ def main(name: str | None, noise_floor: bool = False) -> None:
 
         texts = noise_floor_texts(p)
         write_jsonl(SAMPLES / f"{NOISE_FLOOR}.jsonl", [{"text": t} for t in texts])
-        metrics = {"model": NOISE_FLOOR, **text_metrics(texts, p, device)}
+        metrics = {"model": NOISE_FLOOR, **text_metrics(texts, p, device, noise_threshold="floor")}
         out = METRICS / "eval" / f"{NOISE_FLOOR}.json"
         name = None
     elif name is None:
         texts = [r["text"] for r in read_jsonl(PREPARED / "valid.jsonl")][: p.evaluate.num_references]
         # MAUVE at the rows' n (its value and floor depend on n); the other figures on every reference text
         metrics = {"model": "reference",
-                   **text_metrics(texts, p, device, mauve_texts=p.defaults.sample.num_samples),
+                   **text_metrics(texts, p, device, mauve_texts=p.defaults.sample.num_samples,
+                                  noise_threshold=floor_threshold()),
                    "wordpiece_roundtrip": wordpiece_reference(texts, p, device)}
         out = METRICS / "eval" / "reference.json"
     else:
         p.row(name)
         texts = [r["text"] for r in read_jsonl(SAMPLES / f"{name}.jsonl")]
         speed = read_json(METRICS / "sample" / f"{name}.json")
-        metrics = {"model": name, **text_metrics(texts, p, device),
+        metrics = {"model": name, **text_metrics(texts, p, device, noise_threshold=floor_threshold()),
                    "samples_per_s": speed["samples_per_s"], "tokens_per_s": speed["tokens_per_s"],
                    "sample_wall_s": speed["wall_s"]}
         out = METRICS / "eval" / f"{name}.json"

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from textdiff.eval.degenerate import degenerate_report, is_empty, is_repeated_unit
+import numpy as np
+
+from textdiff.eval.degenerate import degenerate_report, is_empty, is_repeated_unit, noise_like, noise_like_threshold
 from textdiff.io import read_jsonl
 
 VALID = Path(__file__).resolve().parents[1] / "data" / "prepared" / "valid.jsonl"
@@ -36,7 +38,7 @@ def test_a_row_of_innnnn_is_degenerate():
 
 def test_empty_strings_are_degenerate():
     out = degenerate_report(["", "  ", "\n"] * 5)
-    assert out == {"degenerate": True, "empty_share": 1.0, "repeated_token_share": 0.0,
+    assert out == {"degenerate": True, "empty_share": 1.0, "repeated_token_share": 0.0, "noise_like_share": None,
                    "reasons": ["100% of samples are empty", "div cannot be computed: no 4-grams",
                                "mem cannot be computed: no 4-grams"]}
     assert degenerate_report([])["reasons"] == ["no samples"]
@@ -78,3 +80,24 @@ def test_the_repeated_threshold_is_a_strict_majority(share, review_texts):
     k = int(share * n)
     out = degenerate_report(["Innnnnnnnnnn"] * k + review_texts[: n - k])
     assert out["degenerate"] is (share > 0.5)
+
+
+def test_the_noise_like_threshold_is_the_floors_first_quartile():
+    floor = [9.0, 7.0, 8.0, 10.0, 6.5, float("nan")]  # an empty text scores nan and is left out
+    assert noise_like_threshold(floor) == pytest.approx(np.quantile([9.0, 7.0, 8.0, 10.0, 6.5], 0.25))
+    assert noise_like_threshold([8.0]) == 8.0
+    with pytest.raises(ValueError, match="noise floor has no scored text"):
+        noise_like_threshold([float("nan")])
+
+
+def test_a_majority_of_noise_like_samples_is_degenerate_and_every_share_is_reported():
+    texts = ["zq plo vex", "warm and funny film", "", "ik ka lo pru", "a slow but honest drama"]
+    nats = [8.1, 4.0, float("nan"), 7.0, 3.5]
+    assert noise_like(texts, nats, 7.0) == [True, False, False, True, False]  # empty is empty, not noise
+    assert noise_like(texts, nats, None) is None
+    out = degenerate_report(texts, nats_per_token=nats, noise_threshold=7.0)
+    assert out["noise_like_share"] == pytest.approx(0.4) and not out["degenerate"]
+    noisy = degenerate_report(texts, nats_per_token=[8.1, 7.5, float("nan"), 7.0, 9.0], noise_threshold=7.0)
+    assert noisy["degenerate"] and noisy["noise_like_share"] == pytest.approx(0.8)
+    assert noisy["reasons"][0].startswith("80% of samples are as unpredictable to the judge as noise")
+    assert degenerate_report(texts)["noise_like_share"] is None  # without the floor's threshold: not measured

@@ -386,8 +386,11 @@ def test_evaluate_stage_writes_intervals_and_the_degenerate_verdict(tmp_path, mo
     assert m["degenerate"] is False and m["degenerate_reasons"] == []
     assert m["empty_share"] == 0.0 and m["repeated_token_share"] == 0.0
     assert m["mauve_n"] == 40
-    at_rows_n = evaluate.text_metrics(review_texts[:40], p, torch.device("cpu"), mauve_texts=24)
+    assert m["noise_like_share"] is None  # no noise floor threshold given
+    at_rows_n = evaluate.text_metrics(review_texts[:40], p, torch.device("cpu"), mauve_texts=24, noise_threshold="floor")
     assert at_rows_n["mauve_n"] == 24 and at_rows_n["gen_ppl"] == m["gen_ppl"]  # the reference's MAUVE at the rows' n
+    assert 0.7 <= at_rows_n["noise_like_share"] <= 0.8  # texts scored as the floor: 3 in 4 at or above its quartile
+    assert at_rows_n["noise_like_nats"] > 0
     bad = evaluate.text_metrics(["Innnnnnnnnnnnn"] * 40, p, torch.device("cpu"))
     assert bad["degenerate"] and bad["repeated_token_share"] == 1.0 and bad["div_ci"] is None
     assert EvaluateParams().bootstrap == 1000 and EvaluateParams().mauve_bootstrap == 200

@@ -27,7 +27,8 @@ def eval_metrics(name, gen_ppl, mauve, mauve_ci, *, degenerate=False, reasons=()
             "div_ci": None if div is None else [div - 0.05, div + 0.05], "mem": 0.1, "mem_ci": [0.05, 0.15],
             "mauve": mauve, "mauve_ci": mauve_ci, "mauve_n": 24, "bootstrap_resamples": 1000,
             "mauve_bootstrap_resamples": 50, "degenerate": degenerate, "degenerate_reasons": list(reasons),
-            "samples_per_s": 10.0, "tokens_per_s": 100.0}
+            "samples_per_s": 10.0, "tokens_per_s": 100.0, "empty_share": 0.0,
+            "repeated_token_share": 0.92 if degenerate else 0.0, "noise_like_share": 0.25}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,9 @@ def test_tables_carry_intervals_and_flag_degenerate_rows(report):
     comparison = report.split("## Comparison")[1].split("## Compute")[0]
     assert "| mdlm ⚠ degenerate |" in comparison and "0.600 [0.500, 0.700]" in comparison
     assert "80.0 [72.0, 88.0]" in comparison
-    assert "⚠ Degenerate output, left out of every ranking: `mdlm`" in comparison
+    assert "⚠ Degenerate output, left out of every ranking (its held-out likelihood" in comparison
+    assert "still counts as evidence): `mdlm`" in comparison
+    assert "| mdlm ⚠ degenerate | 0% | 92% | 25% |" in comparison  # every row's shares of empty and repeated samples
     assert "≤ 300.0 [280.0, 320.0]" in report
 
 

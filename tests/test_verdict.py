@@ -165,3 +165,23 @@ def test_seed_variance_widens_intervals_with_students_t():
     assert outcome == "inconclusive" and "`x` 3 seeds" in numbers  # not once the seeds' spread is counted
     own_wider = with_seed_variance({"x": ppl(100, 50, 200)}, groups)  # the wider of the two, never narrower
     assert own_wider["x"]["heldout_ppl_ci"] == [50, 200]
+
+
+def test_a_degenerate_rows_likelihood_is_still_evidence():
+    """Held-out likelihood does not depend on the samples: degenerate samples do not void it, a failed
+    likelihood check does."""
+    failed_samples = {"learned": False, "no_signal": True, "checks": [], "deciding": "gen_ppl at the floor"}
+    good = {**ppl(100, 98, 102, bound=True), "degenerate": True, "learned_check": failed_samples,
+            "context_blind_margin": 1.4,
+            "context_probe": {"graph": "absorbing", "probe": "masked_nll_by_share", "value": 2.0}}
+    worse = {**ppl(300, 290, 310, bound=True), "learned_check": failed_samples, "context_blind_margin": 0.9,
+             "context_probe": {"graph": "absorbing", "probe": "masked_nll_by_share", "value": 2.0}}
+    spec = {"a": "good", "b": "worse", "metric": "heldout_ppl", "relation": "lower"}
+    outcome, numbers = check(spec, {"good": good, "worse": worse}, {})
+    assert outcome == "reproduced", numbers
+    weak = {**worse, "context_blind_margin": 0.1}  # below the absorbing margin of 0.5: the likelihood has not learned
+    outcome, numbers = check(spec, {"good": good, "worse": weak}, {})
+    assert outcome == "inconclusive" and "`worse` has not learned" in numbers
+    mauve_spec = {"a": "good", "b": "worse", "metric": "mauve", "relation": "higher"}
+    assert check(mauve_spec, {"good": {**good, "mauve": 0.5}, "worse": {**worse, "mauve": 0.1}}, {}) == \
+        ("inconclusive", "`good` is degenerate")  # a sample figure of degenerate samples is never evidence

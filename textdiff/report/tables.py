@@ -102,10 +102,22 @@ def learned_table(rows: list[dict]) -> str:
 def degenerate_note(rows: list[dict]) -> str:
     flagged = [r for r in rows if r.get("degenerate")]
     if not flagged:
-        return "No row's output is degenerate (mostly empty, one repeated token, or no 4-grams)."
-    return ("⚠ Degenerate output, left out of every ranking: " + "; ".join(
-        f"`{r['model']}`: {', '.join(r.get('degenerate_reasons') or [])}" for r in flagged)
-        + ". A low gen_ppl from such a row is repetition, not fluency.")
+        return ("No row's output is degenerate (mostly empty, one repeated token, noise-like, or no 4-grams).\n\n"
+                + sample_shares_table(rows))
+    return ("⚠ Degenerate output, left out of every ranking (its held-out likelihood, which does not depend on "
+            "its samples, still counts as evidence): " + "; ".join(
+                f"`{r['model']}`: {', '.join(r.get('degenerate_reasons') or [])}" for r in flagged)
+            + ". A low gen_ppl from such a row is repetition, not fluency.\n\n" + sample_shares_table(rows))
+
+
+def sample_shares_table(rows: list[dict]) -> str:
+    """Every row's share of empty, repeated-unit and noise-like samples (textdiff.eval.degenerate)."""
+    shown = [r for r in rows if "empty_share" in r]
+    body = [[row_label(r), fmt(r.get("empty_share"), "{:.0%}"), fmt(r.get("repeated_token_share"), "{:.0%}"),
+             fmt(r.get("noise_like_share"), "{:.0%}")] for r in shown]
+    head = ["row", "empty", "one repeated token", "noise-like (judge nats/token ≥ the noise floor's first quartile)"]
+    return ("Shares of each row's samples (a row is degenerate when more than half are empty, repeated, or "
+            "noise-like):\n\n" + markdown_table(head, body))
 
 
 # --------------------------------------------------------------------------- likelihood and compute

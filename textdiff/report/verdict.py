@@ -12,6 +12,8 @@ from statistics import NormalDist, stdev
 import yaml
 from scipy.stats import t as student_t
 
+from textdiff.report.learned import describe, likelihood_checks
+
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 LOWER_IS_BETTER = {"gen_ppl", "heldout_ppl", "mem", "rounding_error"}
 Z95 = NormalDist().inv_cdf(0.975)
@@ -95,6 +97,15 @@ def not_learned(metrics: dict) -> str | None:
     if check is None or check["learned"]:
         return None
     return ("no signal, " if check["no_signal"] else "") + check["deciding"]
+
+
+def likelihood_not_learned(metrics: dict) -> str | None:
+    """Why a row's held-out likelihood cannot be evidence: a failed likelihood check (the margin over the
+    positional unigram, the context probe), or None. Without a learned check, as ``not_learned``."""
+    if metrics.get("learned_check") is None:
+        return None
+    failed = [c for c in likelihood_checks(metrics) if not c["passed"]]
+    return describe(failed[0]) if failed else None
 
 
 def rank_tiers(rows: dict[str, dict], metric: str = "mauve") -> list[list[str]]:
@@ -219,14 +230,21 @@ def order_at_an_earlier_budget(a: dict, b: dict) -> str | None:
     return "a" if na < nb else "b"
 
 
+SAMPLE_FREE = {"heldout_ppl"}  # figures of the model, not of its samples
+
+
 def _evidence(source: dict[str, dict], name: str, metric: str, where: str) -> tuple[Estimate | None, str]:
-    """The row's (or run's) estimate, or why it cannot be evidence."""
+    """The row's (or run's) estimate, or why it cannot be evidence. A held-out likelihood does not depend on
+    the samples: for it only the likelihood's own learned checks count, degenerate samples do not."""
     row = source.get(name)
     if row is None:
         return None, f"`{name}` not measured{where}"
-    if row.get("degenerate"):
+    if metric in SAMPLE_FREE:
+        why = likelihood_not_learned(row)
+    elif row.get("degenerate"):
         return None, f"`{name}` is degenerate"
-    why = not_learned(row)
+    else:
+        why = not_learned(row)
     if why:
         return None, f"`{name}` has not learned ({why})"
     est = estimate(row, metric)
