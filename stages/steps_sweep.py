@@ -57,10 +57,16 @@ def sweep_row(name: str, section, p) -> None:
         records += [{"steps": steps, "text": t} for t in texts]
         say("steps_sweep", f"{name} @ {steps} steps: gen_ppl {point['gen_ppl']:.1f}, entropy {point['entropy']:.2f}, "
                            f"{point['samples_per_s']:.1f} samples/s")
+    family = get_family(section.family)
+    cache = {}
+    if sweep.cache_steps and family.cache_wall_clock is not None:
+        cache = family.cache_wall_clock(model, sweep.cache_samples, sweep.cache_steps, p.seed, device)
+        say("steps_sweep", f"{name} @ {sweep.cache_steps} steps: cached {cache['cached_wall_s']:.1f} s, uncached "
+                           f"{cache['uncached_wall_s']:.1f} s, same samples: {cache['cache_same_samples']}")
     write_jsonl(SAMPLES / "sweep" / f"{name}.jsonl", records)
     write_json(METRICS / "sweep" / f"{name}.json",
                {"model": name, "swept": True, "num_samples": sweep.num_samples, "points": points,
-                "sample_params": dump(section.sample)})
+                "sample_params": dump(section.sample), **cache})
 
 
 if __name__ == "__main__":

@@ -491,6 +491,11 @@ class StepsSweepParams(Section):
     steps: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [8, 32, 128], min_length=1)
     num_samples: int = Field(48, ge=2)
     batch_size: int = Field(48, ge=1)
+    cache_steps: int = Field(1000, ge=0, description="a family with a sampling cache (mdlm) is also timed cached "
+                                                     "against uncached at this many steps, the same samples: MDLM's "
+                                                     "claim at its T = 1000 (0: not timed)")
+    cache_samples: int = Field(4, ge=1, description="samples drawn by each of the two timed runs (8 took 28 s "
+                                                  "uncached for the default mdlm on one core)")
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -107,6 +107,7 @@ def likelihood(model: Transformer, tokenizer, texts: list[str], *, device: torch
 
 
 LIKELIHOOD_FOOTING = "tokens"  # the exact likelihood pays for the text's tokens, no padding (textdiff.eval.context_blind)
+cache_wall_clock = None  # no network cache that skips denoiser calls (MDLM's claim; textdiff.families.mdlm)
 
 
 @torch.no_grad()

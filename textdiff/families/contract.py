@@ -55,6 +55,8 @@ class Family(Protocol):
     CANNOT_GUIDE: str | None  # None, or why the family cannot be steered by the attribute classifier
     LIKELIHOOD_FOOTING: str | None  # what its held-out likelihood pays for: "canvas", "tokens", or None (none)
     context_probe: Callable | None  # (model, x0 canvases, generator) -> {"probe", "value", …}, or None
+    cache_wall_clock: Callable | None  # (model, num, steps, seed, device) -> the sampler timed with its network
+    #                                    cache against without, same samples (MDLM's claim); None: no such cache
 
     def build(self, params: Any, vocab: Any = None) -> torch.nn.Module: ...
 

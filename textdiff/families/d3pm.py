@@ -162,3 +162,4 @@ def sample_texts(model: D3PM, tokenizer, params: DiscreteSampleParams, run) -> t
 likelihood = elbo_perplexity  # the ELBO perplexity bound on the AR's token count (textdiff.eval.elbo)
 LIKELIHOOD_FOOTING = "canvas"  # the bound pays for every canvas position (textdiff.eval.context_blind)
 context_probe = discrete_probe  # masked NLL by share (absorbing) or partner swap (uniform): textdiff.eval.context_probe
+cache_wall_clock = None  # no network cache that skips denoiser calls (MDLM's claim; textdiff.families.mdlm)

@@ -113,3 +113,4 @@ def likelihood(model: EncoderDiffusion, tokenizer, texts: list[str], *, device: 
 
 LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.report.learned) reads its decoder's accuracy at t = 0 and its samples against the noise floor
 context_probe = None
+cache_wall_clock = None  # no network cache that skips denoiser calls (MDLM's claim; textdiff.families.mdlm)

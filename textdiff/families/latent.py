@@ -110,3 +110,4 @@ def likelihood(model: LatentDiffusion, tokenizer, texts: list[str], *, device: t
 
 LIKELIHOOD_FOOTING = None  # no token likelihood: the learned check (textdiff.report.learned) reads its autoencoder's held-out accuracy and its samples against the noise floor
 context_probe = None
+cache_wall_clock = None  # no network cache that skips denoiser calls (MDLM's claim; textdiff.families.mdlm)

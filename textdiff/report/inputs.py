@@ -113,6 +113,9 @@ def eval_rows(metrics: Path, models: list[str]) -> list[dict]:
                 merged.update(read_json(extra))
         sample = metrics / "sample" / f"{name}.json"
         merged.update(sample_figures(read_json(sample)) if sample.exists() else {})
+        sweep = metrics / "sweep" / f"{name}.json"
+        merged.update({k: v for k, v in (read_json(sweep) if sweep.exists() else {}).items()
+                       if k.startswith(("cache_", "cached_", "uncached_"))})  # the cache timed at the paper's T
         rows.append({**merged, "model": name})
     return rows
 

@@ -256,8 +256,9 @@ def judge_claim(claim: dict, rows: dict[str, dict], ablations: dict[str, dict]) 
     outcomes = [o for o, _ in results]
     verdict = ("reproduced" if all(o == "reproduced" for o in outcomes)
                else "refuted" if "refuted" in outcomes else "inconclusive")
+    evidence = [n for _, n in results] + ([f"conditions: {claim['conditions']}"] if claim.get("conditions") else [])
     return {"id": claim["id"], "claim": claim["claim"], "source": claim["source"], "paper": claim.get("paper", ""),
-            "verdict": verdict, "evidence": [n for _, n in results]}
+            "verdict": verdict, "evidence": evidence}
 
 
 def _show(e: Estimate) -> str:
