@@ -51,8 +51,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
 from pipelines import prefect_api
-from pipelines.schedule import StageFailed, dvc, output_lines, plan, run_as_ready, run_stage as run_dvc_stage, \
-    thread_share  # noqa: F401 (run_as_ready, thread_share: also read from here by tests and callers)
+from pipelines.schedule import StageFailed, StageProgress, dvc, output_lines, plan, run_as_ready, \
+    run_stage as run_dvc_stage, stages_to_run, thread_share  # noqa: F401 (also read from here by tests, callers)
 from textdiff.config import load_params
 
 def log_stage_output(text: str) -> None:
@@ -155,7 +155,13 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
         return stage_task.submit(stage, str(cwd), p.must_run(stage, outcome), remote, threads, deployment_for(stage),
                                  settings.gpu_timeout_s)
 
-    outcome = run_as_ready(selected, p.upstream, submit, concurrency)
+    progress = StageProgress(len(stages_to_run(p, selected)), concurrency)
+
+    def finished(stage: str, result: str, seconds: float) -> None:
+        progress.finished(stage, result, seconds)
+        print(f"[flow] {stage}: {result} in {seconds:.1f}s; {progress.line()}")
+
+    outcome = run_as_ready(selected, p.upstream, submit, concurrency, on_finished=finished)
     if remote:  # publish what this worker has, computed or not: one bulk push (naming the 68 stages of the tiny
         dvc("push", "--remote", remote, "--run-cache", cwd=cwd)  # profile made DVC take 106 s instead of 1.5 s)
     publish_report(cwd, outcome)

@@ -26,7 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipelines.schedule import StageFailed, output_lines, plan, run_as_ready, run_stage, thread_share
+from pipelines.schedule import (StageFailed, StageProgress, output_lines, plan, run_as_ready, run_stage,
+                                stages_to_run, thread_share)
 from pipelines.warm import WarmStages
 
 
@@ -42,7 +43,9 @@ def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print,
     p = plan(repo_dir, remote=None)
     selected = p.select(stages)
     threads, lock, start = thread_share(jobs), threading.Lock(), time.perf_counter()
-    warm = None if cold else WarmStages(repo_dir, threads)
+    progress = StageProgress(len(stages_to_run(p, selected)), jobs)
+    warm = None if cold else WarmStages(repo_dir, threads,
+                                        on_progress=lambda stage, line: echo(f"   {stage} | {line}"))
 
     def run(stage: str) -> tuple[str, str]:
         if warm is None:
@@ -62,8 +65,9 @@ def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print,
             if times is not None:
                 times[stage] = (t0 - start, time.perf_counter() - start)
             lines = [line for line in output_lines(stdout) if not line.startswith(("Running stage", "> "))]
+            progress.finished(stage, outcome, time.perf_counter() - t0)
             echo("\n".join([f"== {stage}: {outcome} in {time.perf_counter() - t0:.1f}s "
-                            f"(at {time.perf_counter() - start:.0f}s)", *lines]))
+                            f"(at {time.perf_counter() - start:.0f}s; {progress.line()})", *lines]))
         return outcome
 
     try:

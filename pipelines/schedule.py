@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from pipelines import tool, tool_env
 
 PROGRESS_MARKS = ("it/s]", "s/it]", "%|")
+PROGRESS_LINE = re.compile(r"^\[[^\]]+\] \d+/\d+ .*elapsed")  # textdiff.progress's lines in a log
 
 
 class StageFailed(RuntimeError):
@@ -98,7 +100,7 @@ def run_stage(stage: str, cwd: Path, threads: int | None = None, pull: bool = Fa
 def output_lines(text: str) -> list[str]:
     """A stage's output without its progress bars."""
     return [line for line in text.replace("\r", "\n").splitlines()
-            if line.strip() and not any(mark in line for mark in PROGRESS_MARKS)]
+            if line.strip() and not any(mark in line for mark in PROGRESS_MARKS) and not PROGRESS_LINE.match(line)]
 
 
 def thread_share(concurrency: int) -> int | None:
@@ -113,23 +115,26 @@ def thread_share(concurrency: int) -> int | None:
 
 
 def run_as_ready(stages: list[str], upstream: dict[str, set[str]], submit, limit: int,
-                 poll_s: float = 0.1) -> dict[str, str]:
+                 poll_s: float = 0.1, on_finished=None) -> dict[str, str]:
     """Submit each stage (``submit(stage, outcome so far)``: a Prefect or concurrent future, or an outcome string) once every
     stage it depends on among ``stages`` has finished, keeping at most ``limit`` in flight; returns the
     outcomes in the order of ``stages``. A failed stage lets the running ones finish, submits nothing more and
-    raises its error."""
+    raises its error. ``on_finished(stage, outcome, seconds)`` hears of each submitted stage that finished."""
     if limit < 1:
         raise ValueError(f"concurrency must be at least 1 (got {limit})")
     outcome: dict[str, str] = {}
-    pending, running = list(stages), {}
+    pending, running, started = list(stages), {}, {}
     try:
         while pending or running:
             finished = [s for s, future in running.items() if done(future)]
             for stage in finished:  # before anything new starts: a failure stops the run at once
                 outcome[stage] = running.pop(stage).result()  # raises a failed stage's error
+                if on_finished is not None:
+                    on_finished(stage, outcome[stage], time.perf_counter() - started[stage])
             ready = [s for s in pending if not (upstream[s] & set(pending) | upstream[s] & set(running))]
             for stage in ready[:max(0, limit - len(running))]:
                 pending.remove(stage)
+                started[stage] = time.perf_counter()
                 result = submit(stage, outcome)
                 if isinstance(result, str):
                     outcome[stage] = result
@@ -142,6 +147,35 @@ def run_as_ready(stages: list[str], upstream: dict[str, set[str]], submit, limit
             wait(other)
         raise
     return {s: outcome[s] for s in stages}
+
+
+def stages_to_run(p: Plan, selected: list[str]) -> list[str]:
+    """The selected stages DVC will run: changed, or downstream of one that will (``Plan.must_run``)."""
+    running: set[str] = set()
+    for stage in selected:
+        if stage not in p.ran and (stage in p.changed or p.upstream[stage] & running):
+            running.add(stage)
+    return [s for s in selected if s in running]
+
+
+class StageProgress:
+    """Stages done of those to run, with an ETA: the stages left at the mean time of those done, ``jobs`` at
+    once (a rough guide: the training stages take longer than the rest)."""
+
+    def __init__(self, total: int, jobs: int):
+        self.total, self.jobs, self.done, self.spent = total, max(jobs, 1), 0, 0.0
+
+    def finished(self, stage: str, outcome: str, seconds: float) -> None:
+        if outcome != "skipped":
+            self.done += 1
+            self.spent += seconds
+
+    def line(self) -> str:
+        from textdiff.progress import clock
+
+        left = max(self.total - self.done, 0)
+        eta = f", ETA {clock(self.spent / self.done * left / self.jobs)}" if self.done and left else ""
+        return f"{self.done}/{self.total} stages{eta}"
 
 
 def done(future) -> bool:

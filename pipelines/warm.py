@@ -38,8 +38,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
-from pipelines.schedule import StageFailed, run_stage
+from pipelines.schedule import PROGRESS_LINE, StageFailed, run_stage
 
 STAGE_MODULES = "stages"  # the package whose modules are imported once, in the forkserver
 RECORD_EVERY_S = 30.0  # the longest a finished stage waits for its dvc.lock entry
@@ -136,10 +137,12 @@ class WarmStages:
     """Runs stages of one repository, each in a forked child, recording them in ``dvc.lock`` from one open
     ``Repo``. Threads may call ``run`` at once: DVC's part is serialised, the commands run side by side."""
 
-    def __init__(self, repo_dir: Path, threads: int | None):
+    def __init__(self, repo_dir: Path, threads: int | None, on_progress: Callable[[str, str], None] | None = None):
+        """``on_progress(stage, line)`` receives each progress line (textdiff.progress) a stage writes while it
+        runs, so a user watching ``make repro`` sees a long stage move."""
         from dvc.repo import Repo
 
-        self.repo_dir, self.threads = repo_dir, threads
+        self.repo_dir, self.threads, self.on_progress = repo_dir, threads, on_progress
         self.repo = Repo(str(repo_dir), _wait_for_lock=True)  # as `dvc --wait-for-lock`
         self.dvc_turn = threading.Lock()  # one thread at a time in DVC's repository
         self.process_turn = threading.Lock()  # one thread at a time starting or reaping a child (run_child)
@@ -231,13 +234,49 @@ class WarmStages:
 
     def execute(self, name: str, env: dict[str, str], module: str, args: list[str]) -> str:
         with tempfile.NamedTemporaryFile(prefix="stage-", suffix=".log") as log:
-            exitcode = run_child(self.context, self.process_turn, run_module,
-                                 (module, args, str(self.repo_dir), env, self.threads, log.name), name)
+            with follow_progress(Path(log.name), lambda line: self.on_progress(name, line)
+                                 if self.on_progress else None):
+                exitcode = run_child(self.context, self.process_turn, run_module,
+                                     (module, args, str(self.repo_dir), env, self.threads, log.name), name)
             output = Path(log.name).read_text(encoding="utf-8", errors="replace")
         if exitcode != 0:
             raise StageFailed(f"stage {name} failed (exit {exitcode}):\n"
                               + "\n".join(output.strip().splitlines()[-15:]), "", output)
         return output
+
+
+@contextlib.contextmanager
+def follow_progress(log: Path, emit: Callable[[str], None], every_s: float = 1.0):
+    """While the block runs, pass each new progress line of ``log`` (``[label] done/total …elapsed``, as
+    textdiff.progress writes them in logs) to ``emit``."""
+    stop = threading.Event()
+
+    def tail() -> None:
+        offset, partial = 0, ""
+        while True:
+            finished = stop.wait(every_s)
+            try:
+                with open(log, encoding="utf-8", errors="replace") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                    offset = f.tell()
+            except OSError:
+                chunk = ""
+            lines = (partial + chunk).split("\n")
+            partial = lines.pop()
+            for line in lines:
+                if PROGRESS_LINE.match(line):
+                    emit(line)
+            if finished:
+                return
+
+    thread = threading.Thread(target=tail, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def run_child(context, turn: threading.Lock, target, args: tuple, name: str | None = None) -> int:

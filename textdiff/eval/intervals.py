@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from textdiff.eval.ngrams import ngrams, words
+from textdiff.progress import Progress
 
 CI_LEVEL = 0.95
 
@@ -204,9 +205,11 @@ def mauve_interval(p: np.ndarray, q: np.ndarray, resamples: int, *, scaling: flo
         return None, np.zeros(0)
     rng = np.random.default_rng(seed)
     values = []
-    for _ in range(resamples):
-        i, j = rng.integers(0, len(p), len(p)), rng.integers(0, len(q), len(q))
-        values.append(mauve_from_features(p[i], q[j], scaling, int(rng.integers(2**31 - 1))))
+    with Progress(resamples, "mauve bootstrap", unit="resamples") as progress:
+        for _ in range(resamples):
+            i, j = rng.integers(0, len(p), len(p)), rng.integers(0, len(q), len(q))
+            values.append(mauve_from_features(p[i], q[j], scaling, int(rng.integers(2**31 - 1))))
+            progress.update(1)
     values = np.array(values)
     return recentred_interval(values, point, level, bounds=(0.0, 1.0)), values
 

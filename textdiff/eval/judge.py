@@ -16,6 +16,7 @@ import torch
 
 from textdiff.eval.ngrams import unigram_entropy
 from textdiff.losses.causal import sequence_nll
+from textdiff.progress import Progress
 
 
 class ProjectJudge:
@@ -29,11 +30,13 @@ class ProjectJudge:
 
         seqs = encode_sequences(self.tokenizer, texts, self.model.cfg.max_len)
         nll, counts = [], []
-        for i in range(0, len(seqs), self.batch_size):
-            batch = pad_batch(seqs[i:i + self.batch_size], self.vocab.pad_id).to(self.device)
-            s, c = sequence_nll(self.model, batch, self.vocab)
-            nll.append(s.cpu())
-            counts.append(c.cpu())
+        with Progress(-(-len(seqs) // self.batch_size), "judge", unit="batches") as progress:
+            for i in range(0, len(seqs), self.batch_size):
+                batch = pad_batch(seqs[i:i + self.batch_size], self.vocab.pad_id).to(self.device)
+                s, c = sequence_nll(self.model, batch, self.vocab)
+                nll.append(s.cpu())
+                counts.append(c.cpu())
+                progress.update(1)
         return torch.cat(nll).numpy(), torch.cat(counts).numpy(), [s[1:] for s in seqs]
 
 

@@ -7,6 +7,8 @@ from typing import Callable
 
 import torch
 
+from textdiff.progress import Progress
+
 
 def generate_texts(generate_ids: Callable[[int], list[list[int]]], tokenizer, num: int,
                    batch_size: int) -> tuple[list[str], dict]:
@@ -15,10 +17,12 @@ def generate_texts(generate_ids: Callable[[int], list[list[int]]], tokenizer, nu
     tokens/s counts the generated text tokens plus one <eos> per sample.
     """
     texts, tokens, t0 = [], 0, time.perf_counter()
-    for start in range(0, num, batch_size):
-        ids = generate_ids(min(batch_size, num - start))
-        tokens += sum(len(s) + 1 for s in ids)
-        texts += tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    with Progress(-(-num // batch_size), "sample", unit="batches") as progress:
+        for start in range(0, num, batch_size):
+            ids = generate_ids(min(batch_size, num - start))
+            tokens += sum(len(s) + 1 for s in ids)
+            texts += tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            progress.update(1, samples=len(texts))
     wall = time.perf_counter() - t0
     return texts, {"wall_s": wall, "samples_per_s": len(texts) / wall, "tokens_per_s": tokens / wall,
                    "mean_tokens": tokens / max(len(texts), 1)}

@@ -19,6 +19,7 @@ from textdiff.errors import InputError
 from textdiff.eval.bleu import bleu_from_statistics, bleu_statistics
 from textdiff.eval.intervals import (CI_LEVEL, gen_ppl_resamples, mean_interval, percentile_interval,
                                      resample_counts)
+from textdiff.progress import Progress
 
 BLANK = "___"
 BLEU_ORDER = 2  # spans are a few words long: BLEU-4 would be 0 for most of them
@@ -201,8 +202,10 @@ def fill_templates(draw, templates: list[Template], seq_len: int, pad_id: int, *
     known, tokens = canvas_tensors(templates, seq_len, pad_id, fills)
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
-    for start in range(0, len(known), batch_size):
-        part = slice(start, start + batch_size)
-        canvas = draw(len(known[part]), gen, infill=(known[part].to(device), tokens[part].to(device)))
-        out.append(canvas.cpu())
+    with Progress(-(-len(known) // batch_size), "infill", unit="batches") as progress:
+        for start in range(0, len(known), batch_size):
+            part = slice(start, start + batch_size)
+            canvas = draw(len(known[part]), gen, infill=(known[part].to(device), tokens[part].to(device)))
+            out.append(canvas.cpu())
+            progress.update(1)
     return torch.cat(out)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from textdiff.config import TrainParams
 from textdiff.device import autocast
 from textdiff.errors import InputError
+from textdiff.progress import Progress
 from textdiff.training import distributed
 from textdiff.training.checkpoint import CheckpointLock, load_checkpoint, save_checkpoint
 from textdiff.training.ema import EMA
@@ -125,7 +125,8 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
     budget_s = cfg.max_minutes * 60
     t0 = time.perf_counter()
     stopped_by = "steps"
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not progress or not world.is_main, mininterval=2.0)
+    bar = Progress(cfg.steps, "train", enabled=progress and world.is_main, unit="steps", initial=step)
+    tokens_at_start = tokens
     running = float("nan")
     while step < cfg.steps:
         if distributed.agree(elapsed_before + time.perf_counter() - t0 > budget_s, world):
@@ -162,8 +163,7 @@ def _train(model, loss_fn, batch_fn, cfg, checkpoint_dir, fingerprint, device, l
                 log({"train/loss": value, "train/lr": lr}, step)
         if step in curve_steps and world.is_main:
             curve.append({"step": step, "flops": flops, **measure_curve_point(model, curve_probe, device)})
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}")
+        bar.update(1, loss=running, tokens_per_s=(tokens - tokens_at_start) / max(time.perf_counter() - t0, 1e-9))
         if checkpoint_dir and world.is_main and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             wall = elapsed_before + time.perf_counter() - t0
             save_checkpoint(checkpoint_dir, step, model, optimizer,
