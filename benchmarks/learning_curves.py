@@ -34,6 +34,7 @@ from textdiff.eval.context_probe import absorbing_predictor, masked_nll_by_share
 from textdiff.families import get_family
 from textdiff.families.contract import RunContext
 from textdiff.io import read_jsonl
+from textdiff.report.compute_gap import training_digest
 
 
 CURVE_AT = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)  # the learned check's figures along each run
@@ -70,9 +71,15 @@ def probe(model, tokenizer, train_texts, test_texts) -> dict:
     return {"masked_nll_by_share": {str(k): v for k, v in shares.items()}, "unigram_nll": unigram}
 
 
+def data_sha256() -> str | None:
+    stats = Path("data/prepared/stats.json")
+    return json.loads(stats.read_text()).get("data_sha256") if stats.exists() else None
+
+
 def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, positions, device,
               ema_decay=None, lr=None, batch_size=None, model=None) -> dict:
     family = get_family(p.row(row).family)
+    overridden = any(v is not None for v in (positions, ema_decay, lr, batch_size)) or bool(model)
     section = benchmark_section(p.row(row), positions, ema_decay, lr, batch_size, model)
     t0 = time.perf_counter()
     probe = None
@@ -92,7 +99,12 @@ def run_point(p, row: str, budget: float, tokenizer, train_texts, test_texts, po
              "batch_size": section.train.batch_size, "d_model": section.model.d_model,
              "n_layers": section.model.n_layers, "parameters": model.num_parameters(), "train_wall_s": wall,
              "heldout_ppl": like.get("heldout_ppl"), "heldout_ppl_ci": like.get("heldout_ppl_ci"),
-             "bound": like.get("heldout_ppl_bound"), "curve": result.curve}
+             "heldout_nats": like.get("heldout_nats_per_token"), "heldout_nats_se": like.get("heldout_nats_per_token_se"),
+             "bound": like.get("heldout_ppl_bound"), "curve": result.curve,
+             "train_sequences": len(train_texts), "epochs": result.steps * section.train.batch_size / len(train_texts),
+             "test_sentences": len(test_texts), "data_sha256": data_sha256(), "training_digest": training_digest(p, row),
+             "overridden": overridden,
+             "seed": p.seed}
     if p.row(row).family != "ar" and getattr(model.vocab, "mask_id", None) is not None:
         try:
             point.update(probe(model, tokenizer, train_texts, test_texts[:256]))

@@ -81,26 +81,40 @@ def run_queue(jobs: int, cwd: Path | str = ".") -> None:
 
 
 def experiment_metrics(model: str, cwd: Path | str = ".") -> dict[str, dict]:
-    """Metrics of ``metrics/eval/MODEL.json`` and ``metrics/likelihood/MODEL.json`` for every experiment, by name."""
+    """Metrics of ``metrics/eval/MODEL.json``, ``metrics/likelihood/MODEL.json`` and the task files for every
+    experiment, by name. The files are outputs, not declared DVC metrics (so that ``dvc metrics show`` reads in
+    one screen): each is read at the experiment's revision from DVC's cache."""
     rows = json.loads(dvc("exp", "show", "--json", cwd=cwd).stdout)
+    paths = (f"metrics/likelihood/{model}.json", f"metrics/eval/{model}.json",
+             *(t.format(model=model) for t in TASK_METRICS))
     found: dict[str, dict] = {}
 
-    def visit(entry: dict) -> None:
-        name = entry.get("name") or entry.get("rev")
-        data = (entry.get("data") or {}).get("metrics") or {}
-        metrics = {}
-        for path in (f"metrics/likelihood/{model}.json", f"metrics/eval/{model}.json",
-                     *(t.format(model=model) for t in TASK_METRICS)):
-            metrics.update((data.get(path) or {}).get("data") or {})
-        if name and metrics:
-            found[name] = metrics
+    def visit(entry: dict, is_experiment: bool) -> None:
+        name, rev = entry.get("name"), entry.get("rev")
+        if is_experiment and name and rev and rev != "workspace":
+            metrics = {}
+            for path in paths:
+                metrics.update(read_at(path, rev, cwd))
+            if metrics:
+                found[name] = metrics
         for child in entry.get("experiments") or []:
             for exp in child.get("revs") or [child]:
-                visit(exp)
+                visit(exp, True)
 
     for entry in rows:
-        visit(entry)
+        visit(entry, False)
     return found
+
+
+def read_at(path: str, rev: str, cwd: Path | str) -> dict:
+    """A JSON output of the pipeline as it was at ``rev`` (an experiment's commit), or {} where it has none."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        return json.loads(dvc.api.read(path, repo=str(cwd), rev=rev))
+    except (FileNotFoundError, DvcException, json.JSONDecodeError):
+        return {}
 
 
 def collect(groups: dict, cwd: Path | str = ".") -> dict:

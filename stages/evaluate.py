@@ -25,7 +25,7 @@ from textdiff.eval.mauve_score import mauve_features, mauve_from_features
 from textdiff.eval.ngrams import diversity, memorisation
 from textdiff.io import read_json, read_jsonl, write_json
 
-SUMMARY = Path("summary")  # one compact file per row, DVC metrics: `dvc metrics show summary/*.json` in 80 columns
+SUMMARY = Path("summary")  # one compact file per row, the only DVC metrics: `dvc metrics show` in 80 columns
 
 
 def make_judge(p, device):
@@ -94,8 +94,8 @@ def wordpiece_reference(texts: list[str], p, device) -> dict:
 
 
 def summary(metrics: dict, likelihood: dict) -> dict:
-    """The headline numbers of a row, MAUVE with its 95% interval, rounded so that `dvc metrics show summary`
-    fits 80 columns (`dvc metrics show summary/*.json`; the full figures, the degenerate flag and every other interval are in metrics/eval)."""
+    """The headline numbers of a row, MAUVE with its 95% interval, rounded so that `dvc metrics show` fits 80
+    columns (the full figures, the degenerate flag and every other interval are in metrics/eval)."""
     def rounded(value, digits):
         return None if value is None else round(float(value), digits)
 

@@ -11,13 +11,16 @@ from pathlib import Path
 from stages.common import PARAMS_FILE, REPORTS, params, say, stage_main
 from textdiff.io import write_text
 
+COMPUTE_GAP = Path("benchmarks/results/compute_gap.json")  # `make curves` (benchmarks/compute_gap.py), committed
+
 
 @stage_main("report")
 def main() -> None:
     import yaml
 
+    from textdiff.report.compute_gap import claim_rows, training_digest
     from textdiff.report.document import comparable_ablations, render
-    from textdiff.report.inputs import load_run
+    from textdiff.report.inputs import load_run, optional_json
     from textdiff.report.plots import plot_learning_curves, plot_losses, plot_quality, plot_steps
     from textdiff.report.verdict import load_claims
 
@@ -30,7 +33,11 @@ def main() -> None:
     plot_learning_curves(run.learning_curves, plots / "learning.png")
     plot_steps(run.sweeps, plots / "steps.png")
     ablations, left_out = comparable_ablations(p, raw_params, run.ablation_groups, run.stats.get("data_sha256"))
-    write_text(REPORTS / "report.md", render(p, run, ablations, left_out, load_claims()))
+    gap = optional_json(COMPUTE_GAP)
+    curves = claim_rows(gap, run.stats.get("data_sha256"),
+                        {row: training_digest(p, row) for row in (gap or {}).get("training_digests", {})
+                         if row in p.models})  # the rows `make curves` trained, as they are in params.yaml now
+    write_text(REPORTS / "report.md", render(p, run, ablations, left_out, load_claims(), judged=curves))
     say("report", f"{len(run.rows)} rows -> {REPORTS / 'report.md'}")
 
 

@@ -154,6 +154,15 @@ def test_second_repro_has_nothing_to_do(repo, reproduced):
     assert "up to date" in out.stdout
 
 
+def test_dvc_metrics_show_reads_in_one_screen(repo, reproduced):
+    """Only the rows' headline summaries are declared metrics: `dvc metrics show`, as a DVC user types it first,
+    prints a table a terminal can hold (it printed 9,278 columns when every stage's metrics file was declared)."""
+    out = run(["dvc", "metrics", "show"], repo)
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[0] == "Path" and "mauve" in lines[0] and any(line.startswith("summary/ar.json") for line in lines)
+    assert max(len(line) for line in lines) <= 120, lines[0]
+
+
 def test_a_lost_or_edited_report_is_restored_from_dvcs_cache(repo, reproduced):
     report = repo / "reports" / "report.md"
     written = report.read_bytes()

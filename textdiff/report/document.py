@@ -79,7 +79,8 @@ def with_learned_checks(run: RunMetrics, models) -> list[dict]:
             for r in run.rows]
 
 
-def render(p, run: RunMetrics, ablations: dict, left_out: dict[str, str], claims: list[dict]) -> str:
+def render(p, run: RunMetrics, ablations: dict, left_out: dict[str, str], claims: list[dict],
+           judged: list[dict] = ()) -> str:
     """The report's Markdown, section by section; the plots are linked from ``plots/``."""
     rows, by_name = with_learned_checks(run, p.models), run.by_name()
     model_rows = {r["model"]: r for r in rows if r["model"] in p.models}
@@ -91,7 +92,7 @@ def render(p, run: RunMetrics, ablations: dict, left_out: dict[str, str], claims
         mauve_note(rows), "",
         *([*warnings, ""] if warnings else []),
         "## Verdict", "",
-        verdict_section(model_rows, ablations, claims), "",
+        verdict_section(model_rows, ablations, claims, judged=judged), "",
         "## Comparison", "",
         settings_note(p, rows), "",
         comparison_table(rows), "",

@@ -271,7 +271,9 @@ def _show(e: Estimate) -> str:
 
 
 def verdict_section(rows: dict[str, dict], ablations: dict[str, dict], claims: list[dict],
-                    metric: str = "mauve") -> str:
+                    metric: str = "mauve", judged: list[dict] = ()) -> str:
+    """The ranking and the claims table; ``judged``: claims already judged elsewhere (the learning-curve claims
+    of textdiff.report.compute_gap), as ``judge_claim`` returns them."""
     rows = with_seed_variance(rows, ablations)
     tiers = rank_tiers(rows, metric)
     degenerate = [n for n, m in rows.items() if m.get("degenerate")]
@@ -297,8 +299,7 @@ def verdict_section(rows: dict[str, dict], ablations: dict[str, dict], claims: l
                    "Monte-Carlo) only; `python -m pipelines.ablate --only training_seeds` measures it "
                    "(three seeds, a whole default run each).")]
     lines += ["", "| claim | source | verdict | this run | paper |", "|---|---|---|---|---|"]
-    for claim in claims:
-        j = judge_claim(claim, rows, ablations)
+    for j in [judge_claim(claim, rows, ablations) for claim in claims] + list(judged):
         lines.append(f"| {j['claim']} | {j['source']} | **{j['verdict']}** | {'; '.join(j['evidence'])} | "
                      f"{j['paper']} |")
     return "\n".join(lines)
