@@ -67,8 +67,9 @@ def test_repro_runs_every_stage_and_writes_the_report(repo, reproduced):
     assert (repo / "reports" / "plots" / "quality.png").stat().st_size > 1000
     assert (repo / "models" / "ar" / "model.safetensors").exists()
     assert '"ar"' in (repo / "models" / "ar" / "params.json").read_text()  # resolved params recorded
-    metrics = run(["dvc", "metrics", "show", "--json"], repo).stdout
-    assert "gen_ppl" in metrics and "heldout_ppl" in metrics
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)[""]["data"]
+    assert set(metrics) == {f"summary/{f.name}" for f in (repo / "summary").glob("*.json")}  # only the summaries
+    assert "gen_ppl" in metrics["summary/ar.json"]["data"] and "ppl" in metrics["summary/ar.json"]["data"]
     judge = json.loads((repo / "metrics" / "judge.json").read_text())
     assert judge["kind"] == "trained" and judge["heldout_ppl"] > 1 and f"**{judge['heldout_ppl']:.1f}**" in report
     assert report.index("## Verdict") < report.index("## Comparison") and "| claim | source | verdict |" in report
