@@ -7,8 +7,9 @@ list of param overrides. Every run is queued (``dvc exp run --queue -n NAME
 -S …``), then the queue runs ``--jobs`` experiments at a time (default
 ``orchestration.sweep_jobs``), each in its own temp copy. DVC re-runs only the
 stages those params feed (a sampling override re-samples and re-evaluates; a
-model override retrains), restoring everything else from its run cache. The
-collected metrics (``dvc exp show --json``) go to reports/ablations.json, which
+model override retrains), restoring everything else from its run cache. Each
+experiment's metrics files, read at its revision from DVC's cache (the names from
+``dvc exp show --json``), go to reports/ablations.json, which
 the report stage turns into tables. Experiments run from the last git commit:
 commit code and dvc.lock first. ``pipelines.sweep`` is the same as a Prefect flow.
 """
@@ -29,6 +30,7 @@ from textdiff.io import read_json, write_json
 ABLATIONS = Path("ablations.yaml")
 OUT = Path("reports/ablations.json")
 METRIC_KEYS = ("gen_ppl", "gen_ppl_sample_mean", "entropy", "div", "mem", "mauve", "samples_per_s", "heldout_ppl",
+               "heldout_ppl_bound", "context_blind_margin", "context_probe",
                "gen_ppl_ci", "entropy_ci", "div_ci", "mem_ci", "mauve_ci", "heldout_ppl_ci", "rounding_error",
                "rounding_error_ci", "degenerate", "degenerate_reasons", "control_success", "control_unguided_success",
                "control_gen_ppl")
@@ -80,11 +82,17 @@ def run_queue(jobs: int, cwd: Path | str = ".") -> None:
     dvc("exp", "run", "--run-all", "--jobs", str(jobs), cwd=cwd)
 
 
-def experiment_metrics(model: str, cwd: Path | str = ".") -> dict[str, dict]:
+def experiment_revisions(cwd: Path | str = ".") -> list[dict]:
+    """``dvc exp show --json``: the baselines and their experiments (names and revisions)."""
+    return json.loads(dvc("exp", "show", "--json", cwd=cwd).stdout)
+
+
+def experiment_metrics(model: str, cwd: Path | str = ".", rows: list[dict] | None = None) -> dict[str, dict]:
     """Metrics of ``metrics/eval/MODEL.json``, ``metrics/likelihood/MODEL.json`` and the task files for every
     experiment, by name. The files are outputs, not declared DVC metrics (so that ``dvc metrics show`` reads in
-    one screen): each is read at the experiment's revision from DVC's cache."""
-    rows = json.loads(dvc("exp", "show", "--json", cwd=cwd).stdout)
+    one screen): each is read at the experiment's revision from DVC's cache. ``rows``: ``experiment_revisions``
+    already read."""
+    rows = experiment_revisions(cwd) if rows is None else rows
     paths = (f"metrics/likelihood/{model}.json", f"metrics/eval/{model}.json",
              *(t.format(model=model) for t in TASK_METRICS))
     found: dict[str, dict] = {}
@@ -125,9 +133,9 @@ def collect(groups: dict, cwd: Path | str = ".") -> dict:
     stats = Path(cwd) / "data/prepared/stats.json"
     data_sha256 = read_json(stats).get("data_sha256") if stats.exists() else None
     raw_params = yaml.safe_load((Path(cwd) / "params.yaml").read_text(encoding="utf-8")) or {}
-    out = {}
+    out, revisions = {}, experiment_revisions(cwd)
     for gname, group in per_model(groups).items():
-        metrics = experiment_metrics(group["model"], cwd)
+        metrics = experiment_metrics(group["model"], cwd, revisions)
         baseline = Path(cwd) / f"metrics/eval/{group['model']}.json"
         rows = []
         if baseline.exists():

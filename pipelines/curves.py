@@ -4,7 +4,8 @@
 
 The work is benchmarks/compute_gap.py's (textdiff.report.compute_gap states the claims): each missing (row,
 budget) point on this data and these params is a task that trains the row under that FLOP budget and returns the
-point; the flow appends each to benchmarks/results/learning_curves/points.jsonl as it arrives, then writes
+point; the flow appends each to benchmarks/results/learning_curves/points.jsonl (a failed point does not lose
+the others), then writes
 benchmarks/results/compute_gap.json, which the report's verdict reads (`dvc repro report`). ``--jobs`` points
 train at once (default 1: each takes the machine's cores); with a work pool, deployments of this flow let
 workers take the points.
@@ -44,8 +45,15 @@ def curves(repo_dir: str = ".", budgets: list[float] | None = None) -> dict:
     p = compute_gap.load_params(Path("params.yaml"))
     todo = compute_gap.missing(p, budgets, compute_gap.ROWS, compute_gap.read_points())
     print(f"{len(todo)} point(s) to train: {', '.join(f'{r}@{b:.3g}' for r, b in todo) or 'none'}")
-    for future in [train_point.submit(row, budget) for row, budget in todo]:
-        compute_gap.append(future.result())
+    futures = [train_point.submit(row, budget) for row, budget in todo]
+    failed = []
+    for future in futures:  # every point that trained is kept, even when another failed
+        try:
+            compute_gap.append(future.result())
+        except Exception as err:  # noqa: BLE001 (reported below, after the others are saved)
+            failed.append(f"{future.task_run_id}: {err}")
+    if failed:
+        raise RuntimeError(f"{len(failed)} point(s) failed (the others are saved): " + "; ".join(failed))
     return summarise(budgets)
 
 

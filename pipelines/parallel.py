@@ -44,8 +44,11 @@ def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print,
     selected = p.select(stages)
     threads, lock, start = thread_share(jobs), threading.Lock(), time.perf_counter()
     progress = StageProgress(len(stages_to_run(p, selected)), jobs)
-    warm = None if cold else WarmStages(repo_dir, threads,
-                                        on_progress=lambda stage, line: echo(f"   {stage} | {line}"))
+    def progress_line(stage: str, line: str) -> None:
+        with lock:  # the tail threads of two stages, and the finish messages, one line at a time
+            echo(f"   {stage} | {line}")
+
+    warm = None if cold else WarmStages(repo_dir, threads, on_progress=progress_line)
 
     def run(stage: str) -> tuple[str, str]:
         if warm is None:

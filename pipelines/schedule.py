@@ -163,18 +163,21 @@ class StageProgress:
     once (a rough guide: the training stages take longer than the rest)."""
 
     def __init__(self, total: int, jobs: int):
-        self.total, self.jobs, self.done, self.spent = total, max(jobs, 1), 0, 0.0
+        self.total, self.jobs, self.done, self.ran, self.spent = total, max(jobs, 1), 0, 0, 0.0
 
     def finished(self, stage: str, outcome: str, seconds: float) -> None:
+        """A stage of those to run ended; one DVC found unchanged after all counts as done at no cost (it is not
+        part of the mean time)."""
+        self.done += 1
         if outcome != "skipped":
-            self.done += 1
+            self.ran += 1
             self.spent += seconds
 
     def line(self) -> str:
         from textdiff.progress import clock
 
         left = max(self.total - self.done, 0)
-        eta = f", ETA {clock(self.spent / self.done * left / self.jobs)}" if self.done and left else ""
+        eta = f", ETA {clock(self.spent / self.ran * left / self.jobs)}" if self.ran and left else ""
         return f"{self.done}/{self.total} stages{eta}"
 
 

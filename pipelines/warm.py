@@ -252,19 +252,20 @@ def follow_progress(log: Path, emit: Callable[[str], None], every_s: float = 1.0
     stop = threading.Event()
 
     def tail() -> None:
-        offset, partial = 0, ""
+        offset, partial = 0, b""
         while True:
             finished = stop.wait(every_s)
             try:
-                with open(log, encoding="utf-8", errors="replace") as f:
+                with open(log, "rb") as f:  # bytes: a character split across two reads is decoded whole
                     f.seek(offset)
                     chunk = f.read()
                     offset = f.tell()
             except OSError:
-                chunk = ""
-            lines = (partial + chunk).split("\n")
+                chunk = b""
+            lines = (partial + chunk).split(b"\n")
             partial = lines.pop()
-            for line in lines:
+            for raw in lines:
+                line = raw.decode("utf-8", errors="replace")
                 if PROGRESS_LINE.match(line):
                     emit(line)
             if finished:

@@ -13,7 +13,7 @@ TRAINING_CODE = {
               "textdiff/families/contract.py", "textdiff/families/{family}.py",
               # the learning curve's held-out figure (stages/train.py learning_curve_probe)
               "textdiff/eval/learning_evidence.py", "textdiff/eval/context_blind.py", "textdiff/eval/context_probe.py",
-              "textdiff/eval/elbo.py", "textdiff/eval/judge.py"),
+              "textdiff/eval/elbo.py", "textdiff/eval/heldout_interval.py", "textdiff/eval/judge.py"),
     "judge": ("stages/judge.py", *SHARED, "textdiff/families/ar.py", "textdiff/families/contract.py",
               "textdiff/spaces/registry.py", "textdiff/eval/judge.py", "textdiff/losses/causal.py"),
     "autoencoder": ("stages/autoencoder.py", *SHARED, "textdiff/spaces/autoencoders", "textdiff/spaces/minilm.py",

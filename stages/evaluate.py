@@ -18,7 +18,7 @@ import numpy as np
 from stages.common import (METRICS, PREPARED, SAMPLES, dump, params, run_group, say, stage_main,
                            tracking_config)
 from textdiff.device import resolve_device
-from textdiff.eval.degenerate import degenerate_report, noise_like_threshold
+from textdiff.eval.degenerate import degenerate_report, is_empty, noise_like_threshold
 from textdiff.eval.intervals import CI_LEVEL, sample_intervals, train_ngram_set
 from textdiff.eval.judge import perplexity_metrics, perplexity_scores
 from textdiff.eval.mauve_score import mauve_features, mauve_from_features
@@ -36,13 +36,14 @@ def make_judge(p, device):
 
 
 def text_metrics(texts: list[str], p, device, mauve_texts: int | None = None,
-                 noise_threshold: float | None = None) -> dict:
+                 noise_threshold: float | str | None = None) -> dict:
     """The sample metrics, each with its 95% bootstrap interval (``*_ci``, textdiff.eval.intervals: the
     judge scores, n-gram tables and MiniLM features are computed once and re-weighted per resample),
     and whether the output is degenerate (textdiff.eval.degenerate). MAUVE reads the first ``mauve_texts``
     texts (all by default), so that a row with more texts is scored at the rows' n. ``noise_threshold``: the
     judge nats/token from which a sample is noise-like (the noise floor's, ``noise_like_nats``); "floor" sets
-    it from these texts themselves (the noise floor's own evaluation)."""
+    it from these texts themselves (the noise floor's own evaluation: its share is reported, but being noise
+    is not what makes the floor degenerate)."""
     train = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     refs = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")][: p.evaluate.num_references]
     ppl, per_text = perplexity_scores(make_judge(p, device), texts)
@@ -65,10 +66,12 @@ def text_metrics(texts: list[str], p, device, mauve_texts: int | None = None,
                                     mauve_resamples=p.evaluate.mauve_bootstrap, seed=p.seed,
                                     mauve_scaling=p.evaluate.mauve_scaling, level=CI_LEVEL))
     nats = per_text["nll"] / np.maximum(per_text["counts"], 1)
-    if noise_threshold == "floor":
-        noise_threshold = metrics["noise_like_nats"] = noise_like_threshold(nats[per_text["counts"] > 0])
+    floor = noise_threshold == "floor"
+    if floor:  # the floor's own texts set the threshold; 3 in 4 of them are noise-like by construction
+        noise_threshold = metrics["noise_like_nats"] = noise_like_threshold(
+            [v for t, v in zip(texts, nats) if not is_empty(t)])
     degenerate = degenerate_report(texts, div=metrics["div"], mem=metrics["mem"], nats_per_token=nats,
-                                   noise_threshold=noise_threshold)
+                                   noise_threshold=noise_threshold, noise_rule=not floor)
     metrics.update({"degenerate": degenerate["degenerate"], "degenerate_reasons": degenerate["reasons"],
                     "empty_share": degenerate["empty_share"],
                     "repeated_token_share": degenerate["repeated_token_share"],

@@ -56,12 +56,27 @@ def test_the_compute_factor_uses_the_largest_learned_run_and_its_interval():
 
 def test_factor_verdicts_treat_a_bound_as_at_most():
     base = {"row_flops": 1.6e13, "row_nats": 5.5, "ar_flops": 1e12, "how": "measured"}
-    assert factor_verdict({**base, "factor": 16, "factor_range": [10, 25], "bound": True}, 16)[0] == "reproduced"
+    outcome, numbers = factor_verdict({**base, "factor": 16, "factor_range": [10, 25], "bound": True}, 16)
+    assert outcome == "inconclusive" and "at most 25×" in numbers  # a bound cannot show the factor is not smaller
+    assert factor_verdict({**base, "factor": 16, "factor_range": [10, 25], "bound": False}, 16)[0] == "reproduced"
     assert factor_verdict({**base, "factor": 3, "factor_range": [2, 4], "bound": True}, 16)[0] == "refuted"
-    outcome, numbers = factor_verdict({**base, "factor": 100, "factor_range": [60, 200], "bound": True}, 16)
-    assert outcome == "inconclusive" and "can only overstate" in numbers
+    assert factor_verdict({**base, "factor": 100, "factor_range": [60, 200], "bound": True}, 16)[0] == "inconclusive"
     assert factor_verdict({**base, "factor": 100, "factor_range": [60, 200], "bound": False}, 16)[0] == "refuted"
+    outcome, numbers = factor_verdict({**base, "factor": 20, "factor_range": [12, None], "bound": False}, 16)
+    assert outcome == "inconclusive" and "[12, open]" in numbers  # an end beyond the AR's runs is open
     assert factor_verdict({"factor": None, "why": "no run"}, 16) == ("inconclusive", "no run")
+
+
+def test_a_factor_beyond_the_ar_runs_is_not_passed_off_as_measured():
+    better_than_every_ar_run = [point("mdlm", 4e13, 4.0)]
+    out = compute_factor(AR, better_than_every_ar_run)
+    assert out["factor"] is None and "does not get that good" in out["why"]
+    worse_than_the_smallest = [point("mdlm", 4e13, 6.5)]
+    out = compute_factor(AR, worse_than_the_smallest)
+    assert out["factor"] is None and "at least 40×" in out["why"]  # 4e13 over the AR's smallest run, 1e12
+    near_the_end = [point("mdlm", 1.6e13, 4.45, se=0.1)]  # its better end lies beyond the AR's largest run
+    out = compute_factor(AR, near_the_end)
+    assert out["factor"] is not None and out["factor_range"][0] is None and out["factor_range"][1] is not None
 
 
 def test_data_constrained_finds_the_crossover_or_says_there_is_none():
@@ -99,7 +114,8 @@ def summary(**extra):
 
 def test_claim_rows_are_not_run_on_other_data_or_params():
     rows = claim_rows(summary(), "d", {"ar": "a1", "mdlm": "m1"})
-    assert [r["verdict"] for r in rows] == ["reproduced", "inconclusive", "inconclusive"]
+    assert [r["verdict"] for r in rows] == ["inconclusive", "inconclusive", "inconclusive"]
+    assert "at most 20×" in rows[0]["evidence"][0]  # the factor from a bound: an upper bound only
     assert "conditions: bundled corpus" in rows[0]["evidence"] and "not run: no likelihood bound" in rows[1]["evidence"][0]
     for data, digests, why in (("other", {"ar": "a1", "mdlm": "m1"}, "computed on other data"),
                                ("d", {"ar": "a1", "mdlm": "m2"}, "params of `mdlm` changed")):
@@ -113,7 +129,7 @@ def test_the_verdict_table_shows_the_judged_claims():
 
     text = verdict_section({}, {}, [], judged=claim_rows(summary(), "d", {"ar": "a1", "mdlm": "m1"}))
     line = next(x for x in text.splitlines() if "≈ 16× the AR's compute" in x)
-    assert "**reproduced**" in line and "12× [9, 20]" in line and "conditions: bundled corpus" in line
+    assert "**inconclusive**" in line and "12× [9, 20]" in line and "conditions: bundled corpus" in line
 
 
 def test_make_curves_flow_summarises_points_without_training(tmp_path):

@@ -85,5 +85,6 @@ def test_stages_done_of_those_to_run_with_an_eta():
     progress = StageProgress(3, jobs=1)
     assert progress.line() == "0/3 stages"
     progress.finished("train", "ran", 60.0)
-    progress.finished("other", "skipped", 5.0)  # an up-to-date stage is not one of those to run
     assert progress.line() == "1/3 stages, ETA 2m00s"
+    progress.finished("sample", "skipped", 5.0)  # DVC found it unchanged after all: done, not in the mean time
+    assert progress.line() == "2/3 stages, ETA 1m00s"

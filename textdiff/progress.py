@@ -2,7 +2,7 @@
 
 ``Progress(total, "train")`` counts units (steps, batches, stages). On a terminal (stderr is a TTY) it draws a
 tqdm bar; otherwise (DVC's and Prefect's logs, CI) it prints one line every ``every_s`` seconds and one at the
-end: ``[train] 120/600 (20%) loss 5.123, 3,456 tokens/s, 1m05s elapsed, ETA 4m20s``. The ETA is the remaining
+end: ``[train] 120/600 steps (20%) loss 5.123, tokens per s 3,456, 1m05s elapsed, ETA 4m20s``. The ETA is the remaining
 units at the average rate since the first update (the first unit, often slower, is left out of the rate once
 there are more). ``TEXTDIFF_PROGRESS`` overrides the choice: ``bar``, ``lines`` or ``off``.
 """

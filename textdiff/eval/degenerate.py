@@ -59,7 +59,8 @@ def is_repeated_unit(text: str) -> bool:
 
 
 def noise_like_threshold(floor_nats_per_token) -> float:
-    """The judge nats/token at the ``NOISE_QUANTILE`` of the noise floor's texts (empty texts left out)."""
+    """The judge nats/token at the ``NOISE_QUANTILE`` of the noise floor's non-empty texts (the caller leaves the
+    empty ones out; nan values are dropped here)."""
     values = sorted(float(v) for v in floor_nats_per_token if v == v)
     if not values:
         raise ValueError("the noise floor has no scored text to set the noise-like threshold")
@@ -81,12 +82,14 @@ def _pct(x: float) -> str:
 
 
 def degenerate_report(texts: list[str], div: float | None = None, mem: float | None = None,
-                      nats_per_token=None, noise_threshold: float | None = None) -> dict:
+                      nats_per_token=None, noise_threshold: float | None = None, noise_rule: bool = True) -> dict:
     """{"degenerate", "reasons", "empty_share", "repeated_token_share", "noise_like_share"} for a row's samples.
 
     ``repeated_token_share`` is the share of all samples that are one repeated unit,
     ``noise_like_share`` the share that are noise-like (None without ``nats_per_token``,
-    the judge's per-sample NLL per token, and the floor's ``noise_threshold``).
+    the judge's per-sample NLL per token, and the floor's ``noise_threshold``); ``noise_rule=False`` reports
+    the share without making a majority of noise-like samples degenerate (the noise floor's own texts). The
+    noise-like share is judged on its own, not added to the empty and repeated shares.
     ``div`` and ``mem``, when given, are the row's values (nan = cannot be computed);
     without them "no 4-grams in the samples" stands for both, as it is exactly when
     ``diversity`` and ``memorisation`` return nan.
@@ -107,7 +110,7 @@ def degenerate_report(texts: list[str], div: float | None = None, mem: float | N
     if not reasons and empty + repeated > MAJORITY:
         reasons.append(f"{_pct(empty + repeated)} of samples are empty ({_pct(empty)}) "
                        f"or one repeated token ({_pct(repeated)})")
-    if noisy is not None and noisy > MAJORITY:
+    if noise_rule and noisy is not None and noisy > MAJORITY:
         reasons.append(f"{_pct(noisy)} of samples are as unpredictable to the judge as noise (nats/token ≥ "
                        f"{noise_threshold:.2f}, the noise floor's first quartile)")
     no_four_grams = not any(ngrams(words(t), 4) for t in texts)

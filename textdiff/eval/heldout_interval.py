@@ -9,8 +9,10 @@ for sentence i, n_i its token count). Two sources of error:
 - the Monte-Carlo draws of t (``textdiff.eval.elbo.mc_standard_error``), zero for the AR's exact NLL.
 
 The interval on the perplexity is exp(R ± z·se) with se = √(se_data² + se_mc²). Each nll_i of a bound already
-carries its own draws' noise, so the bootstrap sees part of the Monte-Carlo error too and the sum counts it
-twice: the interval is a little wide (conservative), never narrow. The percentile interval of the bootstrap
+carries its own draws' noise, independent from sentence to sentence, so the bootstrap sees all of the
+Monte-Carlo error too and the sum counts it twice: the interval is a little wide (conservative), never narrow.
+Rows scored on the same sentences share the data error; comparisons that treat two rows' intervals as
+independent (textdiff.report.verdict) are conservative for the same reason. The percentile interval of the bootstrap
 alone is kept beside it (``heldout_ppl_ci_data``) for a reader who wants the data's share.
 """
 
@@ -61,7 +63,8 @@ def heldout_interval(nll: np.ndarray, tokens: np.ndarray, mc_se: float | None, *
         "heldout_nats_per_token_se_mc": mc_se,
         "heldout_ppl_ci": ppl_interval(nats, se, level),
         "heldout_ppl_ci_data": [math.exp(v) for v in data_ci] if data_ci else None,
-        "heldout_ppl_ci_kind": (f"{level:.0%} normal interval on nats/token: bootstrap over {len(nll)} held-out "
-                                f"sentences ({resamples} resamples)"
+        "heldout_ppl_ci_kind": (f"{level:.0%} normal interval on nats/token: "
+                                + (f"bootstrap over {len(nll)} held-out sentences ({resamples} resamples)"
+                                   if se_data is not None else "no bootstrap (under two sentences)")
                                 + (" combined with the Monte-Carlo error over t" if mc_se else "")),
     }

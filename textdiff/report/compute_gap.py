@@ -60,17 +60,22 @@ def compute_factor(ar: list[dict], other: list[dict]) -> dict:
     ar_curve = curve(ar)
     at, how = compute_to_reach(ar_curve, best["heldout_nats"])
     se = best.get("heldout_nats_se") or 0.0
-    lo_at, _ = compute_to_reach(ar_curve, best["heldout_nats"] + 1.96 * se)  # a worse figure is reached sooner
-    hi_at, _ = compute_to_reach(ar_curve, best["heldout_nats"] - 1.96 * se)
+    lo_at, lo_how = compute_to_reach(ar_curve, best["heldout_nats"] + 1.96 * se)  # a worse figure: reached sooner
+    hi_at, hi_how = compute_to_reach(ar_curve, best["heldout_nats"] - 1.96 * se)
     out = {"row_flops": best["train_flops"], "row_nats": best["heldout_nats"], "row_nats_se": se,
            "ar_flops": at, "how": how, "bound": "bound" in str(best.get("bound", ""))}
     if at is None:
-        return {**out, "factor": None, "why": f"no AR run up to {ar_curve[-1][0]:.2g} FLOPs was that bad"
-                                              if ar_curve else "no AR run"}
+        return {**out, "factor": None, "why": f"no AR run up to {ar_curve[-1][0]:.2g} FLOPs reached that figure "
+                                              "(the AR curve does not get that good)" if ar_curve else "no AR run"}
+    if how != "measured":
+        return {**out, "factor": None, "why": f"the AR's smallest run ({at:.2g} FLOPs) is already better, so the "
+                                              f"factor is only known to be at least {best['train_flops'] / at:.3g}×: "
+                                              "run smaller AR budgets"}
     factor = best["train_flops"] / at
+    # an end whose AR compute is not measured (below the smallest run, beyond the largest) is open: None
     return {**out, "factor": factor,
-            "factor_range": [best["train_flops"] / hi_at if hi_at else factor,
-                             best["train_flops"] / lo_at if lo_at else factor]}
+            "factor_range": [best["train_flops"] / hi_at if hi_how == "measured" else None,
+                             best["train_flops"] / lo_at if lo_how == "measured" else None]}
 
 
 def passes(point: dict) -> bool:
@@ -81,7 +86,8 @@ def passes(point: dict) -> bool:
 
 def data_constrained(ar: list[dict], masked: list[dict]) -> dict:
     """Held-out nats against epochs for both rows (each point a full run), what each gained over its last
-    budget step, and the first budget at which masked diffusion's figure is below the AR's (the crossover)."""
+    budget step, and the first budget at which masked diffusion's figure is below the AR's with the intervals
+    apart (the crossover). "AR stops gaining past ≈ 4 epochs" is shown by the gains, not tested on its own."""
     def table(points):
         return [{"epochs": q["epochs"], "flops": q["train_flops"], "nats": q["heldout_nats"]}
                 for q in sorted(points, key=lambda q: q["train_flops"])]
@@ -89,11 +95,16 @@ def data_constrained(ar: list[dict], masked: list[dict]) -> dict:
     ar_t, mask_t = table(ar), table(masked)
     by_budget = {q["budget_flops"]: q for q in ar}
     crossover = next((q["train_flops"] for q in sorted(masked, key=lambda q: q["train_flops"])
-                      if q["budget_flops"] in by_budget and q["heldout_nats"] < by_budget[q["budget_flops"]]["heldout_nats"]),
-                     None)
+                      if q["budget_flops"] in by_budget and clearly_below(q, by_budget[q["budget_flops"]])), None)
     return {"autoregressive": ar_t, "masked": mask_t, "crossover_flops": crossover,
             "ar_last_gain": ar_t[-2]["nats"] - ar_t[-1]["nats"] if len(ar_t) > 1 else None,
             "masked_last_gain": mask_t[-2]["nats"] - mask_t[-1]["nats"] if len(mask_t) > 1 else None}
+
+
+def clearly_below(a: dict, b: dict) -> bool:
+    """a's held-out nats below b's with their 95% intervals apart (each ± 1.96 s.e.)."""
+    return a["heldout_nats"] + 1.96 * (a.get("heldout_nats_se") or 0.0) < \
+        b["heldout_nats"] - 1.96 * (b.get("heldout_nats_se") or 0.0)
 
 
 def current_points(points: list[dict], row: str, data_sha256: str | None, digest: str) -> list[dict]:
@@ -110,24 +121,30 @@ def current_points(points: list[dict], row: str, data_sha256: str | None, digest
 
 
 def factor_verdict(result: dict, claimed: float) -> tuple[str, str]:
-    """(outcome, numbers) for "the row needs about ``claimed``× the AR's compute"."""
+    """(outcome, numbers) for "the row needs about ``claimed``× the AR's compute": reproduced when the factor's
+    interval lies inside [claimed/2, claimed·2], refuted when wholly outside. From a bound the factor is only an
+    upper bound (the true one is at most this), so it can refute the claim from below and never reproduce it."""
     if result.get("factor") is None:
         return "inconclusive", result.get("why", "not measured")
     lo, hi = result["factor_range"]
-    shown = (f"{result['factor']:.3g}× [{lo:.3g}, {hi:.3g}]: its run at {result['row_flops']:.2g} FLOPs reached "
-             f"{result['row_nats']:.3f} nats/token, the AR's curve {result['how']} at {result['ar_flops']:.2g}")
+    shown = (f"{result['factor']:.3g}× [{_end(lo)}, {_end(hi)}]: its run at {result['row_flops']:.2g} FLOPs "
+             f"reached {result['row_nats']:.3f} nats/token, the AR's curve at {result['ar_flops']:.2g}")
     low, high = claimed / CLAIM_TOLERANCE, claimed * CLAIM_TOLERANCE
-    if hi < low:
-        return "refuted", shown + f"; the gap is smaller than {low:g}×"
+    if hi is not None and hi < low:
+        return "refuted", shown + f"; the gap is smaller than {low:g}×" + (" (from a bound: at most this)"
+                                                                           if result["bound"] else "")
     if result["bound"]:
-        if lo > high:
-            return "inconclusive", shown + "; from a bound, which can only overstate the factor"
-        if low <= lo and hi <= high:
-            return "reproduced", shown + " (from a bound: at most this)"
-        return "inconclusive", shown
-    if low <= lo and hi <= high:
+        return "inconclusive", shown + (f"; from a bound, so the factor is at most {_end(hi)}×: consistent with "
+                                        f"≈ {claimed:g}× but a bound cannot show it is not smaller")
+    if lo is not None and hi is not None and low <= lo and hi <= high:
         return "reproduced", shown
-    return ("refuted" if lo > high else "inconclusive"), shown
+    if lo is not None and lo > high:
+        return "refuted", shown
+    return "inconclusive", shown
+
+
+def _end(value: float | None) -> str:
+    return "open" if value is None else f"{value:.3g}"
 
 
 def data_verdict(result: dict) -> tuple[str, str]:

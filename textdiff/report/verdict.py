@@ -5,7 +5,7 @@ claims checked against this run's numbers. Pure functions of metrics dicts; the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist, stdev
 
@@ -52,7 +52,8 @@ def seed_spread(ablations: dict[str, dict], row: str, metric: str) -> list[float
     baseline is the default seed), or [] when no such group was collected on this data and params."""
     for group in ablations.values():
         if group.get("seeds") and group.get("model") == row:
-            return [float(r[metric]) for r in group["rows"] if r.get(metric) is not None]
+            values = [r.get(metric) for r in group["rows"] if not r.get("degenerate")]
+            return [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return []
 
 
@@ -190,9 +191,12 @@ def ratio_interval(a: Estimate, b: Estimate) -> tuple[float, float] | None:
 
 def equivalence(a: Estimate, b: Estimate, tolerance: float, numbers: str) -> tuple[str, str]:
     """"a about equal to b" as an equivalence test: reproduced when the 95% interval of a/b lies inside
-    1 ± ``tolerance``, refuted when it lies wholly outside, inconclusive otherwise (a wide interval cannot
-    show equality). An upper bound can show only "no worse than": a bound whose ratio interval ends below
-    1 + tolerance shows the bounded row no worse than the other by more than the tolerance."""
+    1 ± ``tolerance``, refuted when it lies wholly outside, inconclusive otherwise (a wide interval, or none,
+    cannot show equality). An upper bound can show only "no worse than": a bound whose ratio interval lies inside
+    1 ± tolerance shows the bounded row no worse than the other by more than the tolerance (as the papers show
+    it); one wholly below 1 − tolerance refutes, since the true figure is lower still."""
+    if a.lo == a.hi or b.lo == b.hi:
+        return "inconclusive", numbers + "; a figure without an interval cannot be shown equal to another"
     ratio = ratio_interval(a, b)
     if ratio is None:
         return "inconclusive", numbers + "; an interval reaches 0, so their ratio has none"
@@ -205,9 +209,9 @@ def equivalence(a: Estimate, b: Estimate, tolerance: float, numbers: str) -> tup
         bounded_lo = lo if a.bound else 1 / hi
         if bounded_hi < 1 - tolerance:  # the bounded row is better by more than the tolerance
             return "refuted", numbers + shown
-        if bounded_hi <= 1 + tolerance:
-            return "reproduced", numbers + shown + ("; as a bound: no worse than within the tolerance (a bound "
-                                                    "cannot show equality)")
+        if bounded_hi <= 1 + tolerance and bounded_lo >= 1 - tolerance:
+            return "reproduced", numbers + shown + ("; as a bound: within the tolerance and no worse than it, "
+                                                    "the way the paper shows it (a bound cannot show equality)")
         return "inconclusive", numbers + shown + ("; the bound is above, which an upper bound cannot refute"
                                                   if bounded_lo > 1 + tolerance else "")
     if 1 - tolerance <= lo and hi <= 1 + tolerance:
