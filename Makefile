@@ -59,7 +59,7 @@ serve: $(STAMP)
 	$(BIN)/python -m pipelines.deploy serve
 
 # The learning-curve claims (compute gap AR vs masked diffusion, data-constrained training) as a Prefect flow:
-# trains the points benchmarks/results/learning_curves/points.jsonl lacks for this data and params (about 40 min
+# trains the points benchmarks/results/learning_curves/points.jsonl lacks for this data and params (about 35 min
 # on 2 cores) and writes benchmarks/results/compute_gap.json, which the report's verdict reads.
 curves: $(STAMP)
 	$(BIN)/python -m pipelines.curves

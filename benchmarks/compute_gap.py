@@ -9,7 +9,8 @@ report's verdict reads. Points from other data or other row params are never mix
     .venv/bin/python benchmarks/compute_gap.py [--budgets 6.25e11 2.5e12 1e13 4e13] [--analyse-only]
 
 Needs data/prepared and data/tokenizer (`dvc repro prepare tokenizer`). At the default budgets the runs took
-about 40 minutes on 2 cores (the 4e13 points most of it). The Prefect flow `pipelines/curves.py` runs the same
+2,090 s of training wall on 2 cores (the 4e13 points 1,400 s of it; other jobs shared the machine
+for part of that). The Prefect flow `pipelines/curves.py` runs the same
 points as tasks, so workers can take them.
 """
 
