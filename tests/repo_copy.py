@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.reference_rows import profile_raw
+
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = ("data/", "models/", "samples/", "metrics/", "reports/report.md", "reports/plots/", "checkpoints/", "dvc.lock",
         "logs/")
@@ -42,16 +44,15 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 def tiny_repo(dest: Path, **overrides) -> Path:
-    """Tracked and new (not ignored) files of the repo, profiles/tiny.yaml as params (top-level keys
-    replaced by ``overrides``), in a fresh git repository with one commit and a local git identity."""
+    """Tracked and new (not ignored) files of the repo, profiles/tiny.yaml over the shipped params.yaml as
+    params (top-level keys replaced by ``overrides``), in a fresh git repository with one commit and a local git identity."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
     for f in files:
         if not f.startswith(SKIP) and (ROOT / f).is_file():
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest / f)
-    params = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
-    params.update(overrides)
+    params = profile_raw("tiny", **overrides)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     link_venv(dest)
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.com"],

@@ -9,6 +9,7 @@ import yaml
 
 from pipelines.ablate import load_groups
 from textdiff.config import ParamsError, parse_params
+from tests.reference_rows import shipped_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,14 +30,14 @@ def all_runs():
 
 @pytest.mark.parametrize("group,run,overrides", all_runs(), ids=[f"{g}-{r}" for g, r, _ in all_runs()])
 def test_every_ablation_run_is_valid_params(group, run, overrides):
-    raw = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    raw = shipped_raw()
     for override in overrides:
         apply(raw, override)
     parse_params(raw, f"ablations.yaml:{group}.{run}")
 
 
 def test_the_check_can_fail():
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = shipped_raw()
     with pytest.raises(ParamsError, match="rows.mdlm.trian"):
         parse_params(apply(copy.deepcopy(raw), "rows.mdlm.trian.ema_decay=0.9"))
     with pytest.raises(ParamsError, match="emadecay"):

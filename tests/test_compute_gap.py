@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from textdiff.config import parse_params
+from tests.reference_rows import profile_raw
 from textdiff.report.compute_gap import (claim_rows, compute_factor, compute_to_reach, current_points,
                                          data_constrained, factor_verdict, training_digest)
 
@@ -96,7 +97,7 @@ def test_only_points_on_this_data_and_params_count():
 
 
 def test_training_digest_follows_the_rows_params():
-    raw = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
+    raw = profile_raw("tiny")
     p = parse_params(raw)
     raw["rows"]["ar"].setdefault("train", {})["lr"] = 0.123
     assert training_digest(p, "ar") != training_digest(parse_params(raw), "ar")
@@ -135,7 +136,7 @@ def test_the_verdict_table_shows_the_judged_claims():
 def test_make_curves_flow_summarises_points_without_training(tmp_path):
     """The real Prefect flow on a repository whose points are all there: no task trains, the summary is written
     from the points of this data and params only. In a child process: the flow changes its working folder."""
-    raw = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
+    raw = profile_raw("tiny")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     p = parse_params(raw)
     prepared = tmp_path / "data" / "prepared"

@@ -3,13 +3,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from textdiff.config import DefaultsParams, ParamsError, load_params, parse_params, read_yaml
+from textdiff.config import DefaultsParams, ParamsError, load_params, parse_params
+from tests.reference_rows import REPO_PARAMS, profile_params, shipped_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_and_tiny_params_load():
-    p = load_params(ROOT / "params.yaml")
+    p = REPO_PARAMS
     assert list(p.rows)[0] == "ar" and p.models["sedd_uniform"] == "sedd" and p.row("ar").model.d_model == 128
     for row, section in p.rows.items():  # every row shares the backbone size, canvas and step budget
         canvas = section.space.num_latents if section.family == "latent" else 48  # a latent row's canvas: its latents
@@ -17,13 +18,13 @@ def test_default_and_tiny_params_load():
             (128, 4, canvas, 400), row
     assert p.swept_rows == ["mdlm", "d3pm_uniform", "d3pm_absorb", "sedd_absorb", "sedd_uniform"]
     assert p.rows_of("encoder") == ["encoder", "encoder_emb"]
-    tiny = load_params(ROOT / "profiles" / "tiny.yaml")
+    tiny = profile_params("tiny")
     assert tiny.row("ar").train.steps < p.row("ar").train.steps
 
 
 def test_the_defaults_block_states_the_schema_defaults():
     """Deleting params.yaml's defaults block changes nothing: it shows what runs and is the lever for every row."""
-    raw = read_yaml(ROOT / "params.yaml")
+    raw = shipped_raw()
     assert DefaultsParams.model_validate(raw["defaults"]) == DefaultsParams()
     without = {k: v for k, v in raw.items() if k != "defaults"}
     assert parse_params(without).rows == parse_params(raw).rows
@@ -46,7 +47,7 @@ def test_defaults_merge_under_every_row_and_a_row_overrides_them():
 
 
 def test_a_new_row_of_an_existing_family_is_one_section():
-    raw = read_yaml(ROOT / "params.yaml")
+    raw = shipped_raw()
     raw["rows"]["mdlm_big"] = {"family": "mdlm", "model": {"d_model": 256, "n_heads": 8}}
     p = parse_params(raw)
     assert p.row("mdlm_big").model.d_model == 256 and p.row("mdlm_big").train.steps == 400

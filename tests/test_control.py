@@ -17,7 +17,7 @@ import torch
 
 from textdiff.config import ParamsError
 from textdiff.data.vocab import Vocab
-from tests.reference_rows import REPO_PARAMS, row_family
+from tests.reference_rows import REPO_PARAMS, profile_raw, row_family
 from textdiff.families import canvas_drawer
 from textdiff.families.contract import RunContext
 from textdiff.sampling.guidance import Guidance, tilted_log_probs
@@ -183,7 +183,7 @@ def test_a_corpus_without_labels_says_so_in_every_control_stage(tmp_path):
     import yaml
 
     root = Path(__file__).resolve().parents[1]
-    params = yaml.safe_load((root / "profiles" / "tiny.yaml").read_text())
+    params = profile_raw("tiny")
     params["data"] = {**params["data"], "label_column": None, "keep_labels": None}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     prepared = tmp_path / "data" / "prepared"

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from textdiff.config import CompressorParams, LatentParams, ParamsError, TrainParams, load_params, parse_params
+from textdiff.config import CompressorParams, LatentParams, ParamsError, TrainParams, parse_params
 from textdiff.families import latent, mdlm
 from textdiff.io import write_json
 from textdiff.losses.gaussian import denoising_pass
@@ -23,6 +23,7 @@ from textdiff.sampling.autoregressive import sample_sequences
 from textdiff.spaces.autoencoders.compressors import build_compressor
 from textdiff.training import flops as F
 from textdiff.training.loop import train
+from tests.reference_rows import REPO_PARAMS, profile_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -246,12 +247,12 @@ def test_training_under_a_budget_lands_on_it_and_its_steps_join_the_fingerprint(
 def test_default_params_give_every_row_its_whole_budget():
     from textdiff.config import train_components
 
-    p = load_params(ROOT / "params.yaml")
+    p = REPO_PARAMS
     assert p.budget.train_flops is not None
     for row, section in p.rows.items():
         shares = [F.effective_share(c) for c in train_components(section).values()]
         assert math.isclose(sum(shares), 1.0), row
-    assert load_params(ROOT / "profiles" / "tiny.yaml").budget.train_flops is None
+    assert profile_params("tiny").budget.train_flops is None
 
 
 def _raw(budget=None, **rows) -> dict:

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.repo_copy import ROOT, commit_all, link_venv, run, tiny_repo
+from tests.repo_copy import commit_all, link_venv, run, tiny_repo
+from tests.reference_rows import profile_raw
 
 pytestmark = pytest.mark.slow
 
-AR_ONLY = {"rows": {"ar": yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())["rows"]["ar"]}}
+AR_ONLY = {"rows": {"ar": profile_raw("tiny")["rows"]["ar"]}}
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from textdiff.report.provenance import base_params_digest
+from tests.reference_rows import profile_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def eval_metrics(name, gen_ppl, mauve, mauve_ci, *, degenerate=False, reasons=()
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> str:
     d = tmp_path_factory.mktemp("report")
-    raw = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
+    raw = profile_raw("tiny")
     rows = raw["rows"]
     raw["rows"] = {"ar": rows["ar"], "mdlm": rows["mdlm"], "sedd_absorb": {
         **rows["sedd_uniform"], "model": {"graph": "absorbing", "schedule": "loglinear"}},

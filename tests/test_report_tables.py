@@ -10,6 +10,7 @@ from textdiff.report.document import render
 from textdiff.report.inputs import REFERENCE_ROW, RunMetrics, load_run
 from textdiff.report.notes import comparisons
 from textdiff.report.tables import compute_table, likelihood_order, likelihood_table, space_tables, sweep_table
+from tests.reference_rows import profile_params
 
 
 def test_likelihood_table_marks_bounds_and_derives_nats_from_the_perplexity():
@@ -72,11 +73,9 @@ def test_a_comparison_pair_is_judged_on_intervals(tmp_path: Path):
 
 
 def test_load_run_reads_the_files_and_render_is_a_pure_function_of_them(tmp_path: Path):
-    from textdiff.config import load_params
     from textdiff.io import write_json, write_jsonl
 
-    root = Path(__file__).resolve().parents[1]
-    p = load_params(root / "profiles" / "tiny.yaml")
+    p = profile_params("tiny")
     row = next(iter(p.models))
     write_json(tmp_path / "data/prepared/stats.json", {"splits": {"train": 5, "valid": 2, "test": 2}})
     write_jsonl(tmp_path / "data/prepared/valid.jsonl", [{"text": "a held-out line ."}, {"text": "another ."}])
@@ -104,9 +103,7 @@ def test_load_run_reads_the_files_and_render_is_a_pure_function_of_them(tmp_path
 
 
 def test_an_empty_run_renders_with_every_section_saying_what_is_missing():
-    from textdiff.config import load_params
-
-    p = load_params(Path(__file__).resolve().parents[1] / "profiles" / "tiny.yaml")
+    p = profile_params("tiny")
     report = render(p, RunMetrics(rows=[], stats={"splits": {}}), {}, {}, claims=[])
     assert "No steps sweep yet" in report and "No encoder-space rows" in report
     assert "No ablations collected on this run's data and params" in report

@@ -8,6 +8,7 @@ import pytest
 
 from stages.common import CHECKPOINTS, row_checkpoints
 from tests.repo_copy import run, tiny_repo
+from tests.reference_rows import profile_raw
 from textdiff.config import RESERVED_ROW_NAMES, ParamsError, parse_params
 
 # Names that collided before rows kept their parts in folders of their own: another row's part
@@ -39,10 +40,7 @@ def test_no_rows_checkpoint_folder_holds_or_is_another_rows_or_the_judges():
 def test_dvc_builds_the_graph_of_rows_named_like_stages_and_parts(tmp_path):
     """DVC refuses a graph in which two stages write one path (or one writes inside another's folder)."""
     family = {"encoder": "encoder", "encoder_decoder": "encoder", "encoder_autoencoder": "latent"}
-    import yaml
-
-    from tests.repo_copy import ROOT
-    tiny = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())["rows"]
+    tiny = profile_raw("tiny")["rows"]
     template = {"ar": tiny["ar"], "encoder": tiny["encoder"], "latent": tiny["latent_planner"]}
     rows = {name: template[family.get(name, "ar")] for name in ADVERSARIAL}
     repo = tiny_repo(tmp_path, rows=rows)

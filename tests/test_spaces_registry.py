@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from textdiff.config import load_params
 from textdiff.spaces import registry as spaces
+from tests.reference_rows import REPO_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_row_of_params_yaml_has_a_space_kind_that_says_what_it_trains():
-    p = load_params(ROOT / "params.yaml")
+    p = REPO_PARAMS
     kinds = {row: spaces.kind_of(p.row(row).space) for row in p.models}
     assert {kinds[r] for r in ("encoder", "encoder_emb")} == {"features"}
     assert {kinds[r] for r in ("latent_planner", "latent_ld4lg")} == {"latent"}
