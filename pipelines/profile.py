@@ -25,7 +25,8 @@ from textdiff.profiles import profiled_params, profiled_raw
 
 RUNS = Path("runs")
 # what a run writes: the workspace keeps its own (the checkout's are the default run's)
-OUTPUTS = ("data/", "models/", "samples/", "metrics/", "summary/", "spaces/", "classifiers/", "judge/", "reports/",
+OUTPUTS = ("data/", "models/", "samples/", "metrics/", "summary/", "spaces/", "classifiers/", "judge/",
+           "reports/report.md", "reports/plots/",
            "checkpoints/", "logs/", "dvc.lock", "params.yaml")
 HEADER = ("# Written by `make repro PROFILE={name}` (pipelines/profile.py): params.yaml of {root} with\n"
           "# profiles/{name}.yaml applied. Edit those two, not this file: the next run rewrites it.\n")
