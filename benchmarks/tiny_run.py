@@ -4,7 +4,8 @@
 
 Clones this repository's HEAD into a temp folder, then runs `make install` and `make repro PROFILE=tiny` there
 with a bare environment (the venv not activated, only /usr/local/bin:/usr/bin:/bin on PATH), timing each, and
-counts the stages the run finished. The fp32 matmul peak of this machine (2 threads and 1) is measured after,
+counts the stages the run finished; then the same stages again from a fresh workspace with `dvc repro
+--single-item` per stage (`pipelines.parallel --cold`: DVC and Python started for every stage). The fp32 matmul peak of this machine (2 threads and 1) is measured after,
 on the idle machine, so the figures can be compared across machines. Writes the record README quotes.
 """
 
@@ -63,11 +64,14 @@ def main() -> None:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         install_s, _ = timed("make install", clone)
         repro_s, log = timed("make repro PROFILE=tiny", clone)
+        subprocess.run(["rm", "-rf", str(clone / "runs")], check=True)
+        timed(".venv/bin/python -m pipelines.profile tiny --prepare-only", clone)
+        cold_s, _ = timed("../../.venv/bin/python -m pipelines.parallel --cold", clone / "runs" / "tiny")
     record = {"what": f"make install, then make repro PROFILE=tiny, in a fresh clone of commit {commit} "
                       "(env -i: the venv not activated), 2 idle cores",
               "date": date.today().isoformat(), "cpu": cpu_name(), "cores": len(__import__("os").sched_getaffinity(0)),
               "fp32_matmul_peak_gflops_2_threads": peak_gflops(2), "fp32_matmul_peak_gflops_1_thread": peak_gflops(1),
-              "install_s": round(install_s), "repro_s": round(repro_s),
+              "install_s": round(install_s), "repro_s": round(repro_s), "repro_cold_s": round(cold_s),
               "stages": sum(line.rstrip().endswith("s") and "] done in " in line for line in log.splitlines())}
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record, indent=1))

@@ -51,3 +51,11 @@ def test_the_report_quotes_the_committed_mauve_interval_measurement():
     held = [f"{c['intervals_holding_the_mean']} of {c['sets']}" for c in cases.values()]
     note = mauve_note([{"model": "ar", "mauve_n": 128}])
     assert f"{ratios[0]:.1f}–{ratios[-1]:.1f}×" in note and all(h in note for h in held)
+
+
+def test_the_tiny_profile_time_is_the_committed_measurement():
+    tiny = json.loads((ROOT / "benchmarks/results/tiny_run.json").read_text())
+    text = " ".join(section("How long it takes").split())
+    assert (f"{tiny['stages']} stages, in `runs/tiny`) took {tiny['repro_s']} s in a fresh clone after an "
+            f"{tiny['install_s']} s install") in text
+    assert f"fp32 matmul peak {tiny['fp32_matmul_peak_gflops_2_threads']:.0f} GFLOP/s on 2 threads" in text
