@@ -56,6 +56,7 @@ def test_the_report_quotes_the_committed_mauve_interval_measurement():
 def test_the_tiny_profile_time_is_the_committed_measurement():
     tiny = json.loads((ROOT / "benchmarks/results/tiny_run.json").read_text())
     text = " ".join(section("How long it takes").split())
-    assert (f"{tiny['stages']} stages, in `runs/tiny`) took {tiny['repro_s']} s in a fresh clone after an "
-            f"{tiny['install_s']} s install") in text
+    assert (f"{tiny['stages']} stages, in `runs/tiny`) took {tiny['repro_s']} s in a fresh clone, after the install "
+            f"({tiny['install_s']} s;") in text
     assert f"fp32 matmul peak {tiny['fp32_matmul_peak_gflops_2_threads']:.0f} GFLOP/s on 2 threads" in text
+    assert f"(`python -m pipelines.parallel --cold`): {tiny['repro_cold_s']} s (same record)" in text
