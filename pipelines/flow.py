@@ -11,7 +11,10 @@ at the start lists the changed stages, and a stage runs (``dvc repro
 --single-item``, waiting for DVC's repository lock, which DVC holds only while it
 reads and records a stage, not while the stage's command runs) only if it is
 listed or a stage upstream of it ran in this flow run; every other stage is a
-task that completes as ``skipped``. A failing stage is retried with
+task that completes as ``skipped``. Without a DVC remote a stage runs as ``make repro`` runs it
+(``pipelines.warm``: one DVC repository open in the flow's process records it in ``dvc.lock``, its command
+runs in a child of a forkserver that imported the stage modules once), so the flow pays no DVC and Python
+start-up per stage either; with a remote, as ``dvc repro --single-item --pull`` (below). A failing stage is retried with
 exponential backoff (``orchestration.retries``, ``orchestration.retry_backoff_s``);
 one that keeps failing fails the run with the stage's own error lines. Stage
 output goes to the Prefect run log, and the report's tables are published as
@@ -53,7 +56,12 @@ from prefect.tasks import exponential_backoff
 from pipelines import prefect_api
 from pipelines.schedule import StageFailed, StageProgress, dvc, output_lines, plan, run_as_ready, \
     run_stage as run_dvc_stage, stages_to_run, thread_share  # noqa: F401 (also read from here by tests, callers)
+from pipelines.warm import WarmStages
 from textdiff.config import load_params
+
+# The warm runner of each flow run without a remote, by repository folder: the stage tasks (threads of the flow's
+# process, Prefect's thread-pool task runner) share its DVC repository and forkserver.
+WARM: dict[str, WarmStages] = {}
 
 def log_stage_output(text: str) -> None:
     logger = get_run_logger()
@@ -82,7 +90,7 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", stage, cwd=cwd, check=False)
     if needed:
         try:
-            outcome, stdout, _ = run_dvc_stage(stage, cwd, threads, pull=bool(remote))
+            outcome, stdout, _ = run_here(stage, cwd, threads, pull=bool(remote))
         except StageFailed as failed:
             log_stage_output(failed.stdout)
             log_stage_output(failed.stderr)
@@ -96,6 +104,16 @@ def run_stage(stage: str, repo_dir: str, needed: bool, remote: str | None = None
     if remote and outcome != "skipped":  # publish it at once, so that no other worker recomputes it
         dvc("push", "--remote", remote, "--run-cache", stage, cwd=cwd)
     return outcome
+
+
+def run_here(stage: str, cwd: Path, threads: int | None, pull: bool) -> tuple[str, str, str]:
+    """(outcome, stdout, stderr) of one stage on this worker: through this flow run's warm runner when it has
+    one (no remote), else ``dvc repro --single-item`` (``--pull`` with a remote)."""
+    warm = WARM.get(str(cwd))
+    if warm is None or pull:
+        return run_dvc_stage(stage, cwd, threads, pull=pull)
+    outcome, output = warm.run(stage)
+    return outcome, output, ""
 
 
 def run_on_pool(stage: str, deployment: str, remote: str, timeout_s: float | None) -> None:
@@ -161,7 +179,14 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
         progress.finished(stage, result, seconds)
         print(f"[flow] {stage}: {result} in {seconds:.1f}s; {progress.line()}")
 
-    outcome = run_as_ready(selected, p.upstream, submit, concurrency, on_finished=finished)
+    if not remote:
+        WARM[str(cwd)] = WarmStages(cwd, threads, on_progress=lambda stage, line: print(f"   {stage} | {line}"))
+    try:
+        outcome = run_as_ready(selected, p.upstream, submit, concurrency, on_finished=finished)
+    finally:
+        warm = WARM.pop(str(cwd), None)
+        if warm is not None:
+            warm.close()  # the dvc.lock entries still due
     if remote:  # publish what this worker has, computed or not: one bulk push (naming the 68 stages of the tiny
         dvc("push", "--remote", remote, "--run-cache", cwd=cwd)  # profile made DVC take 106 s instead of 1.5 s)
     publish_report(cwd, outcome)
@@ -202,10 +227,12 @@ def main() -> None:
     parser.add_argument("--stage", action="append", dest="stages", help="run only this stage and what it needs")
     parser.add_argument("--remote", help="DVC remote to pull from before and push to after each stage")
     parser.add_argument("--repo", default=".")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="stages at once (default: orchestration.concurrency)")
     args = parser.parse_args()
     settings = load_params(Path(args.repo) / "params.yaml").orchestration
     with prefect_api(settings.server_startup_timeout_s):
-        outcome = pipeline(repo_dir=args.repo, stages=args.stages, remote=args.remote)
+        outcome = pipeline(repo_dir=args.repo, stages=args.stages, remote=args.remote, concurrency=args.concurrency)
     ran = [s for s, o in outcome.items() if o == "ran"]
     print(f"[flow] {len(ran)} stage(s) ran, {len(outcome) - len(ran)} up to date")
 

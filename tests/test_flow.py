@@ -77,6 +77,22 @@ def test_second_run_skips_every_stage(repo, first_run):
     assert outcome.keys() == first_run.keys() and set(outcome.values()) == {"skipped"}
 
 
+def test_without_a_remote_a_stage_runs_warm_as_under_make_repro(repo, first_run, monkeypatch):
+    """The flow runs a stage through pipelines.warm (no `dvc repro` process per stage) and records it in
+    dvc.lock as `dvc repro` would: with the cold path made to fail, a stage that must run still runs."""
+    import pipelines.flow as flow_module
+
+    def no_cold_start(*args, **kwargs):
+        raise AssertionError("the flow started `dvc repro --single-item` without a remote")
+
+    monkeypatch.setattr(flow_module, "run_dvc_stage", no_cold_start)
+    (repo / "reports" / "report.md").unlink()  # the report must run again (or come back from the run cache)
+    outcome = flow_module.pipeline(repo_dir=str(repo), stages=["report"])
+    assert outcome["report"] in ("ran", "restored") and (repo / "reports" / "report.md").exists()
+    assert not flow_module.WARM  # the runner is closed when the run ends
+    assert run(["dvc", "status"], repo).stdout.strip().endswith("up to date.")
+
+
 def test_a_stage_that_fails_once_is_retried(repo, first_run):
     from pipelines.flow import pipeline
 
