@@ -60,3 +60,11 @@ def test_the_tiny_profile_time_is_the_committed_measurement():
             f"({tiny['install_s']} s;") in text
     assert f"fp32 matmul peak {tiny['fp32_matmul_peak_gflops_2_threads']:.0f} GFLOP/s on 2 threads" in text
     assert f"(`python -m pipelines.parallel --cold`): {tiny['repro_cold_s']} s (same record)" in text
+
+
+def test_the_flow_times_are_the_committed_measurement():
+    tiny = json.loads((ROOT / "benchmarks/results/tiny_run.json").read_text())
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert (f"{tiny['flow_concurrency_2_s']} s with `concurrency: 2` against {tiny['flow_concurrency_1_s']} s with "
+            f"`concurrency: 1`, the ephemeral server's start included ({tiny['repro_s']} s under `make repro`)") in text
+    assert f"with nothing to do takes {tiny['flow_nothing_to_do_s']} s." in text

@@ -61,6 +61,31 @@ def lock_entries(repo: Path) -> dict:
     return yaml.safe_load(lock.read_text())["stages"] if lock.exists() else {}
 
 
+def test_the_dvc_internals_the_runner_takes_its_steps_with_are_there(repo):
+    """pipelines/warm.py calls DVC's own Stage and Repo methods (not its public API): each one, with the keywords
+    it passes, on the DVC installed here. A DVC release that renames or drops one fails here, naming it."""
+    import inspect
+
+    import dvc
+    from dvc.repo import Repo, lock_repo  # noqa: F401
+    from dvc.stage.cache import RunCacheNotFoundError  # noqa: F401
+
+    def accepts(function, *keywords):
+        names = inspect.signature(function).parameters
+        missing = [k for k in keywords if k not in names]
+        assert not missing, f"DVC {dvc.__version__}: {function.__qualname__} takes no {missing}"
+
+    accepts(Repo.__init__, "_wait_for_lock")
+    with Repo(str(repo)) as dvc_repo:
+        stage = next(s for s in dvc_repo.index.stages if s.name == "echo")
+        accepts(stage.remove_outs, "ignore_remove", "force")
+        accepts(stage.save, "run_cache")
+        accepts(stage.dvcfile.dump_stages, "update_pipeline")
+        for name in ("changed", "commit", "save_deps", "addressing", "cmd", "outs", "frozen", "wdir"):
+            assert hasattr(stage, name), f"DVC {dvc.__version__}: Stage has no {name}"
+        assert callable(dvc_repo.stage_cache.restore) and callable(dvc_repo.scm_context)
+
+
 def test_module_commands_are_recognised_and_others_are_not():
     assert module_command("bin/py -m stages.train ar") == ("stages.train", ["ar"])
     assert module_command("bin/py -m stages.evaluate --reference") == ("stages.evaluate", ["--reference"])
