@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import tempfile
@@ -91,7 +92,7 @@ def main() -> None:
         flows = flow_times(clone) if args.flow else {}
     record = {"what": f"make install, then make repro PROFILE=tiny, in a fresh clone of commit {commit} "
                       "(env -i: the venv not activated), 2 idle cores",
-              "date": date.today().isoformat(), "cpu": cpu_name(), "cores": len(__import__("os").sched_getaffinity(0)),
+              "date": date.today().isoformat(), "cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)),
               "fp32_matmul_peak_gflops_2_threads": peak_gflops(2), "fp32_matmul_peak_gflops_1_thread": peak_gflops(1),
               "install_s": round(install_s), "repro_s": round(repro_s), "repro_cold_s": round(cold_s),
               **flows,

@@ -28,6 +28,7 @@ RUNS = Path("runs")
 OUTPUTS = ("data/", "models/", "samples/", "metrics/", "summary/", "spaces/", "classifiers/", "judge/",
            "reports/report.md", "reports/plots/",
            "checkpoints/", "logs/", "dvc.lock", "params.yaml")
+SYNCED = ".synced"  # in a workspace: the source files its last sync copied
 HEADER = ("# Written by `make repro PROFILE={name}` (pipelines/profile.py): params.yaml of {root} with\n"
           "# profiles/{name}.yaml applied. Edit those two, not this file: the next run rewrites it.\n")
 
@@ -41,15 +42,24 @@ def source_files(root: Path) -> list[str]:
 
 
 def sync(root: Path, dest: Path) -> int:
-    """Copy the checkout's source files into ``dest`` where they differ; the number copied."""
+    """Copy the checkout's source files into ``dest`` where they differ, and delete the ones an earlier sync
+    copied that the checkout no longer has (a removed module must not stay importable there); the number copied.
+    ``dest/.synced`` lists what the last sync copied."""
+    names = source_files(root)
+    manifest = dest / SYNCED
+    before = set(manifest.read_text().splitlines()) if manifest.exists() else set()
+    for gone in sorted(before - set(names)):
+        (dest / gone).unlink(missing_ok=True)
     copied = 0
-    for name in source_files(root):
+    for name in names:
         src, out = root / name, dest / name
         if out.is_file() and filecmp.cmp(src, out, shallow=False):
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, out)
         copied += 1
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest.write_text("\n".join(names) + "\n")
     return copied
 
 

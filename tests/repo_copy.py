@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from pipelines.profile import sync
 from tests.reference_rows import profile_raw
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP = ("data/", "models/", "samples/", "metrics/", "reports/report.md", "reports/plots/", "checkpoints/", "dvc.lock",
-        "logs/")
 
 
 VENV = Path(sys.executable).parents[1]  # the environment running the tests (make test: the repo's .venv)
@@ -44,14 +42,10 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 def tiny_repo(dest: Path, **overrides) -> Path:
-    """Tracked and new (not ignored) files of the repo, profiles/tiny.yaml over the shipped params.yaml as
-    params (top-level keys replaced by ``overrides``), in a fresh git repository with one commit and a local git identity."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if not f.startswith(SKIP) and (ROOT / f).is_file():
-            (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dest / f)
+    """The repository's source files as a profile workspace gets them (pipelines/profile.py), profiles/tiny.yaml
+    over the shipped params.yaml as params (top-level keys replaced by ``overrides``), in a fresh git repository
+    with one commit and a local git identity."""
+    sync(ROOT, dest)  # what `make repro PROFILE=…` copies into its workspace: code and inputs, no outputs
     params = profile_raw("tiny", **overrides)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     link_venv(dest)

@@ -59,7 +59,8 @@ def test_an_unknown_profile_or_a_bad_value_is_an_error_naming_it():
 def test_make_repro_profile_writes_its_own_workspace_and_leaves_params_yaml_alone(tmp_path):
     """pipelines.profile --prepare-only in a copy of the repository: runs/tiny gets the code, the overlaid params
     and its own git repository, not the checkout's outputs; DVC in the checkout does not see its stages; a
-    second call copies nothing; a bad profile stops before writing anything."""
+    second call copies nothing, a later one drops a file the checkout lost; a bad profile stops before writing
+    anything."""
     repo = tiny_repo(tmp_path / "repo")
     raw = shipped_raw()
     raw["rows"]["mdlm_wide"] = {"family": "mdlm"}  # the user's own row, uncommitted
@@ -82,6 +83,11 @@ def test_make_repro_profile_writes_its_own_workspace_and_leaves_params_yaml_alon
     assert (work / "spaces" / "ar" / ".gitignore").exists() and not (work / "dvc.lock").exists()
     assert (work / ".git").is_dir() and (work / ".venv" / "bin" / "python").exists()
     assert "0 source files updated" in prepare("tiny").stdout
+    (repo / "stages" / "extra.py").write_text("X = 1\n")  # a new module, then removed from the checkout
+    assert "1 source files updated" in prepare("tiny").stdout and (work / "stages" / "extra.py").exists()
+    (repo / "stages" / "extra.py").unlink()
+    prepare("tiny")
+    assert not (work / "stages" / "extra.py").exists()
 
     stages = run(["dvc", "stage", "list", "--name-only"], repo).stdout.split()
     assert "train@ar" in stages and not any("runs" in s for s in stages)
