@@ -68,3 +68,6 @@ def test_the_flow_times_are_the_committed_measurement():
     assert (f"{tiny['flow_concurrency_2_s']} s with `concurrency: 2` against {tiny['flow_concurrency_1_s']} s with "
             f"`concurrency: 1`, the ephemeral server's start included ({tiny['repro_s']} s under `make repro`)") in text
     assert f"with nothing to do takes {tiny['flow_nothing_to_do_s']} s." in text
+    per_stage = (tiny["repro_cold_s"] - tiny["repro_s"]) / tiny["stages"]
+    assert (f"the tiny profile's {tiny['stages']} stages took {tiny['repro_cold_s']} s against {tiny['repro_s']} s: "
+            f"about {per_stage:.1f} s more per stage") in text
