@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from textdiff.config import load_params, read_yaml
+from textdiff.config import load_params
+from textdiff.params.base import read_yaml
 from textdiff.data.vocab import Vocab
 from textdiff.device import autocast, resolve_device
 from textdiff.families import get_family

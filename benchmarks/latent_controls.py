@@ -19,7 +19,8 @@ import json
 
 import torch
 
-from stages.common import MODELS, SAMPLES, SPACES, TOKENIZER, params
+from stages.all_params import params
+from stages.common import MODELS, SAMPLES, SPACES, TOKENIZER
 from stages.evaluate import text_metrics
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device

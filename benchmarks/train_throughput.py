@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from textdiff.config import BackboneParams, TrainParams
+from textdiff.params.shared import BackboneParams, TrainParams
 from textdiff.device import autocast, resolve_device
 from textdiff.data.vocab import Vocab
 from textdiff.families import ar

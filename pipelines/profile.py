@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from textdiff.config import ParamsError, read_yaml
+from textdiff.params.base import ParamsError, read_yaml
 from textdiff.profiles import profiled_params, profiled_raw
 
 RUNS = Path("runs")

@@ -16,16 +16,17 @@ import time
 from pathlib import Path
 
 from stages.code import training_code
-from stages.common import METRICS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params, row_checkpoints, say, stage_main
-from stages.features import encodings
-from textdiff.config import LatentSpaceParams
+from stages.common import (FEATURES, METRICS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, row_checkpoints, say,
+                           stage_log, stage_main, stage_params)
 from textdiff.io import read_jsonl, write_json
+from textdiff.params.latent import LatentSpaceParams
 from textdiff.spaces import registry as spaces
+from textdiff.spaces.minilm import cached_features
 
 
 @stage_main("autoencoder")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params()
     section = p.row(name)
     out = SPACES / name / "autoencoder"
     if not spaces.for_row(section.space).trains_autoencoder:
@@ -50,18 +51,20 @@ def train_latent_autoencoder(name: str, space: LatentSpaceParams, seed: int, dev
     train_texts = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     test_texts = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")][: space.reconstruction.sentences]
     t0 = time.perf_counter()
-    train_cache = encodings("train", train_texts, space.max_length, space.encoder_batch_size, device, "autoencoder")
+    train_cache = cached_features(FEATURES, "train", train_texts, space.max_length, space.encoder_batch_size, device,
+                                  log=stage_log("autoencoder"))
     data = SentenceData.of(train_cache, train_texts, tokenizer, space)
     encode_wall = time.perf_counter() - t0
     key = fingerprint({"seed": seed, "space": dump(space), "budget": budget_flops}, PREPARED / "train.jsonl",
-                      TOKENIZER / "tokenizer.json", *training_code("autoencoder"))
+                      TOKENIZER / "tokenizer.json", *training_code("autoencoder", "latent"))  # latent rows only
     model, result = fit_autoencoder(space, data, Vocab.from_tokenizer(tokenizer), seed=seed, device=device,
                                     checkpoint_dir=row_checkpoints(name, "autoencoder"), fingerprint=key,
                                     budget_flops=budget_flops)
     save_autoencoder(out, model)
 
     rec = space.reconstruction
-    test_cache = encodings("test", test_texts, space.max_length, space.encoder_batch_size, device, "autoencoder")
+    test_cache = cached_features(FEATURES, "test", test_texts, space.max_length, space.encoder_batch_size, device,
+                                 log=stage_log("autoencoder"))
     test_cache.mean, test_cache.std = train_cache.mean, train_cache.std  # standardised as in training
     held_out = SentenceData.of(test_cache, test_texts, tokenizer, space)
     seen = SentenceData.of(train_cache.head(rec.sentences), train_texts[: rec.sentences], tokenizer, space)

@@ -1,27 +1,104 @@
-"""The code each training stage runs, in one table: dvc.yaml lists these paths as the stage's deps (a test
-checks that they agree) and the stage fingerprints its checkpoints with them, so a code change that makes
-DVC re-run a stage also stops it from resuming the old run's checkpoint."""
+"""The code a stage runs, derived from its import closure: the repository modules its module imports, anywhere in
+the file (function-level imports too), followed to the end, with the packages they sit in, the family modules
+``get_family`` loads by name, and the data files a module names beside itself (``claims.yaml``).
+
+dvc.yaml lists exactly these as each stage's code deps (``python -m pipelines.code_deps`` writes them, a test
+checks them for every stage), and the training stages fingerprint their checkpoints with the same files, so a
+code change that makes DVC re-run a stage also stops it from resuming the old run's checkpoint.
+"""
 
 from __future__ import annotations
 
+import ast
+from functools import lru_cache
 from pathlib import Path
 
-SHARED = ("textdiff/config.py", "textdiff/data", "textdiff/nn", "textdiff/training")  # params schema, batches, backbone, loop
+ROOT = Path(__file__).resolve().parents[1]
+FIRST_PARTY = ("stages", "textdiff")
+# Imports by name, each loading the row's family: a file in the closure that calls ``get_family`` runs
+# textdiff/families/<family>.py; textdiff/params/reading.py (a row's params) imports textdiff/params/<family>.py.
+CALLS_BY_NAME = {"get_family": "textdiff.families.{family}"}
+FILES_BY_NAME = {"textdiff/params/reading.py": "textdiff.params.{family}"}
 
-TRAINING_CODE = {
-    "train": ("stages/train.py", *SHARED, "textdiff/processes", "textdiff/losses", "textdiff/spaces",
-              "textdiff/families/contract.py", "textdiff/families/{family}.py",
-              # the learning curve's held-out figure (stages/train.py learning_curve_probe)
-              "textdiff/eval/learning_evidence.py", "textdiff/eval/context_blind.py", "textdiff/eval/context_probe.py",
-              "textdiff/eval/elbo.py", "textdiff/eval/heldout_interval.py", "textdiff/eval/judge.py"),
-    "judge": ("stages/judge.py", *SHARED, "textdiff/families/ar.py", "textdiff/families/contract.py",
-              "textdiff/spaces/registry.py", "textdiff/eval/judge.py", "textdiff/losses/causal.py"),
-    "autoencoder": ("stages/autoencoder.py", *SHARED, "textdiff/spaces/autoencoders", "textdiff/spaces/minilm.py",
-                    "textdiff/spaces/registry.py", "textdiff/eval/bleu.py", "stages/features.py"),
-    "decoder": ("stages/decoder.py", *SHARED, "textdiff/spaces", "textdiff/processes", "stages/features.py"),
-}
+
+def module_file(module: str) -> Path | None:
+    """The repository file of a dotted module name (relative to the root), or None outside the repository."""
+    if module.split(".")[0] not in FIRST_PARTY:
+        return None
+    base = Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if (ROOT / candidate).is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=None)
+def _direct(path: Path) -> tuple[tuple[str, ...], tuple[Path, ...], frozenset[str]]:
+    """The modules one file imports (a ``from pkg import name`` counts ``pkg.name`` in case it is a module), the
+    files beside it that it names in a string literal and the ``CALLS_BY_NAME`` it calls."""
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"), str(path))
+    package = ".".join(path.parent.parts)  # what a relative import starts from, for a module and a package alike
+    modules, literals, calls = set(), set(), set()
+    lazy = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
+    skipped = {id(n) for f in lazy for n in ast.walk(f)}  # a package's __getattr__ imports on attribute access
+    for node in ast.walk(tree):                            # only (textdiff.load), which no stage makes
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module
+            modules.add(source)
+            modules.update(f"{source}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            literals.add(node.value)
+        elif isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name in CALLS_BY_NAME:
+                calls.add(name)
+    siblings = tuple(sorted(f.relative_to(ROOT) for f in (ROOT / path).parent.iterdir()
+                            if f.is_file() and f.suffix != ".py" and f.name in literals))
+    return tuple(sorted(modules)), siblings, frozenset(calls)
+
+
+def _with_packages(path: Path) -> list[Path]:
+    """``path`` and the ``__init__.py`` of every package above it (Python runs them on import)."""
+    out = [path]
+    parent = path.parent
+    while parent != Path(".") and (ROOT / parent / "__init__.py").is_file():
+        out.append(parent / "__init__.py")
+        parent = parent.parent
+    return out
+
+
+def import_closure(*modules: str, family: str | None = None) -> set[Path]:
+    """Every repository file that importing ``modules`` runs, by relative path. ``family``: the family that an
+    import by name (``CALLS_BY_NAME``, ``FILES_BY_NAME``) loads; without one those imports are not followed."""
+    seen: set[Path] = set()
+    todo = [f for m in modules if (f := module_file(m)) is not None]
+    while todo:
+        for path in _with_packages(todo.pop()):
+            if path in seen:
+                continue
+            seen.add(path)
+            imported, siblings, calls = _direct(path)
+            seen.update(siblings)
+            todo.extend(f for m in imported if (f := module_file(m)) is not None)
+            if family is not None:
+                by_name = [CALLS_BY_NAME[c] for c in calls] + [FILES_BY_NAME.get(str(path))]
+                todo.extend(module_file(p.format(family=family)) for p in by_name if p)
+    return seen
+
+
+def stage_code(module: str, family: str | None = None) -> list[Path]:
+    """The sorted code files of the stage run as ``python -m module`` (for a row stage, with its row's family)."""
+    return sorted(import_closure(module, family=family))
 
 
 def training_code(stage: str, family: str | None = None) -> list[Path]:
-    """The paths of ``TRAINING_CODE[stage]``, ``{family}`` filled in (the train stage's family module)."""
-    return [Path(p.format(family=family)) for p in TRAINING_CODE[stage]]
+    """What a training stage fingerprints its checkpoints with: the code of ``stages.<stage>`` for ``family``."""
+    return stage_code(f"stages.{stage}", family)

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from textdiff.config import ParamsError, Params, load_params
-from textdiff.data.sources import CorpusError
 from textdiff.errors import InputError
 from textdiff.io import write_json
+from textdiff.params.base import Section
+from textdiff.params.reading import StageParams
 
 PARAMS_FILE = Path("params.yaml")
 PREPARED = Path("data/prepared")
@@ -22,12 +22,19 @@ MODELS = Path("models")
 SPACES = Path("spaces")  # spaces/<row>/data (the space stage) and spaces/<row>/decoder (a decoder stage)
 CHECKPOINTS = Path("checkpoints")  # checkpoints/<row>/<part>: a row's parts in its own folder, never beside another row's
 SAMPLES = Path("samples")
+FEATURES = Path("data/features")  # the features stage's MiniLM encodings (textdiff.spaces.minilm.cached_features)
+JUDGE_LM = Path("judge")  # the judge stage's LM that scores every row's samples (textdiff.eval.judge.load_judge)
+ATTRIBUTE_JUDGE = Path("classifiers/judge")  # the control_judge stage's independent attribute classifier
+GUIDE_CLASSIFIER = Path("classifiers/guide")  # the guide_classifier stage's classifier that steers control@ROW
 METRICS = Path("metrics")
 REPORTS = Path("reports")
 
 
-def params() -> Params:
-    return load_params(PARAMS_FILE)
+def stage_params(**sections: type[Section]) -> StageParams:
+    """The parts of params.yaml a stage reads: the run's settings, its rows (``.row(name)``) and the sections
+    named here, each checked by its own schema module (so the stage depends on those alone; stage validate
+    has checked the whole file). Stages that read across rows use stages.all_params.params()."""
+    return StageParams(PARAMS_FILE, **sections)
 
 
 def row_checkpoints(row: str, part: str) -> Path:
@@ -82,9 +89,12 @@ def run_group() -> str:
 
 
 def tracking_config(p, row: str | None = None) -> dict:
-    """What every wandb run of a stage carries: seed, device, the data params and hash, the row's params."""
+    """What every wandb run of a stage carries: seed, device, the data params (as prepare recorded them) and
+    hash, the row's params."""
     stats = PREPARED / "stats.json"
-    config = {"seed": p.seed, "device": p.device, "data": dump(p.data), "git_commit": git_commit(),
+    prepared = PREPARED / "params.json"
+    data = json.loads(prepared.read_text()).get("data") if prepared.exists() else None
+    config = {"seed": p.seed, "device": p.device, "data": data, "git_commit": git_commit(),
               "data_sha256": json.loads(stats.read_text()).get("data_sha256") if stats.exists() else None}
     if row is not None:
         config[row] = dump(p.row(row))
@@ -93,6 +103,11 @@ def tracking_config(p, row: str | None = None) -> dict:
 
 def say(stage: str, message: str) -> None:
     print(f"[{stage}] {message}", flush=True)
+
+
+def stage_log(stage: str) -> Callable[[str], None]:
+    """``say`` bound to one stage: the ``log`` a library call takes."""
+    return functools.partial(say, stage)
 
 
 def stage_main(name: str) -> Callable:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import argparse
 
-from stages.common import METRICS, MODELS, PREPARED, SAMPLES, TOKENIZER, dump, params, say, stage_main
+from stages.common import (ATTRIBUTE_JUDGE, GUIDE_CLASSIFIER, JUDGE_LM, METRICS, MODELS, PREPARED, SAMPLES, TOKENIZER,
+                           dump, say, stage_main, stage_params)
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
 from textdiff.families import canvas_drawer, get_family
 from textdiff.io import read_json, read_jsonl, write_json, write_jsonl
+from textdiff.params.evaluation import EvaluateParams
+from textdiff.params.tasks import ControlParams
 from textdiff.tasks.control import control_metrics, guided_texts, labelled, pooled_gen_ppl, steered_labels
 
-from stages.control_judge import JUDGE
-from stages.guide_classifier import GUIDE
 
 
 def unsupported(name: str, reason: str) -> None:
@@ -30,18 +31,18 @@ def unsupported(name: str, reason: str) -> None:
 
 @stage_main("control")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params(control=ControlParams, evaluate=EvaluateParams)
     section = p.row(name)
     family = get_family(section.family)
     if family.CANNOT_GUIDE is not None:
         return unsupported(name, family.CANNOT_GUIDE)
-    guide_record = read_json(GUIDE / "classifier.json")
+    guide_record = read_json(GUIDE_CLASSIFIER / "classifier.json")
     if not guide_record["labels"]:
         return unsupported(name, guide_record["reason"])
     _, train_labels = labelled(read_jsonl(PREPARED / "train.jsonl"))
     targets = steered_labels(p.control.labels, train_labels)
 
-    from stages.judge import load_judge
+    from textdiff.eval.judge import load_judge
     from textdiff.persist import load_model
     from textdiff.tasks.attribute_classifier import load_classifier
     from textdiff.tasks.attribute_judge import load_judge as load_attribute_judge
@@ -49,9 +50,9 @@ def main(name: str) -> None:
     cp, device = p.control, resolve_device(p.device)
     tokenizer = load_tokenizer(TOKENIZER)
     model, _ = load_model(MODELS / name, device)
-    classifier = load_classifier(GUIDE, device)
-    judge = load_attribute_judge(JUDGE, str(device))
-    lm_judge = load_judge(p, device)
+    classifier = load_classifier(GUIDE_CLASSIFIER, device)
+    judge = load_attribute_judge(ATTRIBUTE_JUDGE, str(device))
+    lm_judge = load_judge(p.evaluate, device, JUDGE_LM, TOKENIZER)
 
     draw = canvas_drawer(family, model, section.sample, device)
 
@@ -76,7 +77,7 @@ def main(name: str) -> None:
                "control_gen_ppl": pooled_gen_ppl(per_label),
                "unguided": {"gen_ppl": unguided_ppl["gen_ppl"], "gen_ppl_ci": unguided_ppl["gen_ppl_ci"],
                             "div": unguided_ppl["div"], "div_ci": unguided_ppl["div_ci"]},
-               "judge_heldout_accuracy": read_json(JUDGE / "judge.json")["heldout_accuracy"],
+               "judge_heldout_accuracy": read_json(ATTRIBUTE_JUDGE / "judge.json")["heldout_accuracy"],
                "sample_params": dump(section.sample), "control_params": dump(cp)}
     write_jsonl(SAMPLES / "control" / f"{name}.jsonl", records)
     write_json(METRICS / "control" / f"{name}.json", metrics)

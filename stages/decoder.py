@@ -14,15 +14,16 @@ from __future__ import annotations
 import argparse
 
 from stages.code import training_code
-from stages.common import METRICS, PREPARED, SPACES, dump, fingerprint, params, row_checkpoints, say, stage_main
-from stages.features import encodings
+from stages.common import (FEATURES, METRICS, PREPARED, SPACES, dump, fingerprint, row_checkpoints, say, stage_log,
+                           stage_main, stage_params)
 from textdiff.io import read_jsonl, write_json
 from textdiff.spaces import registry as spaces
+from textdiff.spaces.minilm import cached_features
 
 
 @stage_main("decoder")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params()
     section = p.row(name)
     if not spaces.for_row(section.space).trains_decoder:  # every row has the stage (DVC cannot filter a foreach)
         record = {"row": name, "decoder": None, "why": "this row's space has no trained decoder"}
@@ -46,7 +47,7 @@ def train_decoder(name: str, section, p) -> None:
     process = GaussianProcess(diff.schedule, diff.num_train_timesteps, diff.tan_d)
     key = fingerprint({"seed": p.seed, "decoder": dump(section.decoder), "diffusion": dump(diff),
                        "budget": p.budget.train_flops},
-                      SPACES / name / "data", *training_code("decoder"))
+                      SPACES / name / "data", *training_code("decoder", section.family))
     say("decoder", f"{name}: training on {len(cache)} cached sentences on {device}")
     decoder, result = fit_decoder(section.decoder, cache, process, section.model.seq_len, seed=p.seed, device=device,
                                   checkpoint_dir=row_checkpoints(name, "decoder"), fingerprint=key,
@@ -54,7 +55,8 @@ def train_decoder(name: str, section, p) -> None:
     save_decoder(SPACES / name / "decoder", decoder)
 
     test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
-    held_out = encodings("test", test, cache.max_length, section.space.batch_size, device, "decoder", cache.kind)
+    held_out = cached_features(FEATURES, "test", test, cache.max_length, section.space.batch_size, device, cache.kind,
+                               log=stage_log("decoder"))
     held_out.mean, held_out.std = cache.mean, cache.std  # standardised with the training statistics
     canvas = held_out.canvas(list(range(len(held_out))), section.model.seq_len).to(device)
     gen = torch.Generator(device=device).manual_seed(p.seed)

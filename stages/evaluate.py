@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import (METRICS, PREPARED, SAMPLES, dump, params, run_group, say, stage_main,
+from stages.all_params import params
+from stages.common import (JUDGE_LM, METRICS, PREPARED, SAMPLES, TOKENIZER, dump, run_group, say, stage_main,
                            tracking_config)
 from textdiff.device import resolve_device
 from textdiff.eval.degenerate import degenerate_report, is_empty, noise_like_threshold
@@ -29,10 +30,10 @@ SUMMARY = Path("summary")  # one compact file per row, the only DVC metrics: `dv
 
 
 def make_judge(p, device):
-    """The judge stage's LM, or the Hugging Face causal LM at ``evaluate.judge`` (stages/judge.py)."""
-    from stages.judge import load_judge
+    """The judge stage's LM, or the Hugging Face causal LM at ``evaluate.judge`` (textdiff.eval.judge)."""
+    from textdiff.eval.judge import load_judge
 
-    return load_judge(p, device)
+    return load_judge(p.evaluate, device, JUDGE_LM, TOKENIZER)
 
 
 def text_metrics(texts: list[str], p, device, mauve_texts: int | None = None,
@@ -130,7 +131,6 @@ def noise_floor_texts(p) -> list[str]:
     from textdiff.data.tokenizer import load_tokenizer
     from textdiff.data.vocab import Vocab
     from textdiff.eval.context_blind import fit_positional_unigram, noise_floor_canvases
-    from stages.common import TOKENIZER
 
     tokenizer = load_tokenizer(TOKENIZER)
     vocab, L = Vocab.from_tokenizer(tokenizer), p.defaults.model.seq_len

@@ -3,20 +3,19 @@
 The encoder rows' spaces and decoders and the latent rows' autoencoders and latent datasets all need the
 frozen MiniLM's last hidden states of the same sentences. Run per row, that was the same 50-second encoder
 pass four or five times over. This stage writes data/features/SPLIT (a ``FeatureCache``) and
-metrics/features.json; ``encodings`` hands a stage the cached split when it holds exactly the sentences and
-canvas asked for, and encodes them itself otherwise (a row whose ``space.max_length`` is not
-``features.max_length``). It runs whatever the rows are, so that its outputs depend on its own params only.
+metrics/features.json; ``textdiff.spaces.minilm.cached_features`` hands a stage the cached split when it holds
+exactly the sentences and canvas asked for, and encodes them itself otherwise (a row whose ``space.max_length``
+is not ``features.max_length``). It runs whatever the rows are, so that its outputs depend on its own params only.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from stages.common import METRICS, PREPARED, dump, params, say, stage_main
+from stages.common import FEATURES, METRICS, PREPARED, dump, say, stage_main, stage_params
 from textdiff.io import read_jsonl, write_json
+from textdiff.params.data import FeaturesParams
 
-FEATURES = Path("data/features")
 SPLITS = ("train", "test")
 
 
@@ -25,7 +24,7 @@ def main() -> None:
     from textdiff.device import resolve_device
     from textdiff.spaces.minilm import FeatureCache
 
-    p = params()
+    p = stage_params(features=FeaturesParams)
     device = resolve_device(p.device)
     record = {"params": dump(p.features), "splits": {}}
     for split in SPLITS:
@@ -38,23 +37,6 @@ def main() -> None:
         say("features", f"{split}: MiniLM encodings of {len(texts)} sentences in "
                         f"{record['splits'][split]['encode_wall_s']:.1f}s")
     write_json(METRICS / "features.json", record)
-
-
-def encodings(split: str, texts: list[str], max_length: int, batch_size: int, device, stage: str,
-              kind: str = "encodings"):
-    """MiniLM ``kind`` features of ``texts``, the first sentences of ``split``: the features stage's cache (cut
-    to ``len(texts)``) when it holds them at ``max_length``, else computed here (input ``embeddings`` always:
-    a table lookup the stage does not cache)."""
-    from textdiff.spaces.minilm import CACHE_FILE, FeatureCache
-
-    if kind == "encodings" and (FEATURES / split / CACHE_FILE).exists():
-        cache = FeatureCache.load(FEATURES / split).head(len(texts))
-        if cache.holds(texts, "encodings", max_length):
-            return cache
-    if kind == "encodings":
-        say(stage, f"encoding {len(texts)} {split} sentences with MiniLM here (data/features holds another "
-                   "canvas or corpus)")
-    return FeatureCache.build(texts, kind, max_length, batch_size, device)
 
 
 if __name__ == "__main__":

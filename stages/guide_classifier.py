@@ -7,29 +7,29 @@ Outputs classifiers/guide/ and metrics/guide_classifier.json.
 
 from __future__ import annotations
 
-from pathlib import Path
 
-from stages.common import METRICS, PREPARED, TOKENIZER, dump, params, say, stage_main
+from stages.common import GUIDE_CLASSIFIER, METRICS, PREPARED, TOKENIZER, dump, say, stage_main, stage_params
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.io import read_jsonl, write_json
+from textdiff.params.data import DataParams
+from textdiff.params.tasks import ControlParams
 from textdiff.tasks.attribute_classifier import accuracy, save_classifier, train_classifier
 from textdiff.tasks.control import labelled, majority_share, no_labels_reason
 
-GUIDE = Path("classifiers/guide")
 SEQ_LEN = 64  # tokens read per sentence (the data's max_length keeps most sentences under it)
 
 
 @stage_main("guide_classifier")
 def main() -> None:
-    p = params()
+    p = stage_params(control=ControlParams, data=DataParams)
     cp = p.control.classifier
     texts, labels = labelled(read_jsonl(PREPARED / "train.jsonl"))
     test_texts, test_labels = labelled(read_jsonl(PREPARED / "test.jsonl"))
     reason = no_labels_reason(labels, p.data.label_column, test_labels)
     out = METRICS / "guide_classifier.json"
     if reason:
-        GUIDE.mkdir(parents=True, exist_ok=True)
-        write_json(GUIDE / "classifier.json", {"labels": [], "reason": reason})
+        GUIDE_CLASSIFIER.mkdir(parents=True, exist_ok=True)
+        write_json(GUIDE_CLASSIFIER / "classifier.json", {"labels": [], "reason": reason})
         write_json(out, {"supported": False, "reason": reason})
         say("guide_classifier", reason)
         return
@@ -40,7 +40,7 @@ def main() -> None:
               "heldout_accuracy": accuracy(model, tokenizer, test_texts, test_labels, SEQ_LEN),
               "majority_share": majority_share(test_labels),
               "params": dump(cp)}
-    save_classifier(GUIDE, model, record)
+    save_classifier(GUIDE_CLASSIFIER, model, record)
     write_json(out, record)
     say("guide_classifier", f"labels {model.labels}: held-out accuracy {record['heldout_accuracy']:.3f} "
                             f"(majority label {record['majority_share']:.3f})")

@@ -10,17 +10,19 @@ from __future__ import annotations
 import argparse
 import math
 
-from stages.common import METRICS, MODELS, PREPARED, SAMPLES, TOKENIZER, dump, params, say, stage_main
-from textdiff.config import ParamsError
+from stages.common import JUDGE_LM, METRICS, MODELS, PREPARED, SAMPLES, TOKENIZER, dump, say, stage_main, stage_params
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
 from textdiff.families import canvas_drawer, get_family
 from textdiff.io import read_jsonl, write_json, write_jsonl
+from textdiff.params.base import ParamsError
+from textdiff.params.evaluation import EvaluateParams
+from textdiff.params.tasks import InfillParams
 from textdiff.tasks.infill import fill_records, fill_templates, held_out_templates, infill_metrics
 
 @stage_main("infill")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params(infill=InfillParams, evaluate=EvaluateParams)
     section = p.row(name)
     family = get_family(section.family)
     out = METRICS / "infill" / f"{name}.json"
@@ -42,7 +44,7 @@ def main(name: str) -> None:
     if len(templates) < 2:
         raise ParamsError(f"only {len(templates)} test sentences have infill.min_tokens ({ip.min_tokens}) tokens "
                           f"or more: lower infill.min_tokens")
-    from stages.judge import load_judge
+    from textdiff.eval.judge import load_judge
     from textdiff.persist import load_model
 
     model, _ = load_model(MODELS / name, device)
@@ -51,7 +53,7 @@ def main(name: str) -> None:
                               tokenizer.pad_token_id, fills=ip.fills, batch_size=ip.batch_size, seed=p.seed,
                               device=device)
     records = fill_records(tokenizer, canvases, templates, ip.fills)
-    judge = load_judge(p, device)
+    judge = load_judge(p.evaluate, device, JUDGE_LM, TOKENIZER)
     nll, counts, _ = judge.score([f["text"] for r in records for f in r["fills"]])
     ref_nll, ref_counts, _ = judge.score([t.text for t in templates])
     metrics = {"model": name, "supported": True, "handicap": getattr(family, "INFILL_HANDICAP", None),

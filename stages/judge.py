@@ -13,35 +13,20 @@ Outputs judge/ (weights and config, or a pointer to the path) and metrics/judge.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from stages.code import training_code
-from stages.common import (CHECKPOINTS, METRICS, PREPARED, TOKENIZER, dump, fingerprint, params, record_params, say,
-                           stage_main)
+from stages.common import (CHECKPOINTS, JUDGE_LM, METRICS, PREPARED, TOKENIZER, dump, fingerprint, record_params, say,
+                           stage_main, stage_params)
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.data.vocab import Vocab
 from textdiff.device import resolve_device
+from textdiff.eval.judge import TRAINED_JUDGE, load_judge
 from textdiff.io import read_jsonl, write_json
+from textdiff.params.evaluation import EvaluateParams, JudgeParams
 from textdiff.persist import save_model
 
-JUDGE = Path("judge")
-TRAINED = "judge"  # the evaluate.judge value that means "this stage's trained LM"
-
-
-def load_judge(p, device):
-    """The judge the params name, ready to score texts (``.score(texts)``)."""
-    from textdiff.eval.judge import HFJudge, ProjectJudge
-    from textdiff.persist import load_model
-
-    if p.evaluate.judge == TRAINED:
-        model, _ = load_model(JUDGE, device)
-        tok = load_tokenizer(TOKENIZER)
-        return ProjectJudge(model, tok, Vocab.from_tokenizer(tok), device, p.evaluate.batch_size)
-    return HFJudge(p.evaluate.judge, device, p.evaluate.batch_size)
-
-
 def train_judge(p, device) -> dict:
-    from textdiff.config import ARParams
+    from textdiff.params.ar import ARParams
     from textdiff.families import ar
     from textdiff.families.contract import RunContext
 
@@ -55,8 +40,8 @@ def train_judge(p, device) -> dict:
     model, result = ar.fit(section, tokenizer, train_texts,
                            RunContext(seed=p.seed, device=device, checkpoint_dir=CHECKPOINTS / "judge",
                                       fingerprint=key))
-    save_model(JUDGE, model, "judge", dump(section), Vocab.from_tokenizer(tokenizer))
-    record_params(JUDGE / "params.json", {"seed": p.seed, "judge": dump(p.judge)})
+    save_model(JUDGE_LM, model, "judge", dump(section), Vocab.from_tokenizer(tokenizer))
+    record_params(JUDGE_LM / "params.json", {"seed": p.seed, "judge": dump(p.judge)})
     return {"kind": "trained", "steps": result.steps, "stopped_by": result.stopped_by, "wall_s": result.wall_s,
             "final_loss": result.final_loss, "parameters": model.num_parameters(), "train_tokens": result.tokens,
             "train_tokens_per_s": result.tokens_per_s, "train_flops": result.flops}
@@ -64,19 +49,19 @@ def train_judge(p, device) -> dict:
 
 @stage_main("judge")
 def main() -> None:
-    p = params()
+    p = stage_params(judge=JudgeParams, evaluate=EvaluateParams)
     device = resolve_device(p.device)
-    if p.evaluate.judge == TRAINED:
+    if p.evaluate.judge == TRAINED_JUDGE:
         metrics = train_judge(p, device)
     else:
         metrics = {"kind": "huggingface", "path": p.evaluate.judge}
-        write_json(JUDGE / "judge.json", metrics)
+        write_json(JUDGE_LM / "judge.json", metrics)
     test = [r["text"] for r in read_jsonl(PREPARED / "test.jsonl")]
-    nll, counts, _ = load_judge(p, device).score(test)
+    nll, counts, _ = load_judge(p.evaluate, device, JUDGE_LM, TOKENIZER).score(test)
     nats = float(nll.sum() / counts.sum())
     metrics.update({"heldout_ppl": math.exp(nats), "heldout_nats_per_token": nats, "heldout_tokens": int(counts.sum()),
                     "heldout_texts": len(test),
-                    "tokenizer": "project" if p.evaluate.judge == TRAINED else "the judge's own"})
+                    "tokenizer": "project" if p.evaluate.judge == TRAINED_JUDGE else "the judge's own"})
     write_json(METRICS / "judge.json", metrics)
     say("judge", f"held-out ppl {metrics['heldout_ppl']:.1f} (exact, {metrics['heldout_tokens']} tokens)")
 

@@ -10,12 +10,13 @@ import math
 
 import torch
 
-from stages.common import METRICS, MODELS, PREPARED, TOKENIZER, params, say, stage_main
+from stages.common import METRICS, MODELS, PREPARED, TOKENIZER, say, stage_main, stage_params
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
 from textdiff.eval.learning_evidence import canvases, context_blind_bar, context_evidence
 from textdiff.families import get_family
 from textdiff.io import read_jsonl, write_json
+from textdiff.params.evaluation import EvaluateParams
 from textdiff.persist import load_model
 
 PROBE_SENTENCES = 512  # held-out sentences the context probe reads (the first of the test split)
@@ -23,7 +24,7 @@ PROBE_SENTENCES = 512  # held-out sentences the context probe reads (the first o
 
 @stage_main("likelihood")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params(evaluate=EvaluateParams)
     section = p.row(name)
     family = get_family(section.family)
     device = resolve_device(p.device)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from stages.common import PREPARED, dump, params, record_params, say, stage_main
+from stages.common import PARAMS_FILE, PREPARED, dump, record_params, say, stage_main, stage_params
 from textdiff.data.clean import clean_records, length
 from textdiff.data.sources import CorpusError, load_corpus
 from textdiff.data.splits import split_records
 from textdiff.io import write_json, write_jsonl
+from textdiff.params.base import ParamsError
+from textdiff.params.data import DataParams, corpus_files_outside
 
 
 def length_histogram(texts: list[str], unit: str, bin_width: int = 5) -> dict[str, int]:
@@ -33,8 +35,10 @@ def splits_sha256(splits: dict[str, list[dict]]) -> str:
 
 @stage_main("prepare")
 def main() -> None:
-    p = params()
+    p = stage_params(data=DataParams)
     cfg = p.data
+    if (why := corpus_files_outside(cfg)) is not None:
+        raise ParamsError(f"{PARAMS_FILE}: {why}")
     raw, corpus = load_corpus(cfg)
     say("prepare", f"read {len(raw)} records from {corpus['name']} (sha256 {corpus['sha256'][:12]})")
     kept, dropped = clean_records(raw, cfg.min_length, cfg.max_length, cfg.length_unit, cfg.keep_labels)

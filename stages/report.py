@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.common import PARAMS_FILE, REPORTS, params, say, stage_main
+from stages.all_params import params
+from stages.common import PARAMS_FILE, REPORTS, say, stage_main
 from textdiff.io import write_text
 
 COMPUTE_GAP = Path("benchmarks/results/compute_gap.json")  # `make curves` (benchmarks/compute_gap.py), committed

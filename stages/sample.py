@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from stages.common import METRICS, MODELS, SAMPLES, SPACES, TOKENIZER, dump, params, say, stage_main
+from stages.common import METRICS, MODELS, SAMPLES, SPACES, TOKENIZER, dump, say, stage_main, stage_params
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.device import resolve_device
 from textdiff.families import get_family
@@ -19,7 +19,7 @@ from textdiff.spaces import registry as spaces
 
 @stage_main("sample")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params()
     section = p.row(name)
     device = resolve_device(p.device)
     model, _ = load_model(MODELS / name, device)

@@ -14,17 +14,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from stages.common import METRICS, PREPARED, SPACES, TOKENIZER, dump, file_digest, params, say, stage_main
-from stages.features import encodings
-from textdiff.config import EncoderSpaceParams, LatentSpaceParams
+from stages.common import (FEATURES, METRICS, PREPARED, SPACES, TOKENIZER, dump, file_digest, say, stage_log,
+                           stage_main, stage_params)
 from textdiff.device import resolve_device
 from textdiff.io import read_json, read_jsonl, write_json
+from textdiff.params.encoder import EncoderSpaceParams
+from textdiff.params.latent import LatentSpaceParams
 from textdiff.spaces import registry as spaces
+from textdiff.spaces.minilm import cached_features
 
 
 @stage_main("space")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params()
     section = p.row(name)
     out = SPACES / name / "data"
     kind = spaces.kind_of(section.space)
@@ -57,7 +59,8 @@ def feature_cache(name: str, space: EncoderSpaceParams, device_name: str, out) -
     device = resolve_device(device_name)
     say("space", f"{name}: MiniLM {space.features} of {len(texts)} training sentences on {device}")
     t0 = time.perf_counter()
-    cache = encodings("train", texts, space.max_length, space.batch_size, device, "space", space.features)
+    cache = cached_features(FEATURES, "train", texts, space.max_length, space.batch_size, device, space.features,
+                            log=stage_log("space"))
     cache.save(out)
     return {**space_summary(cache), "encode_wall_s": time.perf_counter() - t0,
             "frozen_encoder_flops": minilm_flops(cache.lengths(), space.batch_size, cache.kind),
@@ -86,7 +89,8 @@ def latent_dataset(name: str, space: LatentSpaceParams, device_name: str, out) -
     say("space", f"{name}: {space.autoencoder} latents of {len(texts)} training sentences on {device}")
     t0 = time.perf_counter()
     autoencoder = load_autoencoder(SPACES / name / "autoencoder", device)
-    cache = encodings("train", texts, space.max_length, space.encoder_batch_size, device, "space")
+    cache = cached_features(FEATURES, "train", texts, space.max_length, space.encoder_batch_size, device,
+                            log=stage_log("space"))
     data = SentenceData.of(cache, texts, load_tokenizer(TOKENIZER), space)
     latents = LatentCache.of(encode_all(autoencoder, data, space.encoder_batch_size, device), space.autoencoder)
     latents.save(out)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import argparse
 
-from stages.common import METRICS, MODELS, SAMPLES, SPACES, TOKENIZER, dump, params, say, stage_main
+from stages.common import JUDGE_LM, METRICS, MODELS, SAMPLES, SPACES, TOKENIZER, dump, say, stage_main, stage_params
 from textdiff.io import write_json, write_jsonl
+from textdiff.params.evaluation import EvaluateParams
+from textdiff.params.tasks import StepsSweepParams
 
 
 @stage_main("steps_sweep")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params(steps_sweep=StepsSweepParams, evaluate=EvaluateParams)
     section = p.row(name)
     sweep = p.steps_sweep
-    if name not in p.swept_rows:  # every row has the stage (DVC cannot filter a foreach); this one records why not
+    if section.family not in sweep.families:  # every row has the stage (DVC cannot filter a foreach)
         write_jsonl(SAMPLES / "sweep" / f"{name}.jsonl", [])
         write_json(METRICS / "sweep" / f"{name}.json",
                    {"model": name, "swept": False, "why": f"the {section.family} family is not in steps_sweep.families "
@@ -30,10 +32,9 @@ def main(name: str) -> None:
 
 
 def sweep_row(name: str, section, p) -> None:
-    from stages.evaluate import make_judge
     from textdiff.data.tokenizer import load_tokenizer
     from textdiff.device import resolve_device
-    from textdiff.eval.judge import perplexity_metrics
+    from textdiff.eval.judge import load_judge, perplexity_metrics
     from textdiff.eval.ngrams import diversity
     from textdiff.families import get_family
     from textdiff.families.contract import RunContext
@@ -44,7 +45,7 @@ def sweep_row(name: str, section, p) -> None:
     device = resolve_device(p.device)
     model, _ = load_model(MODELS / name, device)
     tokenizer = load_tokenizer(TOKENIZER)
-    judge = make_judge(p, device)
+    judge = load_judge(p.evaluate, device, JUDGE_LM, TOKENIZER)
     points, records = [], []
     run = RunContext(seed=p.seed, device=device, space=spaces.for_row(section.space, SPACES / name))
     for steps in sweep.steps:

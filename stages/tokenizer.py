@@ -6,15 +6,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stages.common import METRICS, PREPARED, TOKENIZER, dump, params, record_params, say, stage_main
+from stages.common import METRICS, PREPARED, TOKENIZER, dump, record_params, say, stage_main, stage_params
 from textdiff.data.lengths import length_counts
 from textdiff.data.tokenizer import round_trip_rate, train_tokenizer
 from textdiff.io import read_jsonl, write_json
+from textdiff.params.data import TokenizerParams
 
 
 @stage_main("tokenizer")
 def main() -> None:
-    p = params()
+    p = stage_params(tokenizer=TokenizerParams)
     train = [r["text"] for r in read_jsonl(PREPARED / "train.jsonl")]
     valid = [r["text"] for r in read_jsonl(PREPARED / "valid.jsonl")]
     tok = train_tokenizer(train, p.tokenizer.vocab_size, p.tokenizer.min_frequency)

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from stages.code import training_code
-from stages.common import (METRICS, MODELS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, params,
-                           record_params, row_checkpoints, run_group, say, stage_main, tracking_config)
+from stages.common import (METRICS, MODELS, PREPARED, SPACES, TOKENIZER, dump, fingerprint, record_params,
+                           row_checkpoints, run_group, say, stage_main, stage_params, tracking_config)
 from textdiff.data.tokenizer import load_tokenizer
 from textdiff.data.vocab import Vocab
 from textdiff.device import resolve_device
@@ -30,7 +30,7 @@ from textdiff.training.peak import mfu_record
 
 @stage_main("train")
 def main(name: str) -> None:
-    p = params()
+    p = stage_params()
     if p.train_processes > 1 and "WORLD_SIZE" not in os.environ:  # launch the ranks; torchrun by hand skips this
         say("train", f"{name}: {p.train_processes} processes under torchrun")
         sys.exit(subprocess.run(torchrun_command(p.train_processes, "stages.train", name)).returncode)

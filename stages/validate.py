@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from stages.common import dump, params, say, stage_main
+from stages.all_params import params
+from stages.common import dump, say, stage_main
 from textdiff.device import resolve_device
 from textdiff.io import write_json, write_text
 

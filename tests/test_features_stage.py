@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from stages import features as stage
-from textdiff.spaces.minilm import FeatureCache
+from textdiff.spaces.minilm import FeatureCache, cached_features
 
 TEXTS = ["a quiet , lovely film .", "the plot goes nowhere fast .", "funny and sad at once .",
          "too long by half , and dull .", "a mess , but a warm one .", "nothing new here ."]
 
 
 def shared(tmp_path, monkeypatch, texts=TEXTS, max_length=16) -> FeatureCache:
-    monkeypatch.setattr(stage, "FEATURES", tmp_path / "features")
     cache = FeatureCache.build(texts, "encodings", max_length, 4)
     cache.save(tmp_path / "features" / "train")
     return cache
@@ -40,27 +38,27 @@ def test_holds_compares_sentences_kind_and_canvas():
 
 def test_a_stage_reads_the_shared_cache_cut_to_its_sentences(tmp_path, monkeypatch, capsys):
     saved = shared(tmp_path, monkeypatch)
-    got = stage.encodings("train", TEXTS[:4], 16, 4, "cpu", "test")
+    got = cached_features(tmp_path / "features", "train", TEXTS[:4], 16, 4, "cpu")
     assert len(got) == 4 and "encoding" not in capsys.readouterr().out
     assert torch.equal(got.features, saved.head(4).features)
 
 
 def test_other_sentences_or_canvas_are_encoded_here_with_the_same_maths(tmp_path, monkeypatch, capsys):
     saved = shared(tmp_path, monkeypatch)
-    other = stage.encodings("train", TEXTS[:4], 12, 4, "cpu", "test")
+    other = cached_features(tmp_path / "features", "train", TEXTS[:4], 12, 4, "cpu")
     assert "encoding 4 train sentences with MiniLM here" in capsys.readouterr().out
     assert other.max_length == 12
     changed = ["a loud , lovely film ."] + TEXTS[1:]
-    got = stage.encodings("train", changed, 16, 4, "cpu", "test")
+    got = cached_features(tmp_path / "features", "train", changed, 16, 4, "cpu")
     assert "encoding 6 train sentences" in capsys.readouterr().out
     assert got.holds(changed, "encodings", 16)
     # the sentences both hold encode alike (batching differs: float noise only)
     assert torch.allclose(got.sentence(3)[1], saved.sentence(3)[1], atol=2e-2)
-    missing = stage.encodings("test", TEXTS[:2], 16, 4, "cpu", "test")  # no test split written
+    missing = cached_features(tmp_path / "features", "test", TEXTS[:2], 16, 4, "cpu")  # no test split written
     assert len(missing) == 2 and "encoding 2 test sentences" in capsys.readouterr().out
 
 
 def test_input_embeddings_are_always_looked_up_here(tmp_path, monkeypatch, capsys):
     shared(tmp_path, monkeypatch)
-    got = stage.encodings("train", TEXTS[:2], 16, 4, "cpu", "test", kind="embeddings")
+    got = cached_features(tmp_path / "features", "train", TEXTS[:2], 16, 4, "cpu", kind="embeddings")
     assert got.kind == "embeddings" and len(got) == 2 and "encoding" not in capsys.readouterr().out

@@ -65,6 +65,7 @@ def test_evaluation_runs_carry_data_params_and_the_pipeline_group(tmp_path, monk
 
     prepared = tmp_path / "prepared"
     write_json(prepared / "stats.json", {"data_sha256": "ab" * 32})
+    write_json(prepared / "params.json", {"seed": 0, "data": {"source": "rotten_tomatoes"}})  # as prepare records it
     monkeypatch.setattr(common, "PREPARED", prepared)
     monkeypatch.setenv("TEXTDIFF_RUN_GROUP", "run-42")
     monkeypatch.chdir(tmp_path)

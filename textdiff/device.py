@@ -11,7 +11,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from textdiff.config import ParamsError
+        from textdiff.params.base import ParamsError
 
         raise ParamsError("device: cuda was asked for but torch sees no CUDA device (use device: auto or cpu)")
     return torch.device(name)

@@ -69,7 +69,7 @@ def renamed_params(section: dict) -> dict:
 def model_family(meta: dict, folder: Path) -> str:
     """The family of a saved model. A model.json written before rows named their family holds the row's
     name under ``family``: that loads where the row was named after its family (``ar``, the judge)."""
-    from textdiff.config import FAMILIES
+    from textdiff.params import FAMILIES
 
     name = meta.get("params", {}).get("family") or meta["family"]
     if name not in FAMILIES:

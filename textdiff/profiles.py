@@ -16,7 +16,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from textdiff.config import Params, ParamsError, parse_params, read_yaml
+from textdiff.config import Params, parse_params
+from textdiff.params.base import ParamsError, read_yaml
 
 PROFILES = Path("profiles")
 DROPPED = None  # a row mapped to this in a profile's `rows` is left out

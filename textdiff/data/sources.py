@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from textdiff.config import CORPUS_DIR, DataParams
+from textdiff.params.data import CORPUS_DIR, DataParams
 from textdiff.errors import InputError
 
 Record = dict

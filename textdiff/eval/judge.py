@@ -18,6 +18,23 @@ from textdiff.eval.ngrams import unigram_entropy
 from textdiff.losses.causal import sequence_nll
 from textdiff.progress import Progress
 
+TRAINED_JUDGE = "judge"  # the evaluate.judge value that means "the judge stage's trained LM"
+
+
+def load_judge(evaluate, device, judge_dir: Path, tokenizer_dir: Path):
+    """The judge ``evaluate`` names (its ``judge`` and ``batch_size``), ready to score texts (``.score(texts)``):
+    the judge stage's LM in ``judge_dir`` on the project tokenizer in ``tokenizer_dir``, or a Hugging Face causal
+    LM at a local path."""
+    if evaluate.judge == TRAINED_JUDGE:
+        from textdiff.data.tokenizer import load_tokenizer
+        from textdiff.data.vocab import Vocab
+        from textdiff.persist import load_model
+
+        model, _ = load_model(judge_dir, device)
+        tok = load_tokenizer(tokenizer_dir)
+        return ProjectJudge(model, tok, Vocab.from_tokenizer(tok), device, evaluate.batch_size)
+    return HFJudge(evaluate.judge, device, evaluate.batch_size)
+
 
 class ProjectJudge:
     def __init__(self, model, tokenizer, vocab, device: torch.device, batch_size: int = 64):
@@ -46,7 +63,7 @@ class HFJudge:
     def __init__(self, path: str | Path, device: torch.device, batch_size: int = 16):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from textdiff.config import ParamsError
+        from textdiff.params.base import ParamsError
 
         if not (Path(path) / "config.json").is_file():
             raise ParamsError(f"evaluate.judge: {path} is not a Hugging Face model folder (no config.json); give "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from textdiff.config import FAMILIES
+from textdiff.params import FAMILIES
 
 
 def get_family(family: str) -> ModuleType:

@@ -12,7 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from textdiff.config import ARParams, BackboneParams
+from textdiff.params.ar import ARParams
+from textdiff.params.shared import BackboneParams
 from textdiff.data.vocab import Vocab
 from textdiff.eval.context_probe import prefix_swap
 from textdiff.nn import BackboneConfig, Transformer

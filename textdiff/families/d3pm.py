@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from textdiff.config import D3PMModelParams, D3PMParams, DiscreteSampleParams
+from textdiff.params.d3pm import D3PMModelParams, D3PMParams
+from textdiff.params.shared import DiscreteSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import d3pm_hybrid_loss
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textdiff.config import EmbeddingModelParams, EmbeddingParams, GaussianSampleParams
+from textdiff.params.embedding import EmbeddingModelParams, EmbeddingParams, GaussianSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.losses.gaussian import denoising_pass, sample_times

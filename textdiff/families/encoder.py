@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from textdiff.config import ContinuousSampleParams, EncoderModelParams, EncoderParams
+from textdiff.params.encoder import EncoderModelParams, EncoderParams
+from textdiff.params.shared import ContinuousSampleParams
 from textdiff.data.batching import batch_indices
 from textdiff.data.vocab import Vocab
 from textdiff.nn.vector_diffusion import VectorDiffusion

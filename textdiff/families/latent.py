@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from textdiff.config import LatentModelParams, LatentParams, LatentSampleParams
+from textdiff.params.latent import LatentModelParams, LatentParams, LatentSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn.vector_diffusion import VectorDiffusion
 from textdiff.sampling.batched import seeded_texts

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from textdiff.config import MaskedModelParams, MaskedSampleParams, MDLMParams
+from textdiff.params.mdlm import MDLMParams, MaskedModelParams, MaskedSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.losses.discrete import masked_diffusion_loss
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from textdiff.config import SEDDModelParams, SEDDParams, SEDDSampleParams
+from textdiff.params.sedd import SEDDModelParams, SEDDParams, SEDDSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.discrete import antithetic_times, continuous_time, discrete_schedule, graph_for, time_for_share

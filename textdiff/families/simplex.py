@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from textdiff.config import SimplexModelParams, SimplexParams, SimplexSampleParams
+from textdiff.params.simplex import SimplexModelParams, SimplexParams, SimplexSampleParams
 from textdiff.data.vocab import Vocab
 from textdiff.nn import BackboneConfig, DenoiserModel, Transformer
 from textdiff.processes.gaussian import GaussianProcess

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from textdiff.config import DiffusionParams
+from textdiff.params.shared import DiffusionParams
 from textdiff.nn import Transformer
 from textdiff.processes.gaussian import GaussianProcess
 from textdiff.training.self_conditioning import self_condition_input

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from textdiff.config import DecoderParams
+from textdiff.params.encoder import DecoderParams
 from textdiff.data.batching import batch_indices
 from textdiff.io import atomic_path, read_json, write_json
 from textdiff.nn import BackboneConfig, Transformer

@@ -208,3 +208,18 @@ def space_summary(cache: FeatureCache) -> dict:
             "tokens": int(cache.offsets[-1]), "mean_length": sum(lengths) / max(len(lengths), 1),
             "at_max_length": sum(n == cache.max_length for n in lengths), "dim": int(cache.features.shape[1]),
             "std_min": float(cache.std.min()), "std_max": float(cache.std.max())}
+
+
+def cached_features(features_dir: Path, split: str, texts: list[str], max_length: int, batch_size: int, device,
+                    kind: str = "encodings", log=print) -> FeatureCache:
+    """MiniLM ``kind`` features of ``texts``, the first sentences of ``split``: the cache the features stage wrote
+    to ``features_dir/split`` (cut to ``len(texts)``) when it holds them at ``max_length``, else computed here
+    (input ``embeddings`` always: a table lookup nothing caches)."""
+    if kind == "encodings" and (features_dir / split / CACHE_FILE).exists():
+        cache = FeatureCache.load(features_dir / split).head(len(texts))
+        if cache.holds(texts, "encodings", max_length):
+            return cache
+    if kind == "encodings":
+        log(f"encoding {len(texts)} {split} sentences with MiniLM here ({features_dir} holds another canvas or "
+            f"corpus)")
+    return FeatureCache.build(texts, kind, max_length, batch_size, device)

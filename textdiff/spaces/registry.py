@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from textdiff.config import EncoderSpaceParams, LatentSpaceParams
+from textdiff.params.encoder import EncoderSpaceParams
+from textdiff.params.latent import LatentSpaceParams
 
 
 def kind_of(space_params) -> str:

@@ -79,7 +79,7 @@ def no_labels_reason(labels: list[str], label_column, test_labels: list[str] | N
 
 def steered_labels(requested: list[str] | None, labels: list[str]) -> list[str]:
     """``control.labels``, checked against the training split's labels, or all of them."""
-    from textdiff.config import ParamsError
+    from textdiff.params.base import ParamsError
 
     known = sorted(set(labels))
     if requested is None:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from textdiff.config import TrainParams
+from textdiff.params.shared import TrainParams
 from textdiff.device import autocast
 from textdiff.errors import InputError
 from textdiff.progress import Progress

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from textdiff.config import CompressorParams
+from textdiff.params.latent import CompressorParams
 
 
 class PerceiverLayer(nn.Module):

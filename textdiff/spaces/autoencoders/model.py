@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from textdiff.config import LatentSpaceParams
+from textdiff.params.latent import LatentSpaceParams
 from textdiff.data.batching import batch_indices, encode_sequences, pad_batch
 from textdiff.data.vocab import Vocab
 from textdiff.io import atomic_path, read_json, write_json
