@@ -75,10 +75,13 @@ def plan(repo_dir: Path, remote: str | None) -> Plan:
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", cwd=repo_dir, check=False)
     changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}"))
     ran = set()
-    if "validate" in changed:  # its data/params/ROW.yaml say which rows a params change reaches: bring them up to date
-        dvc("repro", "--single-item", "validate", cwd=repo_dir)
-        changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}")) | {"validate"}
-        ran = {"validate"}
+    # code's digests say which stages a code change reaches, validate's data/params/ROW.yaml which rows a params
+    # change reaches: bring them up to date first, then ask DVC again
+    for first in ("code", "validate"):
+        if first in changed:
+            dvc("repro", "--single-item", first, cwd=repo_dir)
+            ran.add(first)
+            changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}")) | ran
     return Plan(order, upstream, changed, ran)
 
 

@@ -225,16 +225,19 @@ def test_dvc_knows_what_a_changed_decoder_space_or_autoencoder_invalidates(repo,
 
 def test_an_orchestration_or_report_schema_edit_retrains_nothing(repo, reproduced):
     """Params are split by owner (textdiff/params/): a training stage depends on its row's and the run's schema
-    modules only, so DVC's status after an edit to the orchestration's or the report's schema lists the stages
-    that read the whole params (validate, evaluate, report) and no trained component."""
+    modules only, so DVC's status after an edit to the orchestration's or the report's schema (and the code
+    stage's new digests) lists the stages that read the whole params (validate, evaluate, report) and no trained
+    component."""
     for owner in ("orchestration", "report"):
         schema = repo / "textdiff" / "params" / f"{owner}.py"
         original = schema.read_text()
         try:
             schema.write_text(original + "\n# an edited schema module\n")
+            run(["dvc", "repro", "--single-item", "code"], repo)  # the stages' code digests, as repro runs it first
             changed = set(json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}"))
         finally:
             schema.write_text(original)
+            run(["dvc", "repro", "--single-item", "code"], repo)
         assert {"validate", "report"} <= changed, owner
         trained = {s for s in changed if s.split("@")[0] in ("train", "autoencoder", "decoder", "judge", "space")}
         assert not trained, (owner, trained)
