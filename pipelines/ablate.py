@@ -2,7 +2,7 @@
 
     python -m pipelines.ablate [--file ablations.yaml] [--only GROUP] [--jobs N]
 
-Each group in ablations.yaml names a model and a set of runs; each run is a
+Each group in ablations.yaml names a row (or `rows`) and a set of runs; each run is a
 list of param overrides. Every run is queued (``dvc exp run --queue -n NAME
 -S …``), then the queue runs ``--jobs`` experiments at a time (default
 ``orchestration.sweep_jobs``), each in its own temp copy. DVC re-runs only the
@@ -34,19 +34,28 @@ METRIC_KEYS = ("gen_ppl", "gen_ppl_sample_mean", "entropy", "div", "mem", "mauve
                "gen_ppl_ci", "entropy_ci", "div_ci", "mem_ci", "mauve_ci", "heldout_ppl_ci", "rounding_error",
                "rounding_error_ci", "degenerate", "degenerate_reasons", "control_success", "control_unguided_success",
                "control_gen_ppl")
-TASK_METRICS = ("metrics/control/{model}.json",)  # flat figures of the task stages (control@ROW)
+TASK_METRICS = ("metrics/control/{row}.json",)  # flat figures of the task stages (control@ROW)
+
+
+RENAMED = {"model": "row", "models": "rows"}  # a group's keys before a row was called a row everywhere
 
 
 def load_groups(path: Path) -> dict:
     groups = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for name, group in groups.items():
-        for key in ("model", "runs"):
-            if key == "model" and "models" in group:
-                if not (isinstance(group["models"], list) and group["models"]
-                        and all(isinstance(m, str) for m in group["models"])):
-                    raise ValueError(f"{path}: {name}.models must be a list of row names")
-            elif key not in group:
-                raise ValueError(f"{path}: group {name!r} needs {key!r} (or a list 'models')")
+        for old, new in RENAMED.items():
+            if old in group:
+                if new in group:
+                    raise ValueError(f"{path}: group {name!r} names both {old!r} and {new!r}: keep {new!r}")
+                print(f"[ablate] {path}: {name}.{old} is deprecated, write {name}.{new}", file=sys.stderr)
+                group[new] = group.pop(old)
+        if "rows" in group:
+            if not (isinstance(group["rows"], list) and group["rows"] and all(isinstance(m, str) for m in group["rows"])):
+                raise ValueError(f"{path}: {name}.rows must be a list of row names")
+        elif "row" not in group:
+            raise ValueError(f"{path}: group {name!r} needs 'row' (or a list 'rows')")
+        if "runs" not in group:
+            raise ValueError(f"{path}: group {name!r} needs 'runs'")
         for run, overrides in group["runs"].items():
             if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
                 raise ValueError(f"{path}: {name}.runs.{run} must be a list of 'key=value' overrides")
@@ -87,14 +96,13 @@ def experiment_revisions(cwd: Path | str = ".") -> list[dict]:
     return json.loads(dvc("exp", "show", "--json", cwd=cwd).stdout)
 
 
-def experiment_metrics(model: str, cwd: Path | str = ".", rows: list[dict] | None = None) -> dict[str, dict]:
+def experiment_metrics(row: str, cwd: Path | str = ".", rows: list[dict] | None = None) -> dict[str, dict]:
     """Metrics of ``metrics/eval/MODEL.json``, ``metrics/likelihood/MODEL.json`` and the task files for every
     experiment, by name. The files are outputs, not declared DVC metrics (so that ``dvc metrics show`` reads in
     one screen): each is read at the experiment's revision from DVC's cache. ``rows``: ``experiment_revisions``
     already read."""
     rows = experiment_revisions(cwd) if rows is None else rows
-    paths = (f"metrics/likelihood/{model}.json", f"metrics/eval/{model}.json",
-             *(t.format(model=model) for t in TASK_METRICS))
+    paths = (f"metrics/likelihood/{row}.json", f"metrics/eval/{row}.json", *(t.format(row=row) for t in TASK_METRICS))
     found: dict[str, dict] = {}
 
     def visit(entry: dict, is_experiment: bool) -> None:
@@ -134,36 +142,36 @@ def collect(groups: dict, cwd: Path | str = ".") -> dict:
     data_sha256 = read_json(stats).get("data_sha256") if stats.exists() else None
     raw_params = yaml.safe_load((Path(cwd) / "params.yaml").read_text(encoding="utf-8")) or {}
     out, revisions = {}, experiment_revisions(cwd)
-    for gname, group in per_model(groups).items():
-        metrics = experiment_metrics(group["model"], cwd, revisions)
-        baseline = Path(cwd) / f"metrics/eval/{group['model']}.json"
+    for gname, group in per_row(groups).items():
+        metrics = experiment_metrics(group["row"], cwd, revisions)
+        baseline = Path(cwd) / f"metrics/eval/{group['row']}.json"
         rows = []
         if baseline.exists():
             merged = read_json(baseline)
-            likelihood = Path(cwd) / f"metrics/likelihood/{group['model']}.json"
+            likelihood = Path(cwd) / f"metrics/likelihood/{group['row']}.json"
             if likelihood.exists():
                 merged = {**read_json(likelihood), **merged}
-            for task in (Path(cwd) / t.format(model=group["model"]) for t in TASK_METRICS):
+            for task in (Path(cwd) / t.format(row=group["row"]) for t in TASK_METRICS):
                 merged = {**(read_json(task) if task.exists() else {}), **merged}
             rows.append({"name": "baseline (params.yaml)", "overrides": [], **_pick(merged)})
         for run, overrides in group["runs"].items():
             rows.append({"name": run, "overrides": overrides, **_pick(metrics.get(run, {}))})
-        out[gname] = {"description": group.get("description", ""), "model": group["model"], "rows": rows,
-                      "data_sha256": data_sha256, "base_params": base_params_digest(raw_params, group["model"]),
+        out[gname] = {"description": group.get("description", ""), "row": group["row"], "rows": rows,
+                      "data_sha256": data_sha256, "base_params": base_params_digest(raw_params, group["row"]),
                       **({"seeds": True} if group.get("seeds") else {})}
     return out
 
 
-def per_model(groups: dict) -> dict:
-    """A group that names several ``models`` (its runs retrain them all, e.g. the training seeds) is collected
+def per_row(groups: dict) -> dict:
+    """A group that names several ``rows`` (its runs retrain them all, e.g. the training seeds) is collected
     as one group per row, ``GROUP/ROW``: the same experiments, each row's metrics."""
     out = {}
     for gname, group in groups.items():
-        if "models" not in group:
+        if "rows" not in group:
             out[gname] = group
             continue
-        for model in group["models"]:
-            out[f"{gname}/{model}"] = {**{k: v for k, v in group.items() if k != "models"}, "model": model}
+        for row in group["rows"]:
+            out[f"{gname}/{row}"] = {**{k: v for k, v in group.items() if k != "rows"}, "row": row}
     return out
 
 

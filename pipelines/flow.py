@@ -169,7 +169,7 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, remote: str |
 
     def submit(stage: str, outcome: dict[str, str]):
         if stage in p.ran:  # already run by the plan, whose status of every later stage accounts for it
-            return "ran"
+            return p.ran[stage]
         return stage_task.submit(stage, str(cwd), p.must_run(stage, outcome), remote, threads, deployment_for(stage),
                                  settings.gpu_timeout_s)
 

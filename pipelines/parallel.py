@@ -77,7 +77,7 @@ def reproduce(repo_dir: Path, stages: list[str] | None, jobs: int, echo=print,
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             def submit(stage: str, outcome: dict[str, str]):
                 if stage in p.ran:
-                    return "ran"
+                    return p.ran[stage]
                 return pool.submit(one, stage) if p.must_run(stage, outcome) else "skipped"
 
             return run_as_ready(selected, p.upstream, submit, jobs)

@@ -36,7 +36,7 @@ class Plan:
     order: list[str]
     upstream: dict[str, set[str]]
     changed: set[str] = field(default_factory=set)
-    ran: set[str] = field(default_factory=set)  # stages the plan itself ran (validate, when params changed)
+    ran: dict[str, str] = field(default_factory=dict)  # stages the plan itself ran (code, validate) -> outcome
 
     def select(self, stages: list[str] | None) -> list[str]:
         """``stages`` (every stage when None) with every stage they need, in DVC's order, as ``dvc repro
@@ -50,7 +50,8 @@ class Plan:
 
     def must_run(self, stage: str, outcome: dict[str, str]) -> bool:
         """DVC listed it as changed, or a stage it depends on ran (or was restored) in this run."""
-        return stage in self.changed or any(outcome.get(up) in ("ran", "restored") for up in self.upstream[stage] - self.ran)
+        return stage in self.changed or any(outcome.get(up) in ("ran", "restored")
+                                            for up in self.upstream[stage] - self.ran.keys())
 
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -74,14 +75,13 @@ def plan(repo_dir: Path, remote: str | None) -> Plan:
         dvc("remote", "default", "--local", remote, cwd=repo_dir)
         dvc("pull", "--remote", remote, "--run-cache", "--allow-missing", cwd=repo_dir, check=False)
     changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}"))
-    ran = set()
+    ran = {}
     # code's digests say which stages a code change reaches, validate's data/params/ROW.yaml which rows a params
-    # change reaches: bring them up to date first, then ask DVC again
+    # change reaches: bring them up to date first (from the run cache where it has them), then ask DVC again
     for first in ("code", "validate"):
         if first in changed:
-            dvc("repro", "--single-item", first, cwd=repo_dir)
-            ran.add(first)
-            changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}")) | ran
+            ran[first] = run_stage(first, repo_dir, pull=bool(remote))[0]
+            changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}")) | set(ran)
     return Plan(order, upstream, changed, ran)
 
 

@@ -1,7 +1,7 @@
 """Ablation sweeps as a Prefect flow: param overrides -> queued DVC experiments -> a table in the report.
 
     python -m pipelines.sweep [--only GROUP] [--jobs N]                      (make sweep)
-    python -m pipelines.sweep --model sedd_absorb --run a=sedd_absorb.sample.steps=32 --run b=...
+    python -m pipelines.sweep --row sedd_absorb --run a=sedd_absorb.sample.steps=32 --run b=...
 
 The work is pipelines.ablate's (queue each run with ``dvc exp run --queue -S``,
 run the queue ``jobs`` at a time, collect ``dvc exp show --json``); the flow adds
@@ -12,6 +12,7 @@ a task per step with retries on the queue run, the report refresh
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from prefect import flow, task
@@ -43,15 +44,15 @@ def collect_metrics(groups: dict, repo_dir: str) -> dict:
 
 
 @flow(name="textdiff-sweep", log_prints=True)
-def sweep(repo_dir: str = ".", file: str | None = None, only: str | None = None, model: str | None = None,
+def sweep(repo_dir: str = ".", file: str | None = None, only: str | None = None, row: str | None = None,
           runs: dict[str, list[str]] | None = None, group: str = "sweep", description: str = "",
           jobs: int | None = None) -> dict:
-    """Either ``runs`` ({name: [overrides]}) for ``model`` as one group, or the groups of ``file`` (``only`` one)."""
+    """Either ``runs`` ({name: [overrides]}) for ``row`` as one group, or the groups of ``file`` (``only`` one)."""
     cwd = str(Path(repo_dir).resolve())
     if runs:
-        if not model:
-            raise ValueError("a sweep given as runs needs the model whose metrics it compares")
-        groups = {group: {"model": model, "description": description, "runs": runs}}
+        if not row:
+            raise ValueError("a sweep given as runs needs the row whose metrics it compares")
+        groups = {group: {"row": row, "description": description, "runs": runs}}
     else:
         groups = load_groups(Path(cwd) / (file or ABLATIONS))
         if only:
@@ -78,7 +79,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", default=None, help="ablation groups (default ablations.yaml)")
     parser.add_argument("--only", help="one group of the file")
-    parser.add_argument("--model", help="with --run: the row whose metrics are compared")
+    parser.add_argument("--row", help="with --run: the row whose metrics are compared")
+    parser.add_argument("--model", dest="old_model", help=argparse.SUPPRESS)  # the old spelling of --row
     parser.add_argument("--run", action="append", default=[], metavar="NAME=KEY=VALUE[,KEY=VALUE]",
                         help="one experiment: a name and its overrides")
     parser.add_argument("--jobs", type=int)
@@ -90,7 +92,13 @@ def main() -> None:
             parser.error(f"--run {spec!r}: expected NAME=key=value[,key=value]")
         runs[name] = overrides.split(",")
     with prefect_api(load_params().orchestration.server_startup_timeout_s):
-        sweep(file=args.file, only=args.only, model=args.model, runs=runs or None, jobs=args.jobs)
+        sweep(file=args.file, only=args.only, row=args.row or deprecated_model(args.old_model), runs=runs or None, jobs=args.jobs)
+
+
+def deprecated_model(model: str | None) -> str | None:
+    if model:
+        print("[sweep] --model is deprecated: write --row", file=sys.stderr)
+    return model
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from textdiff.tasks.control import control_metrics, guided_texts, labelled, pool
 
 
 def unsupported(name: str, reason: str) -> None:
-    record = {"model": name, "supported": False, "reason": reason}
+    record = {"row": name, "supported": False, "reason": reason}
     write_jsonl(SAMPLES / "control" / f"{name}.jsonl", [record])
     write_json(METRICS / "control" / f"{name}.json", record)
     say("control", f"{name} not run: {reason}")
@@ -70,7 +70,7 @@ def main(name: str) -> None:
         records.append({"label": label, "strength": cp.strength, "texts": texts})
     unguided_ppl = control_metrics(targets[0], unguided, unguided_predicted, unguided_predicted, lm_judge,
                                    resamples=p.evaluate.bootstrap, seed=p.seed)
-    metrics = {"model": name, "supported": True, "strength": cp.strength, "labels": per_label,
+    metrics = {"row": name, "supported": True, "strength": cp.strength, "labels": per_label,
                # flat figures for ablation tables: the mean over labels, and every guided sample's gen_ppl
                "control_success": sum(m["success"] for m in per_label.values()) / len(per_label),
                "control_unguided_success": sum(m["unguided_success"] for m in per_label.values()) / len(per_label),
@@ -88,5 +88,5 @@ def main(name: str) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model")
-    main(parser.parse_args().model)
+    parser.add_argument("row", help="a row of params.yaml's rows")
+    main(parser.parse_args().row)

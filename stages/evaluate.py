@@ -155,13 +155,13 @@ def main(name: str | None, noise_floor: bool = False) -> None:
 
         texts = noise_floor_texts(p)
         write_jsonl(SAMPLES / f"{NOISE_FLOOR}.jsonl", [{"text": t} for t in texts])
-        metrics = {"model": NOISE_FLOOR, **text_metrics(texts, p, device, noise_threshold="floor")}
+        metrics = {"row": NOISE_FLOOR, **text_metrics(texts, p, device, noise_threshold="floor")}
         out = METRICS / "eval" / f"{NOISE_FLOOR}.json"
         name = None
     elif name is None:
         texts = [r["text"] for r in read_jsonl(PREPARED / "valid.jsonl")][: p.evaluate.num_references]
         # MAUVE at the rows' n (its value and floor depend on n); the other figures on every reference text
-        metrics = {"model": "reference",
+        metrics = {"row": "reference",
                    **text_metrics(texts, p, device, mauve_texts=p.defaults.sample.num_samples,
                                   noise_threshold=floor_threshold()),
                    "wordpiece_roundtrip": wordpiece_reference(texts, p, device)}
@@ -170,7 +170,7 @@ def main(name: str | None, noise_floor: bool = False) -> None:
         p.row(name)
         texts = [r["text"] for r in read_jsonl(SAMPLES / f"{name}.jsonl")]
         speed = read_json(METRICS / "sample" / f"{name}.json")
-        metrics = {"model": name, **text_metrics(texts, p, device, noise_threshold=floor_threshold()),
+        metrics = {"row": name, **text_metrics(texts, p, device, noise_threshold=floor_threshold()),
                    "samples_per_s": speed["samples_per_s"], "tokens_per_s": speed["tokens_per_s"],
                    "sample_wall_s": speed["wall_s"]}
         out = METRICS / "eval" / f"{name}.json"
@@ -187,9 +187,9 @@ def main(name: str | None, noise_floor: bool = False) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("model", nargs="?")
+    group.add_argument("row", nargs="?", help="a row of params.yaml's rows")
     group.add_argument("--reference", action="store_true", help="evaluate held-out real text")
     group.add_argument("--noise-floor", action="store_true",
                        help="evaluate text drawn from the positional unigram (the noise floor)")
     args = parser.parse_args()
-    main(None if args.reference or args.noise_floor else args.model, noise_floor=args.noise_floor)
+    main(None if args.reference or args.noise_floor else args.row, noise_floor=args.noise_floor)

@@ -27,7 +27,7 @@ def main(name: str) -> None:
     family = get_family(section.family)
     out = METRICS / "infill" / f"{name}.json"
     if family.CANNOT_INFILL is not None:
-        record = {"model": name, "supported": False, "reason": family.CANNOT_INFILL}
+        record = {"row": name, "supported": False, "reason": family.CANNOT_INFILL}
         write_jsonl(SAMPLES / "infill" / f"{name}.jsonl", [record])
         write_json(out, record)
         say("infill", f"{name} cannot infill: {family.CANNOT_INFILL}")
@@ -56,7 +56,7 @@ def main(name: str) -> None:
     judge = load_judge(p.evaluate, device, JUDGE_LM, TOKENIZER)
     nll, counts, _ = judge.score([f["text"] for r in records for f in r["fills"]])
     ref_nll, ref_counts, _ = judge.score([t.text for t in templates])
-    metrics = {"model": name, "supported": True, "handicap": getattr(family, "INFILL_HANDICAP", None),
+    metrics = {"row": name, "supported": True, "handicap": getattr(family, "INFILL_HANDICAP", None),
                **infill_metrics(records, nll, counts, resamples=p.evaluate.bootstrap, seed=p.seed),
                "reference_gen_ppl": math.exp(ref_nll.sum() / ref_counts.sum()),  # the held-out sentences themselves
                "sample_params": dump(sample), "infill_params": dump(ip)}
@@ -70,5 +70,5 @@ def main(name: str) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model")
-    main(parser.parse_args().model)
+    parser.add_argument("row", help="a row of params.yaml's rows")
+    main(parser.parse_args().row)

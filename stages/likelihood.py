@@ -34,7 +34,7 @@ def main(name: str) -> None:
     torch.manual_seed(p.seed)
     metrics = family.likelihood(model, tokenizer, test, device=device, batch_size=p.evaluate.batch_size,
                                 draws=p.evaluate.elbo_t_draws, seed=p.seed)
-    metrics = {"model": name, "heldout_texts": len(test), **metrics}
+    metrics = {"row": name, "heldout_texts": len(test), **metrics}
     if family.LIKELIHOOD_FOOTING is not None and metrics.get("heldout_ppl"):
         seq_len = section.model.seq_len
         bar = context_blind_bar(tokenizer, split_texts("train"), split_texts("valid"), seq_len,
@@ -57,5 +57,5 @@ def split_texts(split: str) -> list[str]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model")
-    main(parser.parse_args().model)
+    parser.add_argument("row", help="a row of params.yaml's rows")
+    main(parser.parse_args().row)

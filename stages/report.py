@@ -27,7 +27,7 @@ def main() -> None:
 
     p = params()
     raw_params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8")) or {}
-    run = load_run(Path("."), list(p.models), list(p.swept_rows))
+    run = load_run(Path("."), list(p.row_families), list(p.swept_rows))
     plots = REPORTS / "plots"
     plot_quality(run.rows, plots / "quality.png")
     plot_losses(run.loss_curves, plots / "loss.png")
@@ -37,7 +37,7 @@ def main() -> None:
     gap = optional_json(COMPUTE_GAP)
     curves = claim_rows(gap, run.stats.get("data_sha256"),
                         {row: training_digest(p, row) for row in (gap or {}).get("training_digests", {})
-                         if row in p.models})  # the rows `make curves` trained, as they are in params.yaml now
+                         if row in p.row_families})  # the rows `make curves` trained, as they are in params.yaml now
     write_text(REPORTS / "report.md", render(p, run, ablations, left_out, load_claims(), judged=curves))
     say("report", f"{len(run.rows)} rows -> {REPORTS / 'report.md'}")
 

@@ -34,5 +34,5 @@ def main(name: str) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model")
-    main(parser.parse_args().model)
+    parser.add_argument("row", help="a row of params.yaml's rows")
+    main(parser.parse_args().row)

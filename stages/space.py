@@ -104,5 +104,5 @@ PREPARE = {"tokens": token_space, "features": feature_cache, "latent": latent_da
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model")
-    main(parser.parse_args().model)
+    parser.add_argument("row", help="a row of params.yaml's rows")
+    main(parser.parse_args().row)

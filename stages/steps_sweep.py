@@ -25,7 +25,7 @@ def main(name: str) -> None:
     if section.family not in sweep.families:  # every row has the stage (DVC cannot filter a foreach)
         write_jsonl(SAMPLES / "sweep" / f"{name}.jsonl", [])
         write_json(METRICS / "sweep" / f"{name}.json",
-                   {"model": name, "swept": False, "why": f"the {section.family} family is not in steps_sweep.families "
+                   {"row": name, "swept": False, "why": f"the {section.family} family is not in steps_sweep.families "
                                                           f"({', '.join(sweep.families)})"})
         return
     sweep_row(name, section, p)
@@ -66,11 +66,11 @@ def sweep_row(name: str, section, p) -> None:
                            f"{cache['uncached_wall_s']:.1f} s, same samples: {cache['cache_same_samples']}")
     write_jsonl(SAMPLES / "sweep" / f"{name}.jsonl", records)
     write_json(METRICS / "sweep" / f"{name}.json",
-               {"model": name, "swept": True, "num_samples": sweep.num_samples, "points": points,
+               {"row": name, "swept": True, "num_samples": sweep.num_samples, "points": points,
                 "sample_params": dump(section.sample), **cache})
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model")
-    main(parser.parse_args().model)
+    parser.add_argument("row", help="a row of params.yaml's rows")
+    main(parser.parse_args().row)

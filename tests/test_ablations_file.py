@@ -56,18 +56,30 @@ def test_overrides_become_set_or_add():
 
 
 def test_a_group_of_several_rows_is_collected_per_row(tmp_path):
-    from pipelines.ablate import per_model
+    from pipelines.ablate import per_row
 
     groups = load_groups(ROOT / "ablations.yaml")
     seeds = groups["training_seeds"]
-    assert seeds["seeds"] is True and {"ar", "sedd_absorb", "sedd_uniform", "d3pm_absorb"} <= set(seeds["models"])
-    expanded = per_model({"training_seeds": seeds, "one": {"model": "mdlm", "runs": {"r": ["seed=1"]}}})
-    assert set(expanded) == {f"training_seeds/{m}" for m in seeds["models"]} | {"one"}
-    assert expanded["training_seeds/ar"]["model"] == "ar" and expanded["training_seeds/ar"]["runs"] == seeds["runs"]
+    assert seeds["seeds"] is True and {"ar", "sedd_absorb", "sedd_uniform", "d3pm_absorb"} <= set(seeds["rows"])
+    expanded = per_row({"training_seeds": seeds, "one": {"row": "mdlm", "runs": {"r": ["seed=1"]}}})
+    assert set(expanded) == {f"training_seeds/{m}" for m in seeds["rows"]} | {"one"}
+    assert expanded["training_seeds/ar"]["row"] == "ar" and expanded["training_seeds/ar"]["runs"] == seeds["runs"]
     bad = tmp_path / "ablations.yaml"
-    bad.write_text("g:\n  models: ar\n  runs: {r: [seed=1]}\n")
-    with pytest.raises(ValueError, match="g.models must be a list of row names"):
+    bad.write_text("g:\n  rows: ar\n  runs: {r: [seed=1]}\n")
+    with pytest.raises(ValueError, match="g.rows must be a list of row names"):
         load_groups(bad)
     bad.write_text("g:\n  runs: {r: [seed=1]}\n")
-    with pytest.raises(ValueError, match="group 'g' needs 'model'"):
+    with pytest.raises(ValueError, match="group 'g' needs 'row'"):
         load_groups(bad)
+
+
+def test_the_old_spelling_of_a_groups_row_is_read_with_a_deprecation_message(tmp_path, capsys):
+    old = tmp_path / "ablations.yaml"
+    old.write_text("g:\n  model: ar\n  runs: {r: [seed=1]}\nh:\n  models: [ar, mdlm]\n  runs: {r: [seed=1]}\n")
+    groups = load_groups(old)
+    assert groups["g"]["row"] == "ar" and groups["h"]["rows"] == ["ar", "mdlm"] and "model" not in groups["g"]
+    err = capsys.readouterr().err
+    assert "g.model is deprecated, write g.row" in err and "h.models is deprecated, write h.rows" in err
+    old.write_text("g:\n  model: ar\n  row: mdlm\n  runs: {r: [seed=1]}\n")
+    with pytest.raises(ValueError, match="names both 'model' and 'row'"):
+        load_groups(old)

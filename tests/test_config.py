@@ -42,7 +42,9 @@ def test_defaults_merge_under_every_row_and_a_row_overrides_them():
     # a part written in part keeps its own defaults: the decoder's share and warmup, the encoder's share
     assert (enc.decoder.train.steps, enc.decoder.train.budget_share, enc.decoder.train.warmup_steps) == (20, 0.2, 30)
     assert enc.train.budget_share == 0.8 and enc.train.steps == 7
-    assert p.models == {"a": "mdlm", "b": "mdlm", "enc": "encoder"}
+    assert p.row_families == {"a": "mdlm", "b": "mdlm", "enc": "encoder"}
+    with pytest.warns(DeprecationWarning, match="Params.models is deprecated"):
+        assert p.models == p.row_families
     assert p.swept_rows == ["a", "b"]
 
 

@@ -53,7 +53,7 @@ def add_stage(repo: Path, name: str, cmd: str, outs: list[str]) -> None:
 
 
 def test_flow_runs_the_pipeline_stage_by_stage(repo, first_run):
-    assert list(first_run)[:3] == ["validate", "prepare", "tokenizer"] and list(first_run)[-1] == "report"
+    assert list(first_run)[:4] == ["code", "validate", "prepare", "tokenizer"] and list(first_run)[-1] == "report"
     assert set(first_run) >= {"train@ar", "sample@ar", "likelihood@ar", "evaluate@ar", "evaluate_reference"}
     assert set(first_run.values()) == {"ran"}
     assert "| ar |" in (repo / "reports" / "report.md").read_text()
@@ -161,12 +161,12 @@ def test_sweep_flow_runs_queued_experiments_and_tabulates_them(repo, first_run):
     from pipelines.sweep import sweep
 
     commit_all(repo, "before sweep")
-    collected = sweep(repo_dir=str(repo), model="ar", group="top_p", description="nucleus",
+    collected = sweep(repo_dir=str(repo), row="ar", group="top_p", description="nucleus",
                       runs={"p-90": ["rows.ar.sample.top_p=0.9"], "p-50": ["rows.ar.sample.top_p=0.5"]}, jobs=2)
     rows = {r["name"]: r for r in collected["top_p"]["rows"]}
     assert set(rows) == {"baseline (params.yaml)", "p-90", "p-50"}
     assert rows["p-90"]["gen_ppl"] != rows["p-50"]["gen_ppl"]
-    assert json.loads((repo / "reports" / "ablations.json").read_text())["top_p"]["model"] == "ar"
+    assert json.loads((repo / "reports" / "ablations.json").read_text())["top_p"]["row"] == "ar"
     report = (repo / "reports" / "report.md").read_text()
     assert "### top_p (ar)" in report and "`rows.ar.sample.top_p=0.5`" in report
 

@@ -49,7 +49,7 @@ def test_the_report_quotes_the_committed_mauve_interval_measurement():
     cases = json.loads((ROOT / "benchmarks/results/mauve_interval.json").read_text())["cases"]
     ratios = sorted(c["ratio_bootstrap_to_sets"] for c in cases.values())
     held = [f"{c['intervals_holding_the_mean']} of {c['sets']}" for c in cases.values()]
-    note = mauve_note([{"model": "ar", "mauve_n": 128}])
+    note = mauve_note([{"row": "ar", "mauve_n": 128}])
     assert f"{ratios[0]:.1f}–{ratios[-1]:.1f}×" in note and all(h in note for h in held)
 
 

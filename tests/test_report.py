@@ -23,7 +23,7 @@ def write(path: Path, obj) -> None:
 
 
 def eval_metrics(name, gen_ppl, mauve, mauve_ci, *, degenerate=False, reasons=(), div=0.8):
-    return {"model": name, "num_samples": 24, "gen_ppl": gen_ppl, "gen_ppl_ci": [gen_ppl * 0.9, gen_ppl * 1.1],
+    return {"row": name, "num_samples": 24, "gen_ppl": gen_ppl, "gen_ppl_ci": [gen_ppl * 0.9, gen_ppl * 1.1],
             "gen_ppl_sample_mean": gen_ppl, "entropy": 2.5, "entropy_ci": [2.4, 2.6], "div": div,
             "div_ci": None if div is None else [div - 0.05, div + 0.05], "mem": 0.1, "mem_ci": [0.05, 0.15],
             "mauve": mauve, "mauve_ci": mauve_ci, "mauve_n": 24, "bootstrap_resamples": 1000,
@@ -67,7 +67,7 @@ def report(tmp_path_factory) -> str:
                                 ("sedd_uniform", 500.0, [480.0, 520.0], "ELBO upper bound"),
                                 ("mdlm", 350.0, [340.0, 360.0], "ELBO upper bound")):
         margin, probe, graph, value = evidence[name]
-        write(d / f"metrics/likelihood/{name}.json", {"model": name, "heldout_ppl": ppl, "heldout_ppl_ci": ci,
+        write(d / f"metrics/likelihood/{name}.json", {"row": name, "heldout_ppl": ppl, "heldout_ppl_ci": ci,
                                                       "heldout_ppl_bound": kind, "heldout_tokens": 200,
                                                       "context_blind_margin": margin,
                                                       "context_probe": {"probe": probe, "graph": graph, "value": value}})
@@ -78,12 +78,12 @@ def report(tmp_path_factory) -> str:
         write(d / f"samples/{name}.jsonl", texts)
     digest = base_params_digest(raw, "ar")
     write(d / "reports/ablations.json", {
-        "ar_top_p": {"description": "AR nucleus", "model": "ar", "data_sha256": "d47a" * 16, "base_params": digest,
+        "ar_top_p": {"description": "AR nucleus", "row": "ar", "data_sha256": "d47a" * 16, "base_params": digest,
                      "rows": [{"name": "baseline (params.yaml)", "overrides": [], "gen_ppl": 80.0, "mauve": 0.6,
                                "mauve_ci": [0.5, 0.7]},
                               {"name": "ar-p09", "overrides": ["ar.sample.top_p=0.9"], "gen_ppl": 50.0,
                                "mauve": 0.65, "mauve_ci": [0.55, 0.75]}]},
-        "rotten_tomatoes_group": {"description": "from another corpus", "model": "ar", "data_sha256": "0ther" * 8,
+        "rotten_tomatoes_group": {"description": "from another corpus", "row": "ar", "data_sha256": "0ther" * 8,
                                   "base_params": digest, "rows": [{"name": "old-run", "overrides": [],
                                                                    "gen_ppl": 1.0, "mauve": 0.99}]}})
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}

@@ -14,10 +14,10 @@ from tests.reference_rows import profile_params
 
 
 def test_likelihood_table_marks_bounds_and_derives_nats_from_the_perplexity():
-    rows = [{"model": "x", "heldout_ppl": 100.0, "heldout_ppl_ci": [100.0, 100.0], "heldout_ppl_bound": "exact"},
-            {"model": "y", "heldout_ppl": 300.0, "heldout_ppl_ci": [280.0, 320.0], "heldout_ppl_bound": "ELBO",
+    rows = [{"row": "x", "heldout_ppl": 100.0, "heldout_ppl_ci": [100.0, 100.0], "heldout_ppl_bound": "exact"},
+            {"row": "y", "heldout_ppl": 300.0, "heldout_ppl_ci": [280.0, 320.0], "heldout_ppl_bound": "ELBO",
              "heldout_nats_per_token": 5.7, "heldout_nats_per_token_se": 0.01},
-            {"model": "no likelihood stage", "gen_ppl": 3.0}]
+            {"row": "no likelihood stage", "gen_ppl": 3.0}]
     table = likelihood_table(rows).splitlines()
     assert len(table) == 4  # head, alignment, the two rows with a likelihood
     assert table[2].startswith("| x | 100.0 | 4.605 |")  # log(100) = 4.6052; no ≤ on an exact figure
@@ -58,7 +58,7 @@ def test_space_tables_show_decoder_accuracy_per_diffusion_time():
     assert "| e | minilm | 1,000 | 20,000 | 3 | 3.0 MiB | 12 s |" in text
     assert "| e | 0.9900 / 0.900 | 0.8000 / 0.200 | 300 | 40 s | 12,345 |" in text
     assert "latent row without features" not in text and "the 64 test sentences" in text
-    assert space_tables({}, {}) == "No encoder-space rows in `models`."
+    assert space_tables({}, {}) == "No encoder-space rows in `rows`."
 
 
 def test_a_comparison_pair_is_judged_on_intervals(tmp_path: Path):
@@ -76,7 +76,7 @@ def test_load_run_reads_the_files_and_render_is_a_pure_function_of_them(tmp_path
     from textdiff.io import write_json, write_jsonl
 
     p = profile_params("tiny")
-    row = next(iter(p.models))
+    row = next(iter(p.row_families))
     write_json(tmp_path / "data/prepared/stats.json", {"splits": {"train": 5, "valid": 2, "test": 2}})
     write_jsonl(tmp_path / "data/prepared/valid.jsonl", [{"text": "a held-out line ."}, {"text": "another ."}])
     write_json(tmp_path / "metrics/eval/reference.json", {"gen_ppl": 20.0, "mauve": 1.0})
@@ -87,8 +87,8 @@ def test_load_run_reads_the_files_and_render_is_a_pure_function_of_them(tmp_path
     (tmp_path / "metrics/train").mkdir(parents=True)
     (tmp_path / f"metrics/train/{row}_loss.csv").write_text("step,loss\n0,8.5\n10,6.25\n")
 
-    run = load_run(tmp_path, list(p.models), list(p.swept_rows))
-    assert [r["model"] for r in run.rows] == [REFERENCE_ROW, row]  # rows without eval metrics are left out
+    run = load_run(tmp_path, list(p.row_families), list(p.swept_rows))
+    assert [r["row"] for r in run.rows] == [REFERENCE_ROW, row]  # rows without eval metrics are left out
     assert run.by_name()[row]["cache_speedup"] == 4.0 and run.by_name()[row]["heldout_ppl_bound"] == "exact"
     assert run.loss_curves == {row: [(0, 8.5), (10, 6.25)]}
     assert run.texts == {REFERENCE_ROW: ["a held-out line .", "another ."], row: ["a sampled line .", ""]}
@@ -112,7 +112,7 @@ def test_an_empty_run_renders_with_every_section_saying_what_is_missing():
 def test_the_mauve_note_gives_each_rows_sample_size():
     from textdiff.report.notes import mauve_note
 
-    note = mauve_note([{"model": "real text (held-out)", "mauve_n": 512}, {"model": "ar", "mauve_n": 128},
-                       {"model": "mdlm", "mauve_n": 128}])
+    note = mauve_note([{"row": "real text (held-out)", "mauve_n": 512}, {"row": "ar", "mauve_n": 128},
+                       {"row": "mdlm", "mauve_n": 128}])
     assert "n = min(texts, references): 512 for `real text (held-out)`; 128 for `ar`, `mdlm`." in note
-    assert "128 for every row." in mauve_note([{"model": "ar", "mauve_n": 128}])
+    assert "128 for every row." in mauve_note([{"row": "ar", "mauve_n": 128}])

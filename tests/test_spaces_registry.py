@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_row_of_params_yaml_has_a_space_kind_that_says_what_it_trains():
     p = REPO_PARAMS
-    kinds = {row: spaces.kind_of(p.row(row).space) for row in p.models}
+    kinds = {row: spaces.kind_of(p.row(row).space) for row in p.row_families}
     assert {kinds[r] for r in ("encoder", "encoder_emb")} == {"features"}
     assert {kinds[r] for r in ("latent_planner", "latent_ld4lg")} == {"latent"}
-    assert {r for r, k in kinds.items() if k == "tokens"} == set(p.models) - {
+    assert {r for r, k in kinds.items() if k == "tokens"} == set(p.row_families) - {
         "encoder", "encoder_emb", "latent_planner", "latent_ld4lg"}
     for row, kind in kinds.items():
         space = spaces.for_row(p.row(row).space)

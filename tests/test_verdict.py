@@ -88,10 +88,10 @@ def test_ablations_from_other_data_or_params_are_left_out():
     assert digest != base_params_digest({**raw, "rows": {"embedding": {"family": "embedding"}}}, "embedding")
     other = {**raw, "rows": {**raw["rows"], "mdlm": {"family": "mdlm"}}}
     assert digest == base_params_digest(other, "embedding")  # another row's params: same
-    groups = {"same": {"model": "embedding", "data_sha256": "d1", "base_params": digest, "rows": []},
-              "other_data": {"model": "embedding", "data_sha256": "d2", "base_params": digest, "rows": []},
-              "other_params": {"model": "embedding", "data_sha256": "d1", "base_params": "x", "rows": []},
-              "old": {"model": "embedding", "rows": []}}
+    groups = {"same": {"row": "embedding", "data_sha256": "d1", "base_params": digest, "rows": []},
+              "other_data": {"row": "embedding", "data_sha256": "d2", "base_params": digest, "rows": []},
+              "other_params": {"row": "embedding", "data_sha256": "d1", "base_params": "x", "rows": []},
+              "old": {"row": "embedding", "rows": []}}
     kept, left_out = comparable_groups(groups, "d1", lambda r: base_params_digest(raw, r))
     assert list(kept) == ["same"]
     assert set(left_out) == {"other_data", "other_params", "old"} and "other data" in left_out["other_data"]
@@ -151,7 +151,7 @@ def test_an_order_against_a_bound_is_shown_only_with_the_bound_below():
 def test_seed_variance_widens_intervals_with_students_t():
     assert seed_half_width([10.0, 12.0, 14.0]) == pytest.approx(4.302653 * 2.0, rel=1e-5)  # t_{.975,2}·sd
     assert seed_half_width([10.0]) is None
-    groups = {"training_seeds/x": {"seeds": True, "model": "x",
+    groups = {"training_seeds/x": {"seeds": True, "row": "x",
                                    "rows": [{"name": "baseline", "heldout_ppl": 100.0}, {"name": "seed-1", "heldout_ppl": 104.0},
                                             {"name": "seed-2", "heldout_ppl": 96.0}]}}
     rows = {"x": ppl(100, 99, 101), "y": ppl(90, 89, 91)}

@@ -135,9 +135,18 @@ class Params(RunParams):
         return self.rows[name]
 
     @property
-    def models(self) -> dict[str, str]:
+    def row_families(self) -> dict[str, str]:
         """Each row -> its family, from the rows' ``family:`` keys."""
         return {name: section.family for name, section in self.rows.items()}
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Deprecated spelling of ``row_families`` (a row was called a model before)."""
+        import warnings
+
+        warnings.warn("Params.models is deprecated: use Params.row_families (each row -> its family)",
+                      DeprecationWarning, stacklevel=2)
+        return self.row_families
 
     def rows_of(self, *families: str) -> list[str]:
         return [name for name, section in self.rows.items() if section.family in families]

@@ -45,8 +45,8 @@ def comparable_ablations(p, raw_params: dict, groups: dict[str, dict],
     from textdiff.report.provenance import base_params_digest, comparable_groups
 
     kept, left_out = comparable_groups(groups, data_sha256, lambda row: base_params_digest(raw_params, row))
-    for name in [n for n, g in kept.items() if g["model"] not in p.models]:
-        left_out[name] = f"`{kept.pop(name)['model']}` is not in this run's models"
+    for name in [n for n, g in kept.items() if g["row"] not in p.row_families]:
+        left_out[name] = f"`{kept.pop(name)['row']}` is not in this run's rows"
     return kept, left_out
 
 
@@ -71,19 +71,19 @@ LEARNED_NOTE = (
 )
 
 
-def with_learned_checks(run: RunMetrics, models) -> list[dict]:
+def with_learned_checks(run: RunMetrics, row_names) -> list[dict]:
     """The run's rows, each model row with its ``learned_check`` (textdiff.report.learned) added."""
     floor = run.noise_floor
-    return [{**r, "learned_check": learned_check(r, floor, run.autoencoders.get(r["model"]),
-                                                 run.decoders.get(r["model"]))} if r["model"] in models else r
+    return [{**r, "learned_check": learned_check(r, floor, run.autoencoders.get(r["row"]),
+                                                 run.decoders.get(r["row"]))} if r["row"] in row_names else r
             for r in run.rows]
 
 
 def render(p, run: RunMetrics, ablations: dict, left_out: dict[str, str], claims: list[dict],
            judged: list[dict] = ()) -> str:
     """The report's Markdown, section by section; the plots are linked from ``plots/``."""
-    rows, by_name = with_learned_checks(run, p.models), run.by_name()
-    model_rows = {r["model"]: r for r in rows if r["model"] in p.models}
+    rows, by_name = with_learned_checks(run, p.row_families), run.by_name()
+    model_rows = {r["row"]: r for r in rows if r["row"] in p.row_families}
     warnings = canvas_warnings(p, run.canvas_counts, run.spaces)
     lines = [
         "# textdiff report", "",

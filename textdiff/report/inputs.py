@@ -14,7 +14,7 @@ from pathlib import Path
 
 from textdiff.io import read_json, read_jsonl
 
-REFERENCE_ROW = "real text (held-out)"  # the held-out text, scored as a row beside the models
+REFERENCE_ROW = "real text (held-out)"  # the held-out text, scored as a row beside the trained rows
 NOISE_FLOOR_ROW = "noise floor (positional unigram)"  # text drawn position by position, scored as a row
 
 
@@ -47,19 +47,19 @@ class RunMetrics:
     ablation_groups: dict[str, dict] = field(default_factory=dict)  # reports/ablations.json, before provenance checks
 
     def by_name(self) -> dict[str, dict]:
-        return {r["model"]: r for r in self.rows}
+        return {r["row"]: r for r in self.rows}
 
     @property
     def noise_floor(self) -> dict | None:
         return self.by_name().get(NOISE_FLOOR_ROW)
 
 
-def load_run(root: str | Path, models: list[str], swept_rows: list[str]) -> RunMetrics:
-    """Read every metrics file of ``models`` (the run's rows) under ``root``."""
+def load_run(root: str | Path, row_names: list[str], swept_rows: list[str]) -> RunMetrics:
+    """Read every metrics file of ``row_names`` (the run's rows) under ``root``."""
     root = Path(root)
     metrics, samples, prepared = root / "metrics", root / "samples", root / "data" / "prepared"
 
-    def per_row(stage: str, names=models) -> dict[str, dict]:
+    def per_row(stage: str, names=row_names) -> dict[str, dict]:
         paths = {m: metrics / stage / f"{m}.json" for m in names}
         return {m: read_json(path) for m, path in paths.items() if path.exists()}
 
@@ -67,24 +67,24 @@ def load_run(root: str | Path, models: list[str], swept_rows: list[str]) -> RunM
 
     infill = per_row("infill")
     run = RunMetrics(
-        rows=eval_rows(metrics, models), stats=read_json(prepared / "stats.json"),
+        rows=eval_rows(metrics, row_names), stats=read_json(prepared / "stats.json"),
         judge=optional_json(metrics / "judge.json"),
         canvas_counts=(optional_json(metrics / "tokenizer.json") or {}).get("canvas_lengths", {}).get("counts"),
         train=per_row("train"), sample=per_row("sample"),
-        compute={m: row_compute(metrics, m) for m in models},
+        compute={m: row_compute(metrics, m) for m in row_names},
         spaces=per_row("space"), decoders=per_row("decoder"), autoencoders=per_row("autoencoder"),
-        sweeps=per_row("sweep", swept_rows), loss_curves=loss_curves(metrics, models),
+        sweeps=per_row("sweep", swept_rows), loss_curves=loss_curves(metrics, row_names),
         infill=infill, control=per_row("control"),
         guide_classifier=optional_json(metrics / "guide_classifier.json") or {},
         control_judge=optional_json(metrics / "control_judge.json") or {},
-        ablation_groups=optional_json(root / "reports" / "ablations.json") or {},
+        ablation_groups=ablation_groups(optional_json(root / "reports" / "ablations.json") or {}),
     )
     run.learning_curves = {m: t["learning_curve"] for m, t in run.train.items() if t.get("learning_curve")}
     run.sweep_records = {m: read_jsonl(samples / "sweep" / f"{m}.jsonl") for m in run.sweeps}
     run.infill_examples = {m: read_jsonl(samples / "infill" / f"{m}.jsonl")[:1] for m, record in infill.items()
                            if record.get("supported") and (samples / "infill" / f"{m}.jsonl").exists()}
     sources = ([(REFERENCE_ROW, prepared / "valid.jsonl"), (NOISE_FLOOR_ROW, samples / "noise_floor.jsonl")]
-               + [(m, samples / f"{m}.jsonl") for m in models])
+               + [(m, samples / f"{m}.jsonl") for m in row_names])
     run.texts = {name: [r["text"] for r in read_jsonl(path)] for name, path in sources if path.exists()}
     if run.autoencoders and (prepared / "test.jsonl").exists():
         run.test_texts = [r["text"] for r in read_jsonl(prepared / "test.jsonl")]
@@ -95,15 +95,15 @@ def optional_json(path: Path) -> dict | None:
     return read_json(path) if path.exists() else None
 
 
-def eval_rows(metrics: Path, models: list[str]) -> list[dict]:
+def eval_rows(metrics: Path, row_names: list[str]) -> list[dict]:
     """The reference and noise-floor rows, then one dict per evaluated row: its eval metrics with its train and
     likelihood metrics and the sample stage's figures merged in."""
     rows = []
     for label, stem in ((REFERENCE_ROW, "reference"), (NOISE_FLOOR_ROW, "noise_floor")):
         path = metrics / "eval" / f"{stem}.json"
         if path.exists():
-            rows.append({**read_json(path), "model": label})
-    for name in models:
+            rows.append({**read_json(path), "row": label})
+    for name in row_names:
         path = metrics / "eval" / f"{name}.json"
         if not path.exists():
             continue
@@ -116,7 +116,7 @@ def eval_rows(metrics: Path, models: list[str]) -> list[dict]:
         sweep = metrics / "sweep" / f"{name}.json"
         merged.update({k: v for k, v in (read_json(sweep) if sweep.exists() else {}).items()
                        if k.startswith(("cache_", "cached_", "uncached_"))})  # the cache timed at the paper's T
-        rows.append({**merged, "model": name})
+        rows.append({**merged, "row": name})
     return rows
 
 
@@ -129,12 +129,18 @@ def sample_figures(sample: dict) -> dict:
     return out
 
 
-def loss_curves(metrics: Path, models: list[str]) -> dict[str, list[tuple[int, float]]]:
+def loss_curves(metrics: Path, row_names: list[str]) -> dict[str, list[tuple[int, float]]]:
     """Each row's recorded training loss (metrics/train/ROW_loss.csv) as (step, loss) pairs."""
     curves = {}
-    for name in models:
+    for name in row_names:
         path = metrics / "train" / f"{name}_loss.csv"
         if path.exists():
             with open(path) as f:
                 curves[name] = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
     return curves
+
+
+def ablation_groups(collected: dict) -> dict[str, dict]:
+    """reports/ablations.json's groups, each naming its row under ``row`` (a file collected before the rename
+    names it under ``model``)."""
+    return {name: {**group, "row": group.get("row", group.get("model"))} for name, group in collected.items()}

@@ -32,7 +32,7 @@ def judge_header(p, judge: dict | None, rows: list[dict]) -> str:
     line = (f"Judge LM for gen_ppl: {what}; its exact held-out perplexity on the test split is "
             f"**{judge['heldout_ppl']:.1f}** ({judge['tokenizer']} tokens).")
     if judge["kind"] == "trained":
-        weaker = [r["model"] for r in rows if r.get("heldout_ppl") and r["heldout_ppl"] < judge["heldout_ppl"]]
+        weaker = [r["row"] for r in rows if r.get("heldout_ppl") and r["heldout_ppl"] < judge["heldout_ppl"]]
         line += (f" ⚠ The judge is *weaker* than {', '.join(f'`{m}`' for m in weaker)} by held-out perplexity: "
                  "read gen_ppl with care." if weaker else " Every row's held-out perplexity is higher: the judge "
                  "is the stronger model.")
@@ -44,7 +44,7 @@ def mauve_note(rows: list[dict]) -> str:
     sizes: dict[int, list[str]] = {}  # each row's MAUVE n: min(its texts, the references)
     for r in rows:
         if "mauve_n" in r:
-            sizes.setdefault(r["mauve_n"], []).append(r["model"])
+            sizes.setdefault(r["mauve_n"], []).append(r["row"])
     n = "; ".join(f"{size} for {', '.join(f'`{m}`' for m in models) if len(sizes) > 1 else 'every row'}"
                   for size, models in sorted(sizes.items(), reverse=True)) or "–"
     return (f"MAUVE on MiniLM sentence features, n = min(texts, references): {n}. Intervals are 95% "
@@ -63,7 +63,7 @@ def canvas_warnings(p, canvas_counts: dict | None, spaces: dict[str, dict]) -> l
     from textdiff.spaces.registry import kind_of
 
     out = []
-    for m in p.models:
+    for m in p.row_families:
         section = p.row(m)
         kind, checks = kind_of(section.space), []
         if canvas_counts and kind == "tokens":
@@ -92,8 +92,8 @@ def shared_or_listed(label: str, values: dict[str, object]) -> str:
 
 def settings_note(p, rows: list[dict]) -> str:
     """What the rows share and where they differ, read from this run's params and metrics."""
-    sections = {m: p.row(m) for m in p.models}
-    trained = {r["model"]: r for r in rows if "steps" in r}
+    sections = {m: p.row(m) for m in p.row_families}
+    trained = {r["row"]: r for r in rows if "steps" in r}
     parts = [
         shared_or_listed("backbone", {m: f"d{s.model.d_model} × {s.model.n_layers}" for m, s in sections.items()}),
         shared_or_listed("canvas (positions the model sees)", {m: s.model.seq_len for m, s in sections.items()}),
@@ -107,9 +107,9 @@ def settings_note(p, rows: list[dict]) -> str:
 def decoder_budget_note(p, autoencoders: dict[str, dict], train: dict[str, dict]) -> str:
     """The latent rows' text comes from a decoder trained apart from the diffusion model: say how long, from the
     metrics of this run."""
-    rows = [m for m, f in p.models.items() if f == "latent"]
+    rows = [m for m, f in p.row_families.items() if f == "latent"]
     if not rows:
-        return "No latent rows in `models`."
+        return "No latent rows in `rows`."
     trained = [f"`{m}` {autoencoders[m]['steps']} autoencoder steps and {train[m]['steps']} diffusion steps"
                for m in rows if m in autoencoders and m in train]
     return ("Each latent row's autoencoder (its decoder is an autoregressive LM conditioned on the latent) is "
@@ -140,7 +140,7 @@ def comparisons(section: str, rows: dict, path: Path = COMPARISONS_FILE) -> list
 
 
 def continuous_comparison(rows: list[dict]) -> str:
-    by_name = {r["model"]: r for r in rows}
+    by_name = {r["row"]: r for r in rows}
     lines = comparisons("continuous", by_name)
     reference = by_name.get(REFERENCE_ROW, {})
     roundtrip = reference.get("wordpiece_roundtrip")

@@ -28,8 +28,8 @@ def comparable_groups(groups: dict[str, dict], data_sha256: str | None,
             left_out[name] = "collected before provenance was recorded"
         elif group["data_sha256"] != data_sha256:
             left_out[name] = "collected on other data"
-        elif group["base_params"] != digest_of_row(group["model"]):
-            left_out[name] = f"collected with other base params for `{group['model']}`"
+        elif group["base_params"] != digest_of_row(group["row"]):
+            left_out[name] = f"collected with other base params for `{group['row']}`"
         else:
             kept[name] = group
     return kept, left_out

@@ -45,7 +45,7 @@ COLUMNS = [  # (header, metrics key, format)
 
 
 def row_label(row: dict) -> str:
-    return row["model"] + (" ⚠ degenerate" if row.get("degenerate") else "")
+    return row["row"] + (" ⚠ degenerate" if row.get("degenerate") else "")
 
 
 def learned_cell(row: dict) -> str:
@@ -95,7 +95,7 @@ def learned_table(rows: list[dict]) -> str:
         if check is None:
             continue
         marks = "; ".join(("✓ " if c["passed"] else "✗ ") + describe(c) for c in check["checks"])
-        body.append(f"| {r['model']} | {'yes' if check['learned'] else 'no'} | {marks} |")
+        body.append(f"| {r['row']} | {'yes' if check['learned'] else 'no'} | {marks} |")
     return "\n".join([head, *body])
 
 
@@ -106,7 +106,7 @@ def degenerate_note(rows: list[dict]) -> str:
                 + sample_shares_table(rows))
     return ("⚠ Degenerate output, left out of every ranking (its held-out likelihood, which does not depend on "
             "its samples, still counts as evidence): " + "; ".join(
-                f"`{r['model']}`: {', '.join(r.get('degenerate_reasons') or [])}" for r in flagged)
+                f"`{r['row']}`: {', '.join(r.get('degenerate_reasons') or [])}" for r in flagged)
             + ". A low gen_ppl from such a row is repetition, not fluency.\n\n" + sample_shares_table(rows))
 
 
@@ -132,7 +132,7 @@ def likelihood_table(rows: list[dict]) -> str:
         nats = r.get("heldout_nats_per_token")
         if nats is None and r.get("heldout_ppl"):
             nats = math.log(r["heldout_ppl"])
-        body.append(f"| {r['model']} | {'≤ ' if r['heldout_ppl_bound'] != 'exact' and r.get('heldout_ppl') else ''}"
+        body.append(f"| {r['row']} | {'≤ ' if r['heldout_ppl_bound'] != 'exact' and r.get('heldout_ppl') else ''}"
                     f"{fmt_ci(r, 'heldout_ppl', '{:.1f}')} | {fmt(nats, '{:.3f}')}"
                     f"{' ± ' + format(1.96 * r['heldout_nats_per_token_se'], '.3f') if r.get('heldout_nats_per_token_se') else ''}"
                     f" | {r['heldout_ppl_bound']} | "
@@ -145,7 +145,7 @@ def likelihood_order(rows: list[dict]) -> str:
     ranked = sorted((r for r in rows if r.get("heldout_ppl")), key=lambda r: r["heldout_ppl"])
     if not ranked:
         return ""
-    return "Measured order, lowest first: " + " < ".join(f"{r['model']} ({r['heldout_ppl']:.1f})" for r in ranked) + "."
+    return "Measured order, lowest first: " + " < ".join(f"{r['row']} ({r['heldout_ppl']:.1f})" for r in ranked) + "."
 
 
 def compute_table(compute: dict[str, dict], sample: dict[str, dict]) -> str:
@@ -209,7 +209,7 @@ def space_tables(spaces: dict[str, dict], decoders: dict[str, dict]) -> str:
     """The cached spaces (size, encode time) and their decoders' held-out accuracy."""
     cached = {m: s for m, s in spaces.items() if "features" in s}
     if not cached:
-        return "No encoder-space rows in `models`."
+        return "No encoder-space rows in `rows`."
     head = ("| row | features | sentences | tokens | at max length | cache on disk | features wall |\n"
             "|---|---|---:|---:|---:|---:|---:|")
     body = [f"| {m} | {s['features']} | {s['sentences']:,} | {s['tokens']:,} | {s['at_max_length']} | "
@@ -241,7 +241,7 @@ def autoencoder_tables(autoencoders: dict[str, dict], spaces: dict[str, dict], t
 
     trained = {m: a for m, a in autoencoders.items() if a.get("autoencoder")}
     if not trained:
-        return "No latent rows in `models`."
+        return "No latent rows in `rows`."
     head = ("| row | autoencoder | latent | held-out exact | token acc | BLEU | training-set exact / token acc / BLEU "
             "| latent std / norm | KL per sentence | steps | train wall | parameters |\n"
             "|---|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|")
@@ -292,10 +292,10 @@ def ablation_tables(groups: dict, left_out: dict[str, str]) -> str:
     for name, group in groups.items():
         head = "| run | overrides | " + " | ".join(h for h, _, _ in ABLATION_COLUMNS) + " |"
         sep = "|---|---|" + "---:|" * len(ABLATION_COLUMNS)
-        body = ["| " + row_label({**r, "model": r["name"]}) + " | "
+        body = ["| " + row_label({**r, "row": r["name"]}) + " | "
                 + (", ".join(f"`{o}`" for o in r["overrides"]) or "–") + " | "
                 + " | ".join(fmt_ci(r, k, f) for _, k, f in ABLATION_COLUMNS) + " |" for r in group["rows"]]
-        parts.append(f"### {name} ({group['model']})\n\n{group['description']}\n\n" + "\n".join([head, sep, *body]))
+        parts.append(f"### {name} ({group['row']})\n\n{group['description']}\n\n" + "\n".join([head, sep, *body]))
     if not parts:
         parts.append("No ablations collected on this run's data and params: run `make ablate` (DVC experiments), "
                      "then `dvc repro report`.")

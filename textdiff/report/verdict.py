@@ -51,7 +51,7 @@ def seed_spread(ablations: dict[str, dict], row: str, metric: str) -> list[float
     """The row's metric in every run of its training-seed group (``seeds: true`` in ablations.yaml; the
     baseline is the default seed), or [] when no such group was collected on this data and params."""
     for group in ablations.values():
-        if group.get("seeds") and group.get("model") == row:
+        if group.get("seeds") and group.get("row") == row:
             values = [r.get(metric) for r in group["rows"] if not r.get("degenerate")]
             return [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return []
@@ -296,7 +296,7 @@ def verdict_section(rows: dict[str, dict], ablations: dict[str, dict], claims: l
     if unlearned:
         lines += ["", "Not ranked, has not learned: " + "; ".join(f"`{n}` ({not_learned(rows[n])})"
                                                                  for n in unlearned) + "."]
-    seeded = sorted(g["model"] for g in ablations.values() if g.get("seeds"))
+    seeded = sorted(g["row"] for g in ablations.values() if g.get("seeds"))
     lines += ["", (f"Training-seed spread measured for {', '.join(f'`{m}`' for m in seeded)} (ablation group "
                    "`training_seeds`): their intervals below are the wider of the run's own and the seeds'."
                    if seeded else "Training-seed spread not measured: the intervals are this run's (data and "
