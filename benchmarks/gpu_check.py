@@ -126,7 +126,7 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(device, torch.float32), "bf16": matmul_peak(device, torch.bfloat16)}
     print(f"measured dense matmul peak: fp32 {peaks['fp32'] / 1e12:.2f} TFLOP/s, bf16 {peaks['bf16'] / 1e12:.2f}")
     vocab = Vocab(p.tokenizer.vocab_size, 0, 1, 2, 3)
-    rows = args.rows or list(p.models)
+    rows = args.rows or list(p.row_families)
     print(f"\n{'row':>15} {'params':>8} {'prec':>5} {'step ms':>8} {'train tok/s':>12} {'TFLOP/s':>8} {'MFU':>5} "
           f"{'sample tok/s':>13} {'steps':>6}")
     ar_section = None

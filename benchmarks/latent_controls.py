@@ -43,7 +43,7 @@ def main() -> None:
     p = params()
     device = resolve_device(p.device)
     tokenizer = load_tokenizer(TOKENIZER)
-    rows = [r for r, family in p.models.items() if family == "latent" and (MODELS / r).exists()]
+    rows = [r for r, family in p.row_families.items() if family == "latent" and (MODELS / r).exists()]
     results = {}
     for row in rows:
         autoencoder = load_autoencoder(SPACES / row / "autoencoder", device)
