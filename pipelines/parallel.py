@@ -26,8 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipelines.schedule import (StageFailed, StageProgress, output_lines, plan, run_as_ready, run_stage,
-                                stages_to_run, thread_share)
+from pipelines.schedule import (FIRST_STAGES, StageFailed, StageProgress, output_lines, plan, run_as_ready,
+                                run_stage, stages_to_run, thread_share)
 from pipelines.warm import WarmStages
 
 
@@ -116,7 +116,7 @@ TIMES = Path("logs/repro_times.json")
 
 def write_times(path: Path, times: dict, jobs: int, wall_s: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"jobs": jobs, "wall_s": wall_s,
+    path.write_text(json.dumps({"jobs": jobs, "wall_s": wall_s, "planned": list(FIRST_STAGES),
                                 "stages": {s: {"start_s": a, "end_s": b, "seconds": b - a}
                                            for s, (a, b) in sorted(times.items(), key=lambda kv: kv[1])}},
                                indent=1) + "\n")

@@ -62,6 +62,9 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return out
 
 
+FIRST_STAGES = ("code", "validate")  # what plan() brings up to date before it asks DVC what else changed
+
+
 def plan(repo_dir: Path, remote: str | None) -> Plan:
     """DVC's stages in dependency order, each one's upstream stages, and (without a remote) the changed ones."""
     import networkx as nx
@@ -78,7 +81,7 @@ def plan(repo_dir: Path, remote: str | None) -> Plan:
     ran = {}
     # code's digests say which stages a code change reaches, validate's data/params/ROW.yaml which rows a params
     # change reaches: bring them up to date first (from the run cache where it has them), then ask DVC again
-    for first in ("code", "validate"):
+    for first in FIRST_STAGES:
         if first in changed:
             ran[first] = run_stage(first, repo_dir, pull=bool(remote))[0]
             changed = set(json.loads(dvc("status", "--json", cwd=repo_dir).stdout or "{}")) | set(ran)

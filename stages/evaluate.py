@@ -179,7 +179,7 @@ def main(name: str | None, noise_floor: bool = False) -> None:
     if name is not None:
         write_json(SUMMARY / f"{name}.json", summary(metrics, read_json(METRICS / "likelihood" / f"{name}.json")))
         log_to_wandb(p, name, metrics)
-    say("evaluate", f"{metrics['model']}: gen_ppl {metrics['gen_ppl']:.1f}, mauve {metrics['mauve']:.3f}, "
+    say("evaluate", f"{metrics['row']}: gen_ppl {metrics['gen_ppl']:.1f}, mauve {metrics['mauve']:.3f}, "
                     f"div {metrics['div']:.3f}, mem {metrics['mem']:.3f}"
                     + (f" (DEGENERATE: {'; '.join(metrics['degenerate_reasons'])})" if metrics["degenerate"] else ""))
 
