@@ -26,12 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_PARTY = ("stages", "textdiff")
-# Imports by name. A file in the closure that calls ``get_family`` runs the row's textdiff/families/<family>.py;
-# textdiff/params/reading.py (a row's params) imports textdiff/params/<family>.py; textdiff/eval/judge.py loads the
-# judge stage's LM, an ar model, through persist.load_model's get_family, whatever the row's family.
+# Imports by name, each loading the row's family: a file in the closure that calls ``get_family`` runs
+# textdiff/families/<family>.py; textdiff/params/reading.py (a row's params) imports textdiff/params/<family>.py.
 CALLS_BY_NAME = {"get_family": "textdiff.families.{family}"}
-FILES_BY_NAME = {"textdiff/params/reading.py": ("textdiff.params.{family}",),
-                 "textdiff/eval/judge.py": ("textdiff.families.ar",)}
+FILES_BY_NAME = {"textdiff/params/reading.py": "textdiff.params.{family}"}
 
 
 def module_file(module: str) -> Path | None:
@@ -90,9 +88,7 @@ def _with_packages(path: Path) -> list[Path]:
 
 def import_closure(*modules: str, family: str | None = None) -> set[Path]:
     """Every repository file that importing ``modules`` runs, by relative path. ``family``: the family that an
-    import by name (``CALLS_BY_NAME``, ``FILES_BY_NAME``) loads; without one those of the row's family are not
-    followed. A data file counts when a module names it, exactly, in a string literal beside itself (a file in a
-    subfolder or a name built at run time would be missed: none is, today)."""
+    import by name (``CALLS_BY_NAME``, ``FILES_BY_NAME``) loads; without one those imports are not followed."""
     seen: set[Path] = set()
     todo = [f for m in modules if (f := module_file(m)) is not None]
     while todo:
@@ -103,9 +99,9 @@ def import_closure(*modules: str, family: str | None = None) -> set[Path]:
             imported, siblings, calls = _direct(path)
             seen.update(siblings)
             todo.extend(f for m in imported if (f := module_file(m)) is not None)
-            by_name = [CALLS_BY_NAME[c] for c in calls] + list(FILES_BY_NAME.get(str(path), ()))
-            todo.extend(module_file(p.format(family=family)) for p in by_name
-                        if family is not None or "{family}" not in p)
+            if family is not None:
+                by_name = [CALLS_BY_NAME[c] for c in calls] + [FILES_BY_NAME.get(str(path))]
+                todo.extend(module_file(p.format(family=family)) for p in by_name if p)
     return seen
 
 

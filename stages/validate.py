@@ -1,9 +1,9 @@
-"""validate: check every params value before any other stage reads params.
+"""validate: check every params value before any other stage runs.
 
 DVC deletes a stage's outputs just before it runs the stage's command, so a typo
-found inside the stage would cost its last good outputs. Every stage that reads params sits
-downstream of this one (prepare depends on its output; only stage code, which reads none, runs
-before it), so `dvc repro` stops here with the bad key named and nothing deleted. data/params_valid.json is constant,
+found inside the stage would cost its last good outputs. Every stage sits
+downstream of this one (prepare depends on its output), so `dvc repro` stops here
+with the bad key named and nothing deleted. data/params_valid.json is constant,
 so a valid change of params re-runs this stage without invalidating anything
 else by itself. data/params/ROW.yaml is each row's resolved section (the
 defaults block merged under it, every key filled in): the row stages read their

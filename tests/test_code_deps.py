@@ -50,8 +50,6 @@ def test_the_closure_follows_function_level_imports_data_files_and_the_family_lo
     sweep = names(stage_code("stages.steps_sweep", "mdlm"))
     assert "textdiff/persist.py" in sweep  # imported inside sweep_row only
     assert "textdiff/families/mdlm.py" in sweep and "textdiff/families/sedd.py" not in sweep  # get_family(row's)
-    assert "textdiff/families/ar.py" in sweep  # the judge LM that scores its samples is an ar model
-    assert "textdiff/families/ar.py" in names(stage_code("stages.evaluate"))  # the reference row: no row family
     assert "textdiff/params/mdlm.py" in sweep  # the row's schema, which StageParams.row imports by name
     assert "textdiff/report/claims.yaml" in names(stage_code("stages.report"))  # read beside verdict.py
     assert "textdiff/families/__init__.py" in names(import_closure("textdiff.families.mdlm"))  # its package

@@ -168,7 +168,7 @@ def _error_path(loc: tuple) -> str:
 def _error_message(e: dict) -> str:
     known = ", ".join(FAMILIES)
     if e["type"] == "extra_forbidden":
-        return "unknown key (check the spelling; see textdiff/params/ for the schema)"
+        return "unknown key (check the spelling; see textdiff/config.py for the schema)"
     if e["type"] == "union_tag_not_found":
         return f"no `family:` key: a row names its family, one of {known}"
     if e["type"] == "string_pattern_mismatch" and e["loc"][:1] == ("rows",) and "[key]" in e["loc"]:
